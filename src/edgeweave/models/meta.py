@@ -45,6 +45,12 @@ class ObjectMeta(BaseModel):
     resourceVersion: str | int | None = None
     generation: int | None = None
     creationTimestamp: str | None = None
+    # accepted so manifests exported from Kubernetes-style tools apply unchanged
+    generateName: str | None = None
+    finalizers: list[str] = Field(default_factory=list)
+    ownerReferences: list[dict[str, Any]] = Field(default_factory=list)
+    deletionTimestamp: str | None = None
+    managedFields: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod

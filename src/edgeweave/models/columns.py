@@ -1,0 +1,59 @@
+"""Read a table column out of an object: the paths ``KindInfo.columns`` name.
+
+Path syntax: dotted keys (``status.phase``), list indexes (``spec.ports[0].port``) and
+``[*]`` for every item (``spec.properties[*].name`` → ``"temp,mode"``). Values render as text:
+lists joined by ``,``, maps as ``k=v`` pairs, missing as ``<none>`` (``-`` for one missing
+item of a ``[*]`` list). Pure formatting: no knowledge of time (the CLI turns
+``metadata.creationTimestamp`` into an age) or of terminals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+NONE = "<none>"
+_TOKEN_RE = re.compile(r"([^.\[\]]+)|\[(\*|[0-9]+)\]")
+
+
+def column_values(obj: Any, path: str) -> list[Any]:
+    """Every value ``path`` reaches in ``obj``: one per item under ``[*]``, ``None`` where an
+    item lacks the rest of the path (so two ``[*]`` columns stay aligned)."""
+    current: list[Any] = [obj]
+    for key, index in _TOKEN_RE.findall(path):
+        found: list[Any] = []
+        for value in current:
+            if index == "*":
+                found.extend(value if isinstance(value, list) else [None])
+            elif index:
+                ok = isinstance(value, list) and int(index) < len(value)
+                found.append(value[int(index)] if ok else None)
+            else:
+                found.append(value.get(key) if isinstance(value, dict) else None)
+        current = found
+    return current
+
+
+def render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return ",".join(f"{k}={render(v)}" for k, v in value.items()) or NONE
+    if isinstance(value, list):
+        return ",".join(render(v) for v in value) or NONE
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, default=str)
+
+
+def column_text(obj: Any, path: str) -> str:
+    """The text a table cell shows for ``path`` in ``obj``."""
+    values = column_values(obj, path)
+    if all(v is None for v in values):
+        return NONE
+    if "[*]" not in path:
+        return render(values[0])
+    return ",".join("-" if v is None else render(v) for v in values)
