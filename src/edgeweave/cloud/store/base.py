@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from edgeweave.models.selectors import LabelSelector
@@ -47,7 +47,7 @@ class ListResult:
 class WatchFilter:
     kind: str | None = None  # None = every kind
     namespace: str | None = None  # None = every namespace
-    selector: LabelSelector = LabelSelector()
+    selector: LabelSelector = field(default_factory=LabelSelector)
     name: str | None = None  # one object only
 
     def matches(self, obj: JSONObject) -> bool:

@@ -1,0 +1,130 @@
+"""Change-log watches, shared by the store backends.
+
+A watch is a cursor over the change log: it reads entries with ``rv > last`` in bounded
+batches through a backend-supplied ``fetch`` function, turns the ones that match its
+:class:`~edgeweave.cloud.store.base.WatchFilter` into events, and when it has caught up waits
+for the store's :class:`Notifier` (set after every commit the store learns of), or for the
+poll interval to pass. Because the log, not the notification, is the source of truth, a lost
+notification only delays an event, never drops it.
+
+Must not talk to a database itself and must not start tasks: a watch does its work inside
+the consumer's ``__anext__``, so leaving it leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
+
+from edgeweave.cloud.store._objects import decode_json, gone
+from edgeweave.cloud.store.base import EventType, WatchEvent, WatchFilter
+
+# (rv, type, kind, namespace, name, json)
+ChangeRow = tuple[int, str, str, str, str, str]
+# fetch(after_rv, max_rows) -> (compacted_from, rows with rv > after_rv in rv order)
+FetchChanges = Callable[[int, int], Awaitable[tuple[int, Sequence[ChangeRow]]]]
+WATCH_BATCH_ROWS = 1000
+
+
+class Notifier:
+    """Wakes every open watch of one store; closing it ends them all."""
+
+    def __init__(self) -> None:
+        self._events: set[asyncio.Event] = set()
+        self.closed = False
+
+    def subscribe(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events.add(event)
+        return event
+
+    def unsubscribe(self, event: asyncio.Event) -> None:
+        self._events.discard(event)
+
+    def notify(self) -> None:
+        for event in self._events:
+            event.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.notify()
+
+
+class LogWatch:
+    """One open watch; iterate it for events. Ends (StopAsyncIteration) when closed; raises
+    Gone if compaction overtakes it."""
+
+    def __init__(
+        self,
+        fetch: FetchChanges,
+        notifier: Notifier,
+        since: int,
+        flt: WatchFilter | None,
+        *,
+        poll_interval_s: float | None,
+        batch_rows: int = WATCH_BATCH_ROWS,
+    ) -> None:
+        self._fetch = fetch
+        self._notifier = notifier
+        self._last = since
+        self._flt = flt if flt is not None else WatchFilter()
+        self._poll_interval_s = poll_interval_s
+        self._batch_rows = batch_rows
+        self._buffer: deque[WatchEvent] = deque()
+        self._wake = notifier.subscribe()
+        self._closed = False
+
+    @property
+    def last_resource_version(self) -> int:
+        return self._last
+
+    def close(self) -> None:
+        self._closed = True
+        self._notifier.unsubscribe(self._wake)
+        self._wake.set()
+
+    def __aiter__(self) -> LogWatch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        while True:
+            if self._closed or self._notifier.closed:
+                raise StopAsyncIteration
+            if self._buffer:
+                return self._buffer.popleft()
+            # clear before reading: a commit after this point sets it again
+            self._wake.clear()
+            compacted_from, rows = await self._fetch(self._last, self._batch_rows)
+            if self._last < compacted_from:
+                raise gone(self._last, compacted_from)
+            self._accept(rows)
+            if self._buffer or len(rows) >= self._batch_rows:
+                continue
+            await self._sleep()
+
+    def _accept(self, rows: Sequence[ChangeRow]) -> None:
+        flt = self._flt
+        for rv, event_type, kind, namespace, name, text in rows:
+            self._last = rv
+            if flt.kind is not None and kind != flt.kind:
+                continue
+            if flt.namespace is not None and namespace != flt.namespace:
+                continue
+            if flt.name is not None and name != flt.name:
+                continue
+            obj = decode_json(text)
+            if flt.selector.empty or flt.selector.matches(obj.get("metadata", {}).get("labels")):
+                self._buffer.append(WatchEvent(cast(EventType, event_type), obj, rv))
+
+    async def _sleep(self) -> None:
+        if self._poll_interval_s is None:
+            await self._wake.wait()
+            return
+        # a timer that sets the same event: no extra task per wait
+        timer = asyncio.get_running_loop().call_later(self._poll_interval_s, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()

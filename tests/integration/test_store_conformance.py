@@ -1,0 +1,548 @@
+"""One conformance suite for every state-store backend (SQLite file, PostgreSQL schema).
+
+Each test runs against both backends through the ``backend`` fixture; PostgreSQL tests use a
+fresh schema that is dropped afterwards. Waits are conditions under ``asyncio.wait_for``,
+never sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeweave.cloud.store.base import JSONObject, Store, Watch, WatchEvent, WatchFilter
+from edgeweave.errors import AlreadyExists, BadRequest, Conflict, Gone, NotFound
+from edgeweave.models.selectors import LabelSelector
+
+TIMEOUT_S = 10.0
+
+
+@dataclass
+class Backend:
+    name: str
+    opener: Callable[..., Awaitable[Any]]
+    opened: list[Store] = field(default_factory=list)
+
+    async def open(self, **kwargs: Any) -> Store:
+        store: Store = await self.opener(**kwargs)
+        self.opened.append(store)
+        return store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        from edgeweave.cloud.store.sqlite import open_sqlite_store
+
+        path = tmp_path / "store.db"
+        b = Backend("sqlite", lambda **kw: open_sqlite_store(path, **kw))
+        yield b
+        for store in b.opened:
+            await store.aclose()
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    from edgeweave.cloud.store.postgres import drop_postgres_schema, open_postgres_store
+
+    schema = f"ew_test_{uuid.uuid4().hex[:12]}"
+    b = Backend("postgres", lambda **kw: open_postgres_store(url, schema=schema, **kw))
+    try:
+        yield b
+    finally:
+        for store in b.opened:
+            await store.aclose()
+        await drop_postgres_schema(url, schema)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> Store:
+    return await backend.open()
+
+
+def obj(
+    name: str,
+    *,
+    kind: str = "App",
+    namespace: str | None = "default",
+    labels: dict[str, str] | None = None,
+    spec: Any = None,
+) -> JSONObject:
+    meta: JSONObject = {"name": name, "labels": labels or {}}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return {
+        "apiVersion": "edgeweave.io/v1",
+        "kind": kind,
+        "metadata": meta,
+        "spec": spec if spec is not None else {"n": 0},
+    }
+
+
+def rv_of(o: JSONObject) -> int:
+    return int(o["metadata"]["resourceVersion"])
+
+
+async def take(watch: Watch, count: int, timeout_s: float = TIMEOUT_S) -> list[WatchEvent]:
+    async def collect() -> list[WatchEvent]:
+        events: list[WatchEvent] = []
+        async for event in watch:
+            events.append(event)
+            if len(events) == count:
+                break
+        return events
+
+    return await asyncio.wait_for(collect(), timeout_s)
+
+
+def names(items: list[JSONObject]) -> list[str]:
+    return [o["metadata"]["name"] for o in items]
+
+
+# ---- create / get / update / delete -------------------------------------------------------
+
+
+async def test_create_sets_server_metadata_and_get_returns_the_stored_object(store: Store) -> None:
+    sent = obj("web", labels={"app": "web"})
+    created = await store.create(sent)
+    meta = created["metadata"]
+    assert uuid.UUID(meta["uid"]).version == 4
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["creationTimestamp"])
+    assert meta["generation"] == 1
+    assert isinstance(meta["resourceVersion"], str)
+    assert rv_of(created) == await store.current_resource_version()
+    assert "uid" not in sent["metadata"], "the caller's dict is left alone"
+    assert await store.get("App", "default", "web") == created
+
+
+async def test_a_cluster_scoped_object_has_the_empty_namespace(store: Store) -> None:
+    created = await store.create(obj("node-a", kind="Node", namespace=None))
+    assert await store.get("Node", "", "node-a") == created
+    assert names((await store.list("Node")).items) == ["node-a"]
+    assert names((await store.list("Node", "")).items) == ["node-a"]
+
+
+async def test_creating_an_existing_object_raises_already_exists(store: Store) -> None:
+    await store.create(obj("web"))
+    with pytest.raises(AlreadyExists):
+        await store.create(obj("web"))
+    await store.create(obj("web", namespace="other"))
+    await store.create(obj("web", kind="Service"))
+
+
+async def test_missing_objects_raise_not_found_on_get_update_and_delete(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.get("App", "default", "nope")
+    with pytest.raises(NotFound):
+        await store.update(obj("nope"))
+    with pytest.raises(NotFound):
+        await store.delete("App", "default", "nope")
+
+
+async def test_update_keeps_identity_and_bumps_generation_only_when_spec_changes(
+    store: Store,
+) -> None:
+    created = await store.create(obj("web", spec={"n": 1}))
+    relabelled = copy.deepcopy(created)
+    relabelled["metadata"]["labels"] = {"tier": "front"}
+    relabelled["status"] = {"phase": "Running"}
+    same_spec = await store.update(relabelled)
+    assert same_spec["metadata"]["generation"] == 1
+    assert same_spec["metadata"]["labels"] == {"tier": "front"}
+    assert same_spec["status"] == {"phase": "Running"}
+    assert rv_of(same_spec) > rv_of(created)
+
+    changed = copy.deepcopy(same_spec)
+    changed["spec"] = {"n": 2}
+    changed["metadata"]["uid"] = "forged"
+    changed["metadata"]["creationTimestamp"] = "1999-01-01T00:00:00Z"
+    updated = await store.update(changed)
+    assert updated["metadata"]["generation"] == 2
+    assert updated["metadata"]["uid"] == created["metadata"]["uid"]
+    assert updated["metadata"]["creationTimestamp"] == created["metadata"]["creationTimestamp"]
+    assert await store.get("App", "default", "web") == updated
+
+
+async def test_resource_version_strictly_increases_across_kinds_and_namespaces(
+    store: Store,
+) -> None:
+    start = await store.current_resource_version()
+    seen = [
+        rv_of(await store.create(obj("a"))),
+        rv_of(await store.create(obj("a", kind="Service"))),
+        rv_of(await store.create(obj("a", namespace="other"))),
+        rv_of(await store.update(obj("a"))),
+        rv_of(await store.delete("Service", "default", "a")),
+        rv_of(await store.create(obj("n", kind="Node", namespace=None))),
+    ]
+    assert seen == sorted(set(seen))
+    assert seen[0] > start
+    assert await store.current_resource_version() == seen[-1]
+
+
+async def test_update_with_a_stale_resource_version_raises_conflict(store: Store) -> None:
+    created = await store.create(obj("web"))
+    await store.update(created)
+    with pytest.raises(Conflict):
+        await store.update(created)
+
+
+async def test_update_without_a_resource_version_is_unconditional(store: Store) -> None:
+    await store.create(obj("web"))
+    updated = await store.update(obj("web", spec={"n": 5}))
+    assert updated["spec"] == {"n": 5}
+
+
+async def test_delete_with_a_stale_resource_version_raises_conflict_and_keeps_the_object(
+    store: Store,
+) -> None:
+    created = await store.create(obj("web"))
+    updated = await store.update(created)
+    with pytest.raises(Conflict):
+        await store.delete("App", "default", "web", resource_version=rv_of(created))
+    assert await store.get("App", "default", "web") == updated
+    deleted = await store.delete("App", "default", "web", resource_version=rv_of(updated))
+    assert rv_of(deleted) > rv_of(updated)
+    assert deleted["metadata"]["uid"] == created["metadata"]["uid"]
+    with pytest.raises(NotFound):
+        await store.get("App", "default", "web")
+
+
+# ---- list ---------------------------------------------------------------------------------
+
+
+async def test_list_by_namespace_or_all_namespaces_is_ordered_by_namespace_then_name(
+    store: Store,
+) -> None:
+    for ns, name in [("b", "x"), ("a", "z"), ("a", "y"), ("b", "a")]:
+        await store.create(obj(name, namespace=ns))
+    await store.create(obj("other-kind", kind="Service", namespace="a"))
+    everything = await store.list("App")
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in everything.items] == [
+        ("a", "y"),
+        ("a", "z"),
+        ("b", "a"),
+        ("b", "x"),
+    ]
+    assert names((await store.list("App", "b")).items) == ["a", "x"]
+    assert (await store.list("App", "nope")).items == []
+
+
+async def test_list_resource_version_is_the_store_version_the_items_agree_with(
+    store: Store,
+) -> None:
+    empty = await store.list("App")
+    assert empty.resource_version == await store.current_resource_version()
+    await store.create(obj("a"))
+    last = await store.create(obj("b", kind="Service"))
+    listed = await store.list("App")
+    assert listed.resource_version == rv_of(last)
+    assert listed.continue_token is None
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("app=web", ["a", "b"]),
+        ("app==web", ["a", "b"]),
+        ("app!=web", ["c", "d"]),
+        ("tier in (front,back)", ["a", "b"]),
+        ("tier notin (front)", ["b", "c", "d"]),
+        ("tier", ["a", "b"]),
+        ("!tier", ["c", "d"]),
+        ("app=web,tier=back", ["b"]),
+    ],
+)
+async def test_list_filters_by_label_selector(
+    store: Store, selector: str, expected: list[str]
+) -> None:
+    await store.create(obj("a", labels={"app": "web", "tier": "front"}))
+    await store.create(obj("b", labels={"app": "web", "tier": "back"}))
+    await store.create(obj("c", labels={"app": "db"}))
+    await store.create(obj("d"))
+    result = await store.list("App", "default", LabelSelector.parse(selector))
+    assert names(result.items) == expected
+
+
+async def test_paging_with_limit_and_continue_returns_every_object_exactly_once(
+    store: Store,
+) -> None:
+    expected = []
+    for i in range(23):
+        ns = f"ns{i % 3}"
+        await store.create(obj(f"o{i:02d}", namespace=ns))
+        expected.append((ns, f"o{i:02d}"))
+    pages: list[list[JSONObject]] = []
+    token: str | None = None
+    while True:
+        page = await store.list("App", limit=5, continue_token=token)
+        pages.append(page.items)
+        token = page.continue_token
+        if token is None:
+            break
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
+    got = [(o["metadata"]["namespace"], o["metadata"]["name"]) for p in pages for o in p]
+    assert got == sorted(expected)
+
+
+async def test_paging_with_a_selector_returns_only_matching_objects(store: Store) -> None:
+    for i in range(30):
+        await store.create(obj(f"o{i:02d}", labels={"even": str(i % 2 == 0).lower()}))
+    got: list[str] = []
+    token: str | None = None
+    selector = LabelSelector.parse("even=true")
+    while True:
+        page = await store.list("App", "default", selector, limit=4, continue_token=token)
+        assert len(page.items) <= 4
+        got += names(page.items)
+        token = page.continue_token
+        if token is None:
+            break
+    assert got == [f"o{i:02d}" for i in range(0, 30, 2)]
+
+
+async def test_a_selector_page_read_in_several_chunks_is_complete_and_consistent(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeweave.cloud.store import _paging
+
+    monkeypatch.setattr(_paging, "SELECTOR_CHUNK_ROWS", 3)
+    for i in range(20):
+        await store.create(obj(f"o{i:02d}", labels={"pick": "yes" if i % 7 == 6 else "no"}))
+    selector = LabelSelector.parse("pick=yes")
+    first = await store.list("App", "default", selector, limit=2)
+    assert names(first.items) == ["o06", "o13"]
+    assert first.resource_version == await store.current_resource_version()
+    assert first.continue_token is not None
+    rest = await store.list(
+        "App", "default", selector, limit=2, continue_token=first.continue_token
+    )
+    assert names(rest.items) == []
+    assert rest.continue_token is None
+
+
+async def test_a_garbage_or_foreign_continue_token_raises_bad_request(store: Store) -> None:
+    for i in range(3):
+        await store.create(obj(f"o{i}"))
+    token = (await store.list("App", limit=1)).continue_token
+    assert token is not None
+    for bad in ["garbage!", "e30", "bm90IGpzb24", token[:-3]]:
+        with pytest.raises(BadRequest):
+            await store.list("App", limit=1, continue_token=bad)
+    with pytest.raises(BadRequest):
+        await store.list("Service", limit=1, continue_token=token)
+
+
+# ---- watch --------------------------------------------------------------------------------
+
+
+async def test_watch_from_zero_replays_history_in_order_then_delivers_live_writes(
+    store: Store,
+) -> None:
+    a = await store.create(obj("a"))
+    a2 = await store.update(a)
+    b = await store.create(obj("b", kind="Service"))
+    async with store.open_watch(0) as watch:
+        history = await take(watch, 3)
+        assert [(e.type, e.resource_version) for e in history] == [
+            ("ADDED", rv_of(a)),
+            ("MODIFIED", rv_of(a2)),
+            ("ADDED", rv_of(b)),
+        ]
+        assert history[1].object == a2
+        live = await store.create(obj("c"))
+        (event,) = await take(watch, 1)
+        assert (event.type, event.object) == ("ADDED", live)
+
+
+async def test_watch_resumed_from_a_middle_version_gives_exactly_the_later_events(
+    store: Store,
+) -> None:
+    written = [await store.create(obj(f"o{i}")) for i in range(6)]
+    middle = rv_of(written[2])
+    async with store.open_watch(middle) as watch:
+        events = await take(watch, 3)
+        assert [e.resource_version for e in events] == [rv_of(o) for o in written[3:]]
+        fence = await store.create(obj("fence"))
+        (next_event,) = await take(watch, 1)
+        assert next_event.resource_version == rv_of(fence)
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected", "fence"),
+    [
+        (WatchFilter(kind="Service"), ["svc-a", "svc-b"], obj("f", kind="Service")),
+        (WatchFilter(namespace="b"), ["app-b", "svc-b"], obj("f", namespace="b")),
+        (
+            WatchFilter(kind="App", selector=LabelSelector.parse("tier in (front)")),
+            ["app-a"],
+            obj("f", labels={"tier": "front"}),
+        ),
+        (WatchFilter(kind="App", name="app-b"), ["app-b"], obj("app-b", namespace="c")),
+        (WatchFilter(kind="Node", namespace=""), ["node-1"], obj("f", kind="Node", namespace=None)),
+    ],
+)
+async def test_watch_filters_by_kind_namespace_selector_and_name(
+    store: Store, flt: WatchFilter, expected: list[str], fence: JSONObject
+) -> None:
+    await store.create(obj("app-a", namespace="a", labels={"tier": "front"}))
+    await store.create(obj("svc-a", kind="Service", namespace="a"))
+    await store.create(obj("app-b", namespace="b", labels={"tier": "back"}))
+    await store.create(obj("svc-b", kind="Service", namespace="b"))
+    await store.create(obj("node-1", kind="Node", namespace=None))
+    async with store.open_watch(0, flt) as watch:
+        events = await take(watch, len(expected))
+        assert [e.object["metadata"]["name"] for e in events] == expected
+        fenced = await store.create(fence)
+        (next_event,) = await take(watch, 1)
+        assert next_event.object == fenced
+
+
+async def test_delete_is_delivered_as_a_deleted_event_with_the_new_version(store: Store) -> None:
+    created = await store.create(obj("web", labels={"app": "web"}))
+    flt = WatchFilter(selector=LabelSelector.parse("app=web"))
+    async with store.open_watch(rv_of(created), flt) as watch:
+        deleted = await store.delete("App", "default", "web")
+        (event,) = await take(watch, 1)
+    assert event.type == "DELETED"
+    assert event.resource_version == rv_of(deleted) > rv_of(created)
+    assert event.object["metadata"]["uid"] == created["metadata"]["uid"]
+    assert event.object["spec"] == created["spec"]
+
+
+async def test_watching_from_before_compaction_raises_gone(store: Store) -> None:
+    written = [await store.create(obj(f"o{i}")) for i in range(10)]
+    oldest = await store.compact(3)
+    assert oldest == rv_of(written[6])
+    with pytest.raises(Gone, match=rf"resourceVersion 0 is too old \(oldest retained {oldest}\)"):
+        async with store.open_watch(0):
+            pass
+    async with store.open_watch(oldest) as watch:
+        events = await take(watch, 3)
+    assert [e.resource_version for e in events] == [rv_of(o) for o in written[7:]]
+    assert await store.compact(100) == oldest, "compaction never moves backwards"
+
+
+async def test_a_watch_overtaken_by_compaction_raises_gone_instead_of_skipping(
+    store: Store,
+) -> None:
+    for i in range(5):
+        await store.create(obj(f"o{i}"))
+    async with store.open_watch(0) as watch:
+        await store.compact(1)
+        with pytest.raises(Gone):
+            await take(watch, 5)
+
+
+async def test_automatic_retention_keeps_the_change_log_bounded(backend: Backend) -> None:
+    store = await backend.open(changelog_retention=10)
+    current = await store.create(obj("counter"))
+    for _ in range(1000):
+        current = await store.update(current)
+    with pytest.raises(Gone):
+        async with store.open_watch(0):
+            pass
+    async with store.open_watch(rv_of(current) - 10) as watch:
+        events = await take(watch, 10)
+    assert events[-1].resource_version == rv_of(current)
+
+
+async def test_closing_the_store_ends_an_open_watch(backend: Backend) -> None:
+    store = await backend.open()
+    async with store.open_watch(0) as watch:
+        await store.create(obj("a"))
+        (first,) = await take(watch, 1)
+        assert first.type == "ADDED"
+
+        async def drain() -> list[WatchEvent]:
+            return [event async for event in watch]
+
+        rest = asyncio.create_task(drain(), name="drain-watch")
+        await store.aclose()
+        assert await asyncio.wait_for(rest, TIMEOUT_S) == []
+
+
+async def test_leaving_a_watch_while_it_waits_stops_it(store: Store) -> None:
+    async with store.open_watch(await store.current_resource_version()) as watch:
+        with pytest.raises(TimeoutError):
+            await take(watch, 1, timeout_s=0.05)
+    await store.create(obj("after"))
+
+
+# ---- concurrency --------------------------------------------------------------------------
+
+
+async def test_concurrent_compare_and_set_increments_lose_no_update(store: Store) -> None:
+    await store.create(obj("counter", spec={"n": 0}))
+
+    async def increment(times: int) -> int:
+        conflicts = 0
+        for _ in range(times):
+            while True:
+                current = await store.get("App", "default", "counter")
+                current["spec"]["n"] += 1
+                try:
+                    await store.update(current)
+                    break
+                except Conflict:
+                    conflicts += 1
+        return conflicts
+
+    await asyncio.wait_for(asyncio.gather(*(increment(50) for _ in range(8))), 60)
+    final = await store.get("App", "default", "counter")
+    assert final["spec"]["n"] == 400
+    assert final["metadata"]["generation"] == 401
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_two_replicas_writing_concurrently_are_seen_by_a_third_once_each_in_order(
+    backend: Backend,
+) -> None:
+    writer_a, writer_b, watcher = [await backend.open() for _ in range(3)]
+    start = await watcher.current_resource_version()
+
+    async def write(store: Store, prefix: str) -> list[int]:
+        versions = []
+        for i in range(60):
+            created = await store.create(obj(f"{prefix}-{i}"))
+            updated = await store.update(created)
+            versions += [rv_of(created), rv_of(updated)]
+        return versions
+
+    async with watcher.open_watch(start) as watch:
+        seen = asyncio.create_task(take(watch, 240, timeout_s=30), name="take-events")
+        written_a, written_b = await asyncio.gather(write(writer_a, "a"), write(writer_b, "b"))
+        events = await seen
+    versions = [e.resource_version for e in events]
+    assert versions == sorted(written_a + written_b)
+    assert versions == list(range(start + 1, start + 241))
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_watch_keeps_delivering_after_its_listener_connection_is_killed(
+    backend: Backend, postgres_url: str
+) -> None:
+    import psycopg
+
+    from edgeweave.cloud.store.postgres import PostgresStore
+
+    watcher, writer = await backend.open(), await backend.open()
+    assert isinstance(watcher, PostgresStore)
+    async with watcher.open_watch(await watcher.current_resource_version()) as watch:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            # only this test's listeners: other runs may share the database
+            cur = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query = %s AND pid <> pg_backend_pid()",
+                (f'LISTEN "edgeweave_{watcher.schema}"',),
+            )
+            assert any(row[0] for row in await cur.fetchall())
+        written = await writer.create(obj("after-kill"))
+        (event,) = await take(watch, 1)
+        assert event.object == written
