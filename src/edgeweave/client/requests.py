@@ -1,0 +1,114 @@
+"""The requests of the public API as data: method, path, query and body.
+
+Both clients (sync and async) build their requests here so the paths exist in exactly one
+place, written as docs/api.md draws them. Pure functions: nothing here sends anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeweave.client.discovery import KindRef
+from edgeweave.errors import InvalidObject
+from edgeweave.models.selectors import LabelSelector
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    content_type: str = "application/json"
+
+
+def object_name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise InvalidObject(
+            f"{obj.get('kind', 'object')} has no metadata.name", field="metadata.name"
+        )
+    return name
+
+
+def object_namespace(ref: KindRef, obj: Mapping[str, Any], default: str) -> str | None:
+    """The namespace an object goes to: its own, else ``default``; None if cluster-scoped."""
+    if not ref.namespaced:
+        return None
+    meta = obj.get("metadata")
+    ns = meta.get("namespace") if isinstance(meta, Mapping) else None
+    return ns if isinstance(ns, str) and ns else default
+
+
+def with_namespace(obj: Mapping[str, Any], namespace: str | None) -> dict[str, Any]:
+    """A shallow copy of ``obj`` whose metadata carries ``namespace`` (when namespaced)."""
+    out = dict(obj)
+    if namespace is not None:
+        out["metadata"] = {**dict(obj.get("metadata") or {}), "namespace": namespace}
+    return out
+
+
+def create(ref: KindRef, obj: Mapping[str, Any], namespace: str | None) -> Request:
+    object_name(obj)
+    body = with_namespace(obj, namespace)
+    return Request("POST", ref.collection_path(namespace), body=body)
+
+
+def get(ref: KindRef, name: str, namespace: str | None) -> Request:
+    return Request("GET", ref.object_path(name, namespace))
+
+
+def list_(
+    ref: KindRef,
+    namespace: str | None,
+    selector: str | None = None,
+    limit: int | None = None,
+    continue_: str | None = None,
+) -> Request:
+    params: dict[str, str] = {}
+    if selector:
+        params["labelSelector"] = str(LabelSelector.parse(selector))  # fail early, locally
+    if limit is not None:
+        params["limit"] = str(limit)
+    if continue_:
+        params["continue"] = continue_
+    return Request("GET", ref.collection_path(namespace), params)
+
+
+def update(ref: KindRef, obj: Mapping[str, Any], namespace: str | None) -> Request:
+    name = object_name(obj)
+    return Request("PUT", ref.object_path(name, namespace), body=with_namespace(obj, namespace))
+
+
+def patch(ref: KindRef, name: str, namespace: str | None, body: Mapping[str, Any]) -> Request:
+    return Request(
+        "PATCH", ref.object_path(name, namespace), body=dict(body), content_type=MERGE_PATCH
+    )
+
+
+def delete(
+    ref: KindRef, name: str, namespace: str | None, resource_version: str | None = None
+) -> Request:
+    params = {"resourceVersion": str(resource_version)} if resource_version else {}
+    return Request("DELETE", ref.object_path(name, namespace), params)
+
+
+def watch(
+    ref: KindRef,
+    namespace: str | None,
+    resource_version: str | None = None,
+    selector: str | None = None,
+    name: str | None = None,
+) -> Request:
+    params = {"watch": "true"}
+    if resource_version:
+        params["resourceVersion"] = str(resource_version)
+    if selector:
+        params["labelSelector"] = str(LabelSelector.parse(selector))
+    path = ref.object_path(name, namespace) if name else ref.collection_path(namespace)
+    return Request("GET", path, params)
