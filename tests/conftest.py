@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -43,10 +44,8 @@ def _no_leaked_processes() -> Iterator[None]:
     leaked = _children() - before
     if leaked:
         for pid in leaked:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, 9)
-            except OSError:
-                pass
         pytest.fail(f"test left child processes running: {sorted(leaked)}")
 
 
@@ -55,7 +54,9 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     before = asyncio.all_tasks()
     yield
     current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() if t not in before and t is not current and not t.done()]
+    leaked = [
+        t for t in asyncio.all_tasks() if t not in before and t is not current and not t.done()
+    ]
     if leaked:
         for t in leaked:
             t.cancel()

@@ -13,6 +13,7 @@ client maps it back to the same class, so a caller can branch on the type on eit
     │   └── UnknownKind          no such kind / plural / short name
     ├── BadRequest               a request that is malformed in another way (selector, patch)
     ├── PayloadTooLarge          a body, frame or payload over its size limit
+    ├── TooManyRequests          a bounded resource (watch streams, queue) is full: retry later
     ├── ProtocolError            bytes that do not decode to a message
     ├── LinkError                the cloud-edge link
     │   ├── LinkClosed           closed on purpose
@@ -70,6 +71,10 @@ class BadRequest(EdgeweaveError):
 
 class PayloadTooLarge(EdgeweaveError):
     reason = "RequestEntityTooLarge"
+
+
+class TooManyRequests(EdgeweaveError):
+    reason = "TooManyRequests"
 
 
 class ProtocolError(EdgeweaveError):

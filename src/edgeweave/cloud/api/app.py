@@ -1,0 +1,96 @@
+"""Builds the ASGI application: routes, error mapping and the guards around them."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from edgeweave.cloud.api.bodies import json_response
+from edgeweave.cloud.api.deps import ApiDeps
+from edgeweave.cloud.api.guards import BearerAuth, BodyLimit, TokenCheck
+from edgeweave.cloud.api.resources import build_router
+from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
+from edgeweave.errors import EdgeweaveError
+from edgeweave.models import registry
+
+_HTTP_REASONS = {404: "NotFound", 405: "MethodNotAllowed", 400: "BadRequest"}
+
+
+def discovery_document() -> dict[str, Any]:
+    kinds = []
+    for info in registry.all_kinds():
+        kinds.append(
+            {
+                "kind": info.kind,
+                "group": info.group,
+                "version": info.version,
+                "plural": info.plural,
+                "singular": info.singular,
+                "shortNames": list(info.short_names),
+                "namespaced": info.namespaced,
+                "columns": [{"name": n, "jsonPath": p} for n, p in info.columns],
+                "wideColumns": [{"name": n, "jsonPath": p} for n, p in info.wide_columns],
+            }
+        )
+    return {"kinds": kinds}
+
+
+def create_app(deps: ApiDeps, token_check: TokenCheck) -> ASGIApp:
+    api = FastAPI(
+        title="edgeweave",
+        version=deps.version,
+        description="Kubernetes-shaped resources for edge fleets; see docs/api.md.",
+        redoc_url=None,
+    )
+    discovery = discovery_document()
+
+    @api.exception_handler(EdgeweaveError)
+    async def _edgeweave_error(request: Request, exc: EdgeweaveError) -> Response:
+        return error_response(exc)
+
+    @api.exception_handler(RequestValidationError)
+    async def _bad_params(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return status_response(400, "BadRequest", f"bad request parameters: {problems}")
+
+    @api.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        reason = _HTTP_REASONS.get(exc.status_code, "BadRequest")
+        message = (
+            f"no route for {request.method} {request.url.path}"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return status_response(exc.status_code, reason, message)
+
+    @api.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        return internal_error_response(exc)
+
+    @api.get("/healthz", tags=["meta"])
+    async def healthz() -> Response:
+        """Liveness: 200 while the process serves requests (no authentication)."""
+        return json_response({"status": "ok"})
+
+    @api.get("/version", tags=["meta"])
+    async def version() -> Response:
+        """Server version and store backend."""
+        return json_response(
+            {"version": deps.version, "store": deps.store_kind, "python": platform.python_version()}
+        )
+
+    @api.get("/apis", tags=["meta"])
+    async def apis() -> Response:
+        """The kinds this server knows, with the names the CLI accepts for them."""
+        return json_response(discovery)
+
+    api.include_router(build_router(deps))
+    return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes)

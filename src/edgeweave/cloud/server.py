@@ -1,0 +1,194 @@
+"""The cloud process's composition root: builds every component and serves the API.
+
+Order on start: data dir → CA and server certificate → admin token → store → API → listen →
+write ``DATA/admin.yaml`` (the client config, with the real port). Nothing else in the cloud
+package reads settings or opens sockets on its own; everything is passed in from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+import yaml
+
+from edgeweave import __version__
+from edgeweave.cloud.api.app import create_app
+from edgeweave.cloud.api.deps import ApiDeps
+from edgeweave.cloud.api.guards import Principal
+from edgeweave.cloud.pki import CertificateAuthority
+from edgeweave.cloud.store.base import Store
+from edgeweave.cloud.store.factory import open_store
+from edgeweave.cloud.tokens import TokenChecker, generate_admin_token
+from edgeweave.config.settings import CloudSettings
+from edgeweave.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CloudEndpoint:
+    """How to reach a running cloud: what admin.yaml holds."""
+
+    url: str
+    token: str
+    ca_pem: str
+    admin_config: Path
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load_or_create_admin_token(data_dir: Path) -> str:
+    path = data_dir / "admin-token"
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = generate_admin_token()
+    _write_private(path, token + "\n")
+    return token
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit this: a response written as headers + body must not wait
+    # for the peer's delayed ACK (Nagle), which costs ~40 ms per request under TLS
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _client_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):  # noqa: S104 - mapping a wildcard bind to a reachable address
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return f"[{host}]" if ":" in host else host
+
+
+def write_client_config(path: Path, endpoint_url: str, token: str, ca_pem: str) -> None:
+    doc = {"server": endpoint_url, "token": token, "certificateAuthorityData": ca_pem}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, yaml.safe_dump(doc, sort_keys=False))
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "edgeweave" / "config.yaml"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's entry point owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class RunningCloud:
+    endpoint: CloudEndpoint
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    def request_stop(self) -> None:
+        self.server.should_exit = True
+
+    async def wait_stopped(self) -> None:
+        await asyncio.shield(self.task)
+
+
+@contextlib.asynccontextmanager
+async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
+    """Start every component; leaving the context stops them in reverse order."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    host, port = settings.server.host, settings.server.port
+    sock = _bind(host, port)
+    real_port = sock.getsockname()[1]
+    scheme = "https" if settings.server.tls else "http"
+    url = f"{scheme}://{_client_host(host)}:{real_port}"
+
+    ca = CertificateAuthority.load_or_create(data_dir / "pki")
+    ssl_kw: dict[str, str] = {}
+    if settings.server.tls:
+        wildcard = ("", "0.0.0.0", "::")  # noqa: S104 - these are skipped, not bound
+        hosts = [h for h in (host, *settings.server.advertise_hosts) if h not in wildcard]
+        cert, key = ca.issue_server_cert(data_dir / "pki", hosts=hosts)
+        ssl_kw = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    token = load_or_create_admin_token(data_dir)
+    checker = TokenChecker(token)
+    admin = Principal("admin", "admin")
+
+    def check(candidate: str) -> Principal | None:
+        return admin if checker.check(candidate) else None
+
+    store: Store = await open_store(settings.store.url, data_dir)
+    try:
+        store_kind = (
+            "postgresql" if settings.store.url.startswith(("postgres", "postgresql")) else "sqlite"
+        )
+        app = create_app(ApiDeps(store, settings.api, __version__, store_kind), check)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=3,
+            **ssl_kw,  # type: ignore[arg-type]
+        )
+        server = _Server(config)
+        ca_pem = ca.cert_pem.decode()
+        admin_config = data_dir / "admin.yaml"
+        write_client_config(admin_config, url, token, ca_pem)
+        if settings.write_user_config and not user_config_path().exists():
+            write_client_config(user_config_path(), url, token, ca_pem)
+        serve_task = asyncio.create_task(server.serve(sockets=[sock]), name="cloud-api-server")
+        try:
+            yield RunningCloud(CloudEndpoint(url, token, ca_pem, admin_config), server, serve_task)
+        finally:
+            server.should_exit = True
+            await serve_task
+    finally:
+        sock.close()
+        await store.aclose()
+
+
+async def serve(
+    settings: CloudSettings, on_ready: Callable[[CloudEndpoint], None] | None = None
+) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly (connections, store)."""
+    loop = asyncio.get_running_loop()
+    async with open_cloud(settings) as cloud:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, cloud.request_stop)
+        try:
+            if on_ready is not None:
+                on_ready(cloud.endpoint)
+            await cloud.wait_stopped()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,134 @@
+"""The settings tree and how it is assembled (file < environment < command line).
+
+Environment variables are ``EDGEWEAVE_<SECTION>__<FIELD>`` (for example
+``EDGEWEAVE_API__MAX_BODY_BYTES=2097152``); a settings file is YAML with the same sections.
+Values from the command line win over both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgeweave.errors import ConfigError
+
+ENV_PREFIX = "EDGEWEAVE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="address the API listens on")
+    port: int = Field(8443, ge=0, le=65535, description="0 picks a free port")
+    tls: bool = Field(True, description="serve HTTPS with the cloud's own CA")
+    advertise_hosts: list[str] = Field(
+        default_factory=list, description="extra names/IPs for the server certificate"
+    )
+
+
+class StoreSettings(_Section):
+    url: str = Field(
+        "", description="'' or sqlite:///PATH (default DATA/edgeweave.db), or postgresql://..."
+    )
+    changelog_retention: int = Field(
+        100_000, ge=100, description="change-log entries kept for watch resume"
+    )
+
+
+class ApiSettings(_Section):
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
+    list_default_limit: int = Field(500, ge=1)
+    list_max_limit: int = Field(5000, ge=1)
+    watch_bookmark_s: float = Field(15.0, gt=0, description="idle watch streams get a BOOKMARK")
+    max_watches: int = Field(1000, ge=1, description="open watch streams before 429")
+
+
+class CloudSettings(_Section):
+    data_dir: Path = Field(Path("data/cloud"), description="CA, tokens, SQLite database")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    write_user_config: bool = Field(
+        True, description="write ~/.config/edgeweave/config.yaml when it does not exist"
+    )
+
+
+def load_settings(
+    model: type[CloudSettings],
+    *,
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> CloudSettings:
+    """Build settings from defaults, then ``file``, then ``env``, then ``overrides``.
+
+    ``overrides`` uses dotted keys (``{"server.port": 0}``); None values are ignored so
+    argparse defaults of None fall through to lower layers.
+    """
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read settings file {file}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"settings file {file} is not valid YAML: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"settings file {file} must hold a mapping of sections")
+        data = loaded
+    for key, value in (env if env is not None else os.environ).items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            path = key[len(ENV_PREFIX) :].lower().split("__")
+            _set_path(data, path, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(data, dotted.split("."), value)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from e
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"setting {'.'.join(path)}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def describe_defaults(model: type[BaseModel] = CloudSettings) -> str:
+    """The defaults as commented YAML (what `edgeweave config defaults` prints)."""
+    lines: list[str] = []
+    _describe(model, lines, indent="")
+    return "\n".join(lines) + "\n"
+
+
+def _describe(model: type[BaseModel], lines: list[str], indent: str) -> None:
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            lines.append(f"{indent}{name}:")
+            _describe(ann, lines, indent + "  ")
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Path):
+            default = str(default)
+        rendered = yaml.safe_dump(default, default_flow_style=True).strip()
+        if rendered.endswith("\n..."):
+            rendered = rendered[: -len("\n...")]
+        rendered = rendered.removesuffix("...").strip()
+        comment = f"  # {field.description}" if field.description else ""
+        lines.append(f"{indent}{name}: {rendered}{comment}")
