@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         for doc in docs:
             try:
                 ref = client.discover().for_object(doc.obj)
-                verb = apply_one(client, ref, doc, default_ns)
+                verb = apply_one(client, ref, doc, default_ns, getattr(args, "namespace", None))
             except EdgeweaveError as e:
                 failed += 1
                 for line in error_lines(doc, e, default_ns):
@@ -64,13 +64,21 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def apply_one(client: Client, ref: KindRef, doc: Document, default_ns: str) -> str:
+def apply_one(
+    client: Client, ref: KindRef, doc: Document, default_ns: str, explicit_ns: str | None = None
+) -> str:
     """Create or update one object; the verb to print."""
     obj = dict(doc.obj)
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         raise InvalidObject("the object has no metadata.name", field="metadata.name")
     namespace = (meta.get("namespace") or default_ns) if ref.namespaced else None
+    if namespace is not None and explicit_ns and namespace != explicit_ns:
+        raise InvalidObject(
+            f"the manifest's namespace {namespace!r} does not match -n {explicit_ns!r}; "
+            f"pass -n {namespace} or change the manifest",
+            field="metadata.namespace",
+        )
     desired = comparable(obj)
     digest = applied_hash(desired)
     meta = {**meta, "annotations": {**(meta.get("annotations") or {}), HASH_ANNOTATION: digest}}

@@ -145,7 +145,9 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
     def check(candidate: str) -> Principal | None:
         return admin if checker.check(candidate) else None
 
-    store: Store = await open_store(settings.store.url, data_dir)
+    store: Store = await open_store(
+        settings.store.url, data_dir, changelog_retention=settings.store.changelog_retention
+    )
     try:
         store_kind = (
             "postgresql" if settings.store.url.startswith(("postgres", "postgresql")) else "sqlite"

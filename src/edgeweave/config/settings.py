@@ -7,10 +7,11 @@ Values from the command line win over both.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,6 +32,7 @@ class ServerSettings(_Section):
     advertise_hosts: list[str] = Field(
         default_factory=list, description="extra names/IPs for the server certificate"
     )
+    hub_port: int = Field(8444, ge=0, le=65535, description="edge link port; 0 picks a free one")
 
 
 class StoreSettings(_Section):
@@ -50,23 +52,67 @@ class ApiSettings(_Section):
     max_watches: int = Field(1000, ge=1, description="open watch streams before 429")
 
 
+class ObjectSettings(_Section):
+    max_bytes: int = Field(
+        1 << 30, ge=1, description="largest object (artifact) PUT /api/v1/objects accepts"
+    )
+
+
 class CloudSettings(_Section):
     data_dir: Path = Field(Path("data/cloud"), description="CA, tokens, SQLite database")
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    objects: ObjectSettings = Field(default_factory=ObjectSettings)
     write_user_config: bool = Field(
         True, description="write ~/.config/edgeweave/config.yaml when it does not exist"
     )
 
 
+class LinkSettings(_Section):
+    max_frame_bytes: int = Field(1 << 20, ge=4096, description="larger frames close the link")
+    ping_interval_s: float = Field(20.0, gt=0, description="websocket keepalive ping")
+    ping_timeout_s: float = Field(20.0, gt=0, description="no pong within this → link broken")
+    open_timeout_s: float = Field(10.0, gt=0)
+    backoff_base_s: float = Field(0.5, gt=0, description="reconnect backoff start (full jitter)")
+    backoff_cap_s: float = Field(30.0, gt=0, description="reconnect backoff ceiling")
+    upstream_batch_entries: int = Field(5000, ge=1, description="outbox entries per frame")
+    upstream_batch_bytes: int = Field(512 * 1024, ge=1024, description="outbox bytes per frame")
+    upstream_in_flight: int = Field(4, ge=1, description="unacked upstream frames")
+
+
+class OutboxSettings(_Section):
+    max_entries: int = Field(10_000_000, ge=1000, description="then the drop policy applies")
+    max_bytes: int = Field(1 << 30, ge=1 << 20, description="then the drop policy applies")
+
+
+class RuntimeSettings(_Section):
+    restart_backoff_base_s: float = Field(1.0, gt=0, description="first restart delay")
+    restart_backoff_cap_s: float = Field(300.0, gt=0, description="longest restart delay")
+    stop_apps_on_exit: bool = Field(
+        False, description="stop apps when the agent exits (default: keep them; adopt on start)"
+    )
+    max_log_bytes: int = Field(10 << 20, ge=1024, description="rotate app logs past this size")
+    log_keep: int = Field(3, ge=1, description="rotated log files kept per app")
+
+
+class EdgeSettings(_Section):
+    data_dir: Path = Field(Path("data/edge"), description="node identity, local store, apps")
+    link: LinkSettings = Field(default_factory=LinkSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+
+
+SettingsT = TypeVar("SettingsT", bound=_Section)
+
+
 def load_settings(
-    model: type[CloudSettings],
+    model: type[SettingsT],
     *,
     file: Path | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
-) -> CloudSettings:
+) -> SettingsT:
     """Build settings from defaults, then ``file``, then ``env``, then ``overrides``.
 
     ``overrides`` uses dotted keys (``{"server.port": 0}``); None values are ignored so
@@ -86,7 +132,13 @@ def load_settings(
     for key, value in (env if env is not None else os.environ).items():
         if key.startswith(ENV_PREFIX) and "__" in key:
             path = key[len(ENV_PREFIX) :].lower().split("__")
-            _set_path(data, path, value)
+            if path[0] in model.model_fields:  # the cloud and the agent share the prefix
+                _set_path(data, path, _env_value(value))
+        elif key.startswith(ENV_PREFIX):  # a top-level field: EDGEWEAVE_DATA_DIR
+            name = key[len(ENV_PREFIX) :].lower()
+            field = model.model_fields.get(name)
+            if field is not None and not _is_section(field.annotation):
+                data[name] = value
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_path(data, dotted.split("."), value)
@@ -97,6 +149,21 @@ def load_settings(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from e
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _env_value(value: str) -> Any:
+    """A value starting with ``[`` is read as a JSON list; everything else stays text."""
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return value
+    return value
 
 
 def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:

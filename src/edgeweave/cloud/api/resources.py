@@ -125,8 +125,8 @@ class ResourceHandlers:
             model = await self.store.get("DeviceModel", namespace, model_name)
         except NotFound as e:
             raise InvalidObject(
-                f"Device {namespace}/{device['metadata']['name']}: DeviceModel {model_name!r} "
-                f"not found in namespace {namespace!r}; apply the DeviceModel first",
+                f"DeviceModel {model_name!r} not found in namespace {namespace!r}; "
+                "apply the DeviceModel first",
                 field="spec.deviceModelRef.name",
             ) from e
         validate_device_against_model(device, model)

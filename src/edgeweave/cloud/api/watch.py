@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.store.base import Watch, WatchEvent, WatchFilter
-from edgeweave.errors import TooManyRequests
+from edgeweave.errors import BadRequest, TooManyRequests
 
 QUEUE_EVENTS = 256
 _END = object()
@@ -39,7 +39,13 @@ async def watch_response(
     stack = AsyncExitStack()
     stack.callback(deps.watch_slots.release)
     try:
-        start = since if since is not None else await deps.store.current_resource_version()
+        current = await deps.store.current_resource_version()
+        if since is not None and since > current:
+            raise BadRequest(
+                f"resourceVersion {since} is newer than the store's current {current}; "
+                "watch from a version you have seen"
+            )
+        start = current if since is None else since
         watch = await stack.enter_async_context(deps.store.open_watch(start, flt))
     except BaseException:
         await stack.aclose()

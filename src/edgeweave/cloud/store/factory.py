@@ -5,7 +5,8 @@ Accepted forms:
 - empty / None, ``sqlite://`` or ``sqlite:///`` → SQLite file ``<data_dir>/edgeweave.db``;
 - ``sqlite:///abs/path.db`` → that file; ``sqlite://rel/path.db`` → relative to ``data_dir``;
 - ``postgresql://...`` or ``postgres://...`` → PostgreSQL; an optional ``schema=NAME`` query
-  parameter picks the schema (default ``edgeweave``) and is not passed to the driver.
+  parameter picks the schema (default: the connection's current schema, usually ``public``)
+  and is not passed to the driver.
 
 Each adapter is imported only when chosen, so a SQLite deployment never imports psycopg.
 Must not hold configuration beyond the URL: sizing knobs belong to the adapters.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from edgeweave.cloud.store.base import Store
+from edgeweave.cloud.store.base import CloudStore
 from edgeweave.errors import ConfigError
 
 DEFAULT_SQLITE_FILE = "edgeweave.db"
@@ -26,20 +27,24 @@ ACCEPTED_FORMS = (
 )
 
 
-async def open_store(url: str | None, data_dir: Path) -> Store:
+async def open_store(
+    url: str | None, data_dir: Path, *, changelog_retention: int = 100_000
+) -> CloudStore:
     """Open the store named by ``url``; raises ConfigError for an unknown form."""
     url = (url or "").strip()
     if not url or url.startswith("sqlite:"):
         from edgeweave.cloud.store.sqlite import open_sqlite_store
 
-        return await open_sqlite_store(sqlite_path(url, data_dir))
+        return await open_sqlite_store(
+            sqlite_path(url, data_dir), changelog_retention=changelog_retention
+        )
     if url.startswith(("postgresql://", "postgres://")):
         from edgeweave.cloud.store.postgres import open_postgres_store
 
         conninfo, schema = split_schema(url)
-        if schema is None:
-            return await open_postgres_store(conninfo)
-        return await open_postgres_store(conninfo, schema=schema)
+        return await open_postgres_store(
+            conninfo, schema=schema, changelog_retention=changelog_retention
+        )
     raise ConfigError(f"store URL {_redact(url)!r} is not one of: {ACCEPTED_FORMS}")
 
 
