@@ -82,7 +82,13 @@ class ProtocolError(EdgeweaveError):
 
 
 class LinkError(EdgeweaveError):
+    """``close_code`` is the WebSocket close code when the peer sent one."""
+
     reason = "LinkError"
+
+    def __init__(self, message: str, *, close_code: int | None = None) -> None:
+        super().__init__(message)
+        self.close_code = close_code
 
 
 class LinkClosed(LinkError):

@@ -1,0 +1,6 @@
+"""Domain-free asyncio kits: backoff, injectable clocks, supervised tasks, bounded queues.
+
+What belongs here: small tools every long-running component needs and that know nothing of
+clouds, edges, resources or messages. What does not: anything that names a domain concept, and
+any import of edgeweave beyond ``edgeweave.errors``.
+"""

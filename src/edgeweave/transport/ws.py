@@ -1,0 +1,95 @@
+"""The WebSocket link (agent side): dial the hub over TLS with the node's client certificate.
+
+The only module on the edge that imports ``websockets``; it maps the library's errors to
+``LinkClosed`` / ``LinkBroken`` (``raise ... from e``). Keepalive and half-open detection are
+websockets' ping/pong (``ping_interval_s``, ``ping_timeout_s``); frames over
+``max_frame_bytes`` close the link with 1009. Compression is off: frames are small JSON and
+per-connection zlib state would cost memory on both sides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
+
+from edgeweave.errors import LinkBroken, LinkClosed, ProtocolError
+
+
+@dataclass(frozen=True)
+class WsOptions:
+    max_frame_bytes: int = 1 << 20
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    open_timeout_s: float = 10.0
+    close_timeout_s: float = 5.0
+
+
+def _closed_error(e: ConnectionClosed) -> LinkClosed | LinkBroken:
+    rcvd = e.rcvd
+    code = rcvd.code if rcvd is not None else 1006
+    reason = rcvd.reason if rcvd is not None else "no close frame"
+    text = f"link closed by the peer ({code} {reason})".strip()
+    if isinstance(e, ConnectionClosedOK):
+        return LinkClosed(text, close_code=code)
+    return LinkBroken(text, close_code=code)
+
+
+class WsLink:
+    def __init__(self, conn: ClientConnection) -> None:
+        self._conn = conn
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.close_code is not None
+
+    async def send(self, frame: str) -> None:
+        try:
+            await self._conn.send(frame)
+        except ConnectionClosed as e:
+            raise _closed_error(e) from e
+
+    async def recv(self) -> str:
+        try:
+            data = await self._conn.recv()
+        except ConnectionClosed as e:
+            raise _closed_error(e) from e
+        if isinstance(data, bytes):
+            raise ProtocolError("binary frame on the link; only text frames are used")
+        return data
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        await self._conn.close(code, reason)
+
+
+@contextlib.asynccontextmanager
+async def open_ws_link(
+    url: str, ssl_context: ssl.SSLContext | None, options: WsOptions = WsOptions()
+) -> AsyncIterator[WsLink]:
+    """Dial ``url`` (``wss://host:port/link``); the link is closed when the context exits."""
+    try:
+        conn = await connect(
+            url,
+            ssl=ssl_context,
+            compression=None,
+            max_size=options.max_frame_bytes,
+            ping_interval=options.ping_interval_s,
+            ping_timeout=options.ping_timeout_s,
+            open_timeout=options.open_timeout_s,
+            close_timeout=options.close_timeout_s,
+            proxy=None,
+            user_agent_header=None,
+        )
+    except ConnectionClosed as e:
+        raise _closed_error(e) from e
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ssl.SSLError) as e:
+        raise LinkBroken(f"cannot connect to {url}: {e}") from e
+    link = WsLink(conn)
+    try:
+        yield link
+    finally:
+        await conn.close()
