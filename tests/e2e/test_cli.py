@@ -72,7 +72,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Iter
     log = data.parent / f"{data.name}.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [_edgeweave(), "cloud", "serve", "--data", str(data), "--port", "0"],
+            [_edgeweave(), "cloud", "serve", "--data", str(data), "--port", "0", "--hub-port", "0"],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,

@@ -178,7 +178,10 @@ def _load(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.rglob("*.*")), ids=lambda p: p.name)
+MANIFESTS = sorted(p for p in EXAMPLES.rglob("*.*") if p.suffix in (".yaml", ".yml", ".json"))
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
 def test_every_example_manifest_validates(path: Path) -> None:
     objs = [registry.validate(doc) for doc in _load(path)]
     assert objs
@@ -206,5 +209,17 @@ def test_columns_read_values_along_their_paths() -> None:
     assert cells["DESIRED"] == "-,21,false"
     app = _load(EXAMPLES / "app-occupancy.yaml")[0]
     assert column_text(app, "spec.nodeSelector") == "role=camera"
-    assert column_text(app, "spec.ports[0].port") == "8080"
-    assert column_text(app, "spec.ports[3].port") == "<none>"
+    assert column_text(app, "spec.lifecycle.run[3]") == "2"
+    assert column_text(app, "spec.lifecycle.run[9]") == "<none>"
+    app["status"] = {"nodes": {"edge-2": {"phase": "Failed"}, "edge-1": {"phase": "Running"}}}
+    assert column_text(app, "status.nodes[@]") == "edge-1,edge-2"
+    assert column_text(app, "status.nodes[*].phase") == "Running,Failed"
+
+
+def test_the_sample_app_manifest_pins_the_digest_of_the_shipped_script() -> None:
+    import hashlib
+
+    app = _load(EXAMPLES / "app-occupancy.yaml")[0]
+    script = (EXAMPLES / "apps" / "occupancy_counter.py").read_bytes()
+    digest = "sha256:" + hashlib.sha256(script).hexdigest()
+    assert app["spec"]["artifacts"][0]["digest"] == digest

@@ -25,6 +25,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="URL",
         help="'' / sqlite:///PATH (default) or postgresql://USER@HOST:PORT/DB",
     )
+    serve.add_argument(
+        "--hub-port", type=int, default=None, help="edge link port; 0 picks a free one (8444)"
+    )
     serve.add_argument("--settings", type=Path, default=None, metavar="FILE", help="settings YAML")
     serve.add_argument(
         "--no-tls", action="store_true", help="plain HTTP (for local experiments only)"
@@ -52,6 +55,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "data_dir": args.data,
             "server.host": args.host,
             "server.port": args.port,
+            "server.hub_port": args.hub_port,
             "store.url": args.store,
             "server.tls": False if args.no_tls else None,
             "write_user_config": False if args.no_user_config else None,

@@ -1,48 +1,43 @@
-"""`edgeweave demo`: a cloud on embedded defaults with the sample manifests applied.
+"""`edgeweave demo`: a cloud and three edge agents as separate processes, with a sample app.
 
-Runs the real commands a user would: `cloud serve` as a child process (SQLite, TLS, a free
-port, its own data dir), then `apply -f examples/` and a few `get`s through the public API,
-and prints how to explore. It stops after ``--duration`` seconds, or on Ctrl-C, and always
-stops the processes it started.
+Runs the real commands a user would (via :mod:`edgeweave.cli.fleet`): `cloud serve` (SQLite,
+TLS), `token create` + `edge join` + `edge run` for three nodes with their own data dirs (two
+labelled ``role=camera``, one ``role=gateway``), `artifact push` of the sample app, `apply -f
+examples/`, and waits until the app runs on the camera nodes only. It stops after
+``--duration`` seconds, or on Ctrl-C, and always stops every process it started.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
+import json
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgeweave.errors import ConfigError, EdgeweaveError
+from edgeweave.errors import ConfigError
 
-STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
+NODES = {
+    "edge-1": {"role": "camera", "floor": "1"},
+    "edge-2": {"role": "camera", "floor": "2"},
+    "edge-3": {"role": "gateway", "floor": "1"},
+}
+SAMPLE_APP = "occupancy-counter"
+READY_TIMEOUT_S = 90.0
 
 
 def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser("demo", help="start a demo cloud and apply the sample manifests")
+    p = subparsers.add_parser("demo", help="run a cloud and three agents with a sample app")
     p.add_argument("--data", type=Path, default=None, help="data dir (default: a temporary one)")
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="S",
-        help="stop by itself after S seconds (default: run until Ctrl-C)",
-    )
-    p.add_argument(
-        "--examples",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="manifests to apply (default: the examples/ folder of this checkout)",
-    )
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop by itself after S seconds (default: run until Ctrl-C)")
+    p.add_argument("--examples", type=Path, default=None, metavar="DIR",
+                   help="manifests to apply (default: the examples/ folder of this checkout)")
     p.set_defaults(func=run)
 
 
@@ -53,110 +48,76 @@ def default_examples_dir() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeweave.cli.fleet import Fleet, wait_until
+
     examples = args.examples or default_examples_dir()
-    if not examples.is_dir():
-        raise ConfigError(f"no examples folder at {examples}; pass --examples DIR")
+    app_file = examples / "apps" / "occupancy_counter.py"
+    if not examples.is_dir() or not app_file.is_file():
+        raise ConfigError(f"no examples folder with apps/occupancy_counter.py at {examples}")
     with contextlib.ExitStack() as stack:
         if args.data is None:
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgeweave-demo-")))
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgeweave-demo-")))
         else:
-            data = args.data
-        cloud_dir = data / "cloud"
-        print(f"==> starting the cloud (data in {cloud_dir})", flush=True)
-        admin = stack.enter_context(_cloud_process(cloud_dir))
-        _step(f"applying the sample manifests in {examples}", ["apply", "-f", str(examples)], admin)
-        _step(
-            "device models (KubeEdge devices.kubeedge.io/v1beta1, applied unchanged)",
-            ["get", "devicemodels"],
-            admin,
-        )
-        _step("devices, desired vs reported", ["get", "devices", "-o", "wide"], admin)
-        _step("apps and services", ["get", "apps"], admin)
-        _step("", ["get", "services"], admin)
+            root = args.data
+        fleet = Fleet(root)
+        stack.callback(fleet.stop)
+        _say(f"starting the cloud (data in {fleet.cloud_dir}, logs in {root / 'logs'})")
+        fleet.start_cloud()
+        for name, labels in NODES.items():
+            _say(f"joining {name} with labels {labels} and starting its agent")
+            fleet.join(name, labels)
+            fleet.start_agent(name)
+        _show(fleet, "pushing the sample app", "artifact", "push", str(app_file))
+        _show(fleet, f"applying the manifests in {examples}", "apply", "-f", str(examples))
+        _say(f"waiting for {SAMPLE_APP} to run on the camera nodes")
+        wait_until(lambda: _running_on(fleet) >= {"edge-1", "edge-2"}, READY_TIMEOUT_S,
+                   f"{SAMPLE_APP} running on edge-1 and edge-2")
+        _show(fleet, "nodes", "get", "nodes", "-o", "wide")
+        _show(fleet, "apps: running on the role=camera subset only", "get", "apps", "-o", "wide")
+        _show(fleet, "devices (KubeEdge v1beta1 manifests, applied unchanged)", "get", "devices",
+              "-o", "wide")
+        _say("edge-1's own view, read locally (works with the cloud down too)")
+        status = subprocess.run(
+            [sys.executable, "-m", "edgeweave", "edge", "status", "--data",
+             str(fleet.agent_dir("edge-1"))], capture_output=True, text=True, check=False)
+        print(status.stdout, end="", flush=True)
         print(
-            "\n==> the cloud is running. In another terminal:\n"
-            f"    export EDGEWEAVE_CONFIG={admin}\n"
-            "    .venv/bin/edgeweave get devices -o yaml\n"
-            "    .venv/bin/edgeweave describe device thermostat-1\n"
-            "    .venv/bin/edgeweave get apps --watch\n",
+            "\n==> the fleet is running. In another terminal:\n"
+            f"    export EDGEWEAVE_CONFIG={fleet.admin_config}\n"
+            "    .venv/bin/edgeweave get nodes -o wide\n"
+            f"    .venv/bin/edgeweave describe app {SAMPLE_APP}\n"
+            f"    .venv/bin/edgeweave edge status --data {fleet.agent_dir('edge-1')}\n",
             flush=True,
         )
         _wait(args.duration)
-        print("==> stopping", flush=True)
+        _say("stopping the agents, their apps and the cloud")
     return 0
 
 
-def _step(title: str, argv: list[str], admin: Path) -> None:
-    from edgeweave.cli.main import main
-
-    if title:
-        print(f"\n==> {title}", flush=True)
-    print(f"$ edgeweave {' '.join(argv)}", flush=True)
-    code = main(["--config", str(admin), *argv])
-    if code != 0:
-        raise DemoFailed(f"`edgeweave {' '.join(argv)}` exited {code}")
-
-
-class DemoFailed(EdgeweaveError):
-    reason = "DemoFailed"
-
-
-@contextlib.contextmanager
-def _cloud_process(data_dir: Path) -> Iterator[Path]:
-    admin = data_dir / "admin.yaml"
-    admin.unlink(missing_ok=True)
-    log_path = data_dir.parent / "cloud.log"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "edgeweave",
-        "cloud",
-        "serve",
-        "--data",
-        str(data_dir),
-        "--port",
-        "0",
-        "--no-user-config",
-    ]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+def _running_on(fleet: Any) -> set[str]:
     try:
-        _wait_ready(proc, admin, log_path)
-        yield admin
-    finally:
-        _stop(proc)
+        app = json.loads(fleet.cli("get", "app", SAMPLE_APP, "-o", "json"))
+    except (ValueError, Exception):  # not created yet, or the cloud is still busy
+        return set()
+    nodes = (app.get("status") or {}).get("nodes") or {}
+    return {n for n, s in nodes.items() if (s or {}).get("phase") == "Running"}
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], admin: Path, log_path: Path) -> None:
-    from edgeweave.client.config import load_config
-    from edgeweave.client.http import Client
-
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoFailed(f"the cloud exited with {proc.returncode}; see {log_path}")
-        if admin.exists():
-            with contextlib.suppress(EdgeweaveError), Client(load_config(str(admin))) as client:
-                client.version()
-                return
-        time.sleep(0.05)  # polling a child process's readiness; no event to wait on
-    raise DemoFailed(f"the cloud did not come up within {STARTUP_TIMEOUT_S:.0f} s; see {log_path}")
+def _say(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _show(fleet: Any, title: str, *argv: str) -> None:
+    _say(title)
+    print(f"$ edgeweave {' '.join(argv)}", flush=True)
+    print(fleet.cli(*argv), end="", flush=True)
 
 
 def _wait(duration: float | None) -> None:
     done = threading.Event()
     try:
+        started = time.monotonic()
         done.wait(duration)  # None: until Ctrl-C
+        del started
     except KeyboardInterrupt:
         print()

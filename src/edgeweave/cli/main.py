@@ -25,7 +25,7 @@ import edgeweave
 from edgeweave.cli.context import UsageError, add_global_options
 from edgeweave.errors import EdgeweaveError
 
-# our own commands, then the ones other parts of the project own; all use the hook above
+# every subcommand module registers itself with the hook above
 COMMAND_MODULES = (
     "edgeweave.cli.apply",
     "edgeweave.cli.get",
@@ -33,8 +33,12 @@ COMMAND_MODULES = (
     "edgeweave.cli.delete",
     "edgeweave.cli.version",
     "edgeweave.cli.config_view",
+    "edgeweave.cli.cloud",
+    "edgeweave.cli.edge",
+    "edgeweave.cli.demo",
+    "edgeweave.cli.token",
+    "edgeweave.cli.artifact",
 )
-OPTIONAL_COMMAND_MODULES = ("edgeweave.cli.cloud", "edgeweave.cli.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,14 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)
-    for name in OPTIONAL_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # the module exists but one of its imports does not
-                raise
-            continue
-        module.add_parser(subparsers)
     return parser
 
 

@@ -9,7 +9,7 @@ exceptions (see :mod:`.responses`, :mod:`.transport`), never as httpx ones.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -159,4 +159,40 @@ class Client(ClientCore):
     def _object(self, request: rq.Request) -> dict[str, Any]:
         with translated_errors(self.server, request):
             answer = self._http.send(build(self._http, request))
+        return self._decode_object(request, answer.status_code, answer.content)
+
+    # -- join tokens and objects (docs/design/edge-link.md §2, §4) ---------------------------
+
+    def create_join_token(
+        self, ttl_s: int | None = None, node: str | None = None
+    ) -> dict[str, Any]:
+        """``{"token", "expiresAt"}`` from ``POST /api/v1/tokens`` (admin)."""
+        body: dict[str, Any] = {}
+        if ttl_s is not None:
+            body["ttlSeconds"] = ttl_s
+        if node is not None:
+            body["node"] = node
+        return self._object(rq.Request("POST", "/api/v1/tokens", body=body))
+
+    def object_size(self, digest: str) -> int | None:
+        """The size of a stored object (``HEAD /api/v1/objects/DIGEST``), None when absent."""
+        request = rq.Request("HEAD", f"/api/v1/objects/{digest}")
+        with translated_errors(self.server, request):
+            answer = self._http.send(build(self._http, request))
+        if answer.status_code == 404:
+            return None
+        self._decode(request, answer.status_code, answer.content)
+        return int(answer.headers.get("content-length", "0"))
+
+    def put_object(self, digest: str, chunks: Iterable[bytes], size: int) -> dict[str, Any]:
+        """Stream ``size`` bytes to ``PUT /api/v1/objects/DIGEST``; the cloud checks the hash."""
+        request = rq.Request("PUT", f"/api/v1/objects/{digest}")
+        http_request = self._http.build_request(
+            "PUT",
+            request.path,
+            content=chunks,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+        with translated_errors(self.server, request):
+            answer = self._http.send(http_request)
         return self._decode_object(request, answer.status_code, answer.content)

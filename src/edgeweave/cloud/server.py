@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,25 @@ from edgeweave import __version__
 from edgeweave.cloud.api.app import create_app
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.guards import Principal
+from edgeweave.cloud.api.join import JoinDeps
+from edgeweave.cloud.api.objects import ObjectDeps
+from edgeweave.cloud.hub import HubDeps, HubSettings, open_hub
+from edgeweave.cloud.join import JoinService
+from edgeweave.cloud.objects import (
+    ObjectStore,
+    load_or_create_object_url_secret,
+    sign_object_url,
+)
 from edgeweave.cloud.pki import CertificateAuthority
-from edgeweave.cloud.store.base import Store
+from edgeweave.cloud.secrets import EncryptingStore, SecretCodec, load_or_create_secrets_key
+from edgeweave.cloud.store.base import CloudStore
 from edgeweave.cloud.store.factory import open_store
-from edgeweave.cloud.tokens import TokenChecker, generate_admin_token
+from edgeweave.cloud.tokens import (
+    JoinTokenIssuer,
+    TokenChecker,
+    generate_admin_token,
+    load_or_create_join_secret,
+)
 from edgeweave.config.settings import CloudSettings
 from edgeweave.errors import ConfigError
 
@@ -145,14 +161,29 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
     def check(candidate: str) -> Principal | None:
         return admin if checker.check(candidate) else None
 
-    store: Store = await open_store(
+    store: CloudStore = await open_store(
         settings.store.url, data_dir, changelog_retention=settings.store.changelog_retention
     )
     try:
         store_kind = (
             "postgresql" if settings.store.url.startswith(("postgres", "postgresql")) else "sqlite"
         )
-        app = create_app(ApiDeps(store, settings.api, __version__, store_kind), check)
+        codec = SecretCodec(load_or_create_secrets_key(data_dir / "pki"))
+        issuer = JoinTokenIssuer(load_or_create_join_secret(data_dir), ca.fingerprint)
+        # the hub sets the real URL once it listens (hub_port 0 = known only then)
+        hub_port = settings.server.hub_port
+        hub_url = {"url": f"wss://{_client_host(host)}:{hub_port}/link" if hub_port else ""}
+        join = JoinDeps(JoinService(store, ca, issuer), lambda: hub_url["url"], url)
+        objects = ObjectDeps(
+            ObjectStore(data_dir / "objects", settings.objects.max_bytes),
+            load_or_create_object_url_secret(data_dir),
+        )
+        app = create_app(
+            ApiDeps(EncryptingStore(store, codec), settings.api, __version__, store_kind),
+            check,
+            join=join,
+            objects=objects,
+        )
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -165,12 +196,20 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         server = _Server(config)
         ca_pem = ca.cert_pem.decode()
         admin_config = data_dir / "admin.yaml"
-        write_client_config(admin_config, url, token, ca_pem)
-        if settings.write_user_config and not user_config_path().exists():
-            write_client_config(user_config_path(), url, token, ca_pem)
         serve_task = asyncio.create_task(server.serve(sockets=[sock]), name="cloud-api-server")
         try:
-            yield RunningCloud(CloudEndpoint(url, token, ca_pem, admin_config), server, serve_task)
+            hub_deps = _hub_deps(
+                settings, store, ca, secrets=codec, url_secret=objects.url_secret, api_url=url
+            )
+            async with open_hub(hub_deps) as hub:
+                hub_url["url"] = hub.url
+                # written last: a client that finds admin.yaml finds every listener up
+                write_client_config(admin_config, url, token, ca_pem)
+                if settings.write_user_config and not user_config_path().exists():
+                    write_client_config(user_config_path(), url, token, ca_pem)
+                yield RunningCloud(
+                    CloudEndpoint(url, token, ca_pem, admin_config), server, serve_task
+                )
         finally:
             server.should_exit = True
             await serve_task
@@ -194,3 +233,39 @@ async def serve(
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+ARTIFACT_URL_TTL_S = 300  # edge-link.md §4: presigned artifact URLs are valid 5 minutes
+
+
+def _hub_deps(
+    settings: CloudSettings,
+    store: CloudStore,
+    ca: CertificateAuthority,
+    *,
+    secrets: SecretCodec,
+    url_secret: bytes,
+    api_url: str,
+) -> HubDeps:
+    """The edge hub's dependencies: always TLS with the cloud CA, on ``server.hub_port``."""
+    wildcard = ("", "0.0.0.0", "::")  # noqa: S104 - these are skipped, not bound
+    host = settings.server.host
+    hosts = [h for h in (host, *settings.server.advertise_hosts) if h not in wildcard]
+    cert, key = ca.issue_server_cert(settings.data_dir / "pki", hosts=hosts)
+
+    def sign_url(digest: str, node: str) -> tuple[str, float]:
+        expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
+        return sign_object_url(url_secret, digest, node, expires_at, base_url=api_url), expires_at
+
+    return HubDeps(
+        store=store,
+        ca=ca,
+        server_cert=cert,
+        server_key=key,
+        settings=HubSettings(),
+        host=host,
+        port=settings.server.hub_port,
+        replica_id=f"{socket.gethostname()}-{os.getpid()}",
+        sign_url=sign_url,
+        decode_secret=secrets.decrypt_object,
+    )

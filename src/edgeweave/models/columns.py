@@ -1,7 +1,8 @@
 """Read a table column out of an object: the paths ``KindInfo.columns`` name.
 
 Path syntax: dotted keys (``status.phase``), list indexes (``spec.ports[0].port``) and
-``[*]`` for every item (``spec.properties[*].name`` → ``"temp,mode"``). Values render as text:
+``[*]`` for every item (``spec.properties[*].name`` → ``"temp,mode"``; on a map: every value),
+``[@]`` for a map's keys (``status.nodes[@]`` → ``"edge-1,edge-2"``). Values render as text:
 lists joined by ``,``, maps as ``k=v`` pairs, missing as ``<none>`` (``-`` for one missing
 item of a ``[*]`` list). Pure formatting: no knowledge of time (the CLI turns
 ``metadata.creationTimestamp`` into an age) or of terminals.
@@ -14,7 +15,7 @@ import re
 from typing import Any
 
 NONE = "<none>"
-_TOKEN_RE = re.compile(r"([^.\[\]]+)|\[(\*|[0-9]+)\]")
+_TOKEN_RE = re.compile(r"([^.\[\]]+)|\[(\*|@|[0-9]+)\]")
 
 
 def column_values(obj: Any, path: str) -> list[Any]:
@@ -24,8 +25,12 @@ def column_values(obj: Any, path: str) -> list[Any]:
     for key, index in _TOKEN_RE.findall(path):
         found: list[Any] = []
         for value in current:
-            if index == "*":
+            if index == "*" and isinstance(value, dict):
+                found.extend(value[k] for k in sorted(value) if value[k] is not None)
+            elif index == "*":
                 found.extend(value if isinstance(value, list) else [None])
+            elif index == "@":
+                found.extend(sorted(value) if isinstance(value, dict) else [None])
             elif index:
                 ok = isinstance(value, list) and int(index) < len(value)
                 found.append(value[int(index)] if ok else None)
@@ -54,6 +59,6 @@ def column_text(obj: Any, path: str) -> str:
     values = column_values(obj, path)
     if all(v is None for v in values):
         return NONE
-    if "[*]" not in path:
+    if "[*]" not in path and "[@]" not in path:
         return render(values[0])
     return ",".join("-" if v is None else render(v) for v in values)

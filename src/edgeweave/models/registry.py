@@ -59,11 +59,13 @@ _KINDS: tuple[KindInfo, ...] = (
         model=App,
         columns=(
             ("SELECTOR", "spec.nodeSelector"),
-            ("NODES", "spec.nodeNames"),
-            ("READY", "status.ready"),
+            ("NODES", "status.nodes[@]"),
+            ("PHASE", "status.nodes[*].phase"),
             AGE,
         ),
         wide_columns=(
+            ("READY", "status.nodes[*].ready"),
+            ("RESTARTS", "status.nodes[*].restarts"),
             ("RESTART", "spec.restartPolicy"),
             ("PORTS", "spec.ports[*].port"),
             ("RUN", "spec.lifecycle.run"),

@@ -47,7 +47,7 @@ async def open_test_cloud(
 ) -> AsyncIterator[TestCloud]:
     settings = CloudSettings(
         data_dir=data_dir,
-        server=ServerSettings(host="127.0.0.1", port=0, tls=tls),
+        server=ServerSettings(host="127.0.0.1", port=0, hub_port=0, tls=tls),
         store=StoreSettings(url=store_url),
         api=api or ApiSettings(),
         write_user_config=False,

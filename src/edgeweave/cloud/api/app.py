@@ -14,6 +14,8 @@ from starlette.types import ASGIApp
 from edgeweave.cloud.api.bodies import json_response
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.guards import BearerAuth, BodyLimit, TokenCheck
+from edgeweave.cloud.api.join import JoinDeps, build_join_router
+from edgeweave.cloud.api.objects import ObjectDeps, build_objects_router
 from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
 from edgeweave.errors import EdgeweaveError
@@ -41,7 +43,13 @@ def discovery_document() -> dict[str, Any]:
     return {"kinds": kinds}
 
 
-def create_app(deps: ApiDeps, token_check: TokenCheck) -> ASGIApp:
+def create_app(
+    deps: ApiDeps,
+    token_check: TokenCheck,
+    *,
+    join: JoinDeps | None = None,
+    objects: ObjectDeps | None = None,
+) -> ASGIApp:
     api = FastAPI(
         title="edgeweave",
         version=deps.version,
@@ -93,4 +101,10 @@ def create_app(deps: ApiDeps, token_check: TokenCheck) -> ASGIApp:
         return json_response(discovery)
 
     api.include_router(build_router(deps))
-    return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes)
+    overrides: dict[str, int] = {}
+    if join is not None:
+        api.include_router(build_join_router(join))
+    if objects is not None:
+        api.include_router(build_objects_router(objects))
+        overrides["/api/v1/objects/"] = objects.store.max_bytes
+    return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes, overrides)

@@ -6,16 +6,23 @@ decides *who* is calling; what they may do is the handlers' and authorizer's bus
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgeweave.cloud.api.status import status_body
-from edgeweave.errors import PayloadTooLarge
+from edgeweave.errors import Forbidden, PayloadTooLarge
 
-# paths anyone may read: liveness and the API description (they reveal no state)
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+# paths anyone may read: liveness and the API description (they reveal no state); the CA
+# (public by nature) and the join call (its token is the credential, checked by the handler)
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/api/v1/ca", "/api/v1/join"}
+)
+# a GET here carrying a presigned ``sig`` passes without a bearer: the handler verifies it
+PRESIGNED_PREFIX = "/api/v1/objects/"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,20 @@ async def _reject(send: Send, code: int, reason: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _presigned(scope: Scope) -> bool:
+    if scope["method"] not in ("GET", "HEAD") or not scope["path"].startswith(PRESIGNED_PREFIX):
+        return False
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return bool(query.get("sig"))
+
+
+def require_admin(request: Request) -> None:
+    """Forbidden unless the caller authenticated as the admin."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal) or principal.kind != "admin":
+        raise Forbidden("this call needs the admin token")
+
+
 class BearerAuth:
     """401 unless ``Authorization: Bearer <token>`` names a known principal."""
 
@@ -44,7 +65,7 @@ class BearerAuth:
         self.check = check
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or _presigned(scope):
             await self.app(scope, receive, send)
             return
         token = ""
@@ -71,16 +92,29 @@ class BearerAuth:
 
 
 class BodyLimit:
-    """413 for bodies over ``max_bytes``, whether announced by Content-Length or streamed."""
+    """413 for bodies over ``max_bytes``, whether announced by Content-Length or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``overrides`` maps a path prefix to its own limit (object uploads are far larger than
+    JSON bodies); the longest matching prefix wins."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.overrides:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit_for(scope["path"])
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -88,17 +122,17 @@ class BodyLimit:
                 except ValueError:
                     await _reject(send, 400, "BadRequest", "Content-Length is not a number")
                     return
-                if announced > self.max_bytes:
+                if announced > max_bytes:
                     await _reject(
                         send,
                         413,
                         "RequestEntityTooLarge",
-                        f"request body of {announced} bytes is over the limit of {self.max_bytes}",
+                        f"request body of {announced} bytes is over the limit of {max_bytes}",
                     )
                     return
                 break
         seen = 0
-        limit = self.max_bytes
+        limit = max_bytes
 
         async def limited_receive() -> Message:
             nonlocal seen

@@ -17,7 +17,66 @@ DDL = [
         name TEXT NOT NULL, type TEXT NOT NULL, json TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS {s}.meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     "INSERT INTO {s}.meta VALUES ('rv', 0), ('compacted', 0) ON CONFLICT DO NOTHING",
+    # per-node sync tables (docs/design/edge-link.md §3, §5) and used join tokens
+    """CREATE TABLE IF NOT EXISTS {s}.node_acks (
+        node TEXT COLLATE "C" NOT NULL, kind TEXT COLLATE "C" NOT NULL,
+        namespace TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL,
+        rv BIGINT NOT NULL, PRIMARY KEY (node, kind, namespace, name))""",
+    """CREATE TABLE IF NOT EXISTS {s}.node_upstream (
+        node TEXT PRIMARY KEY, committed_seq BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS {s}.events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, node TEXT NOT NULL,
+        time DOUBLE PRECISION NOT NULL, object_kind TEXT NOT NULL,
+        object_namespace TEXT NOT NULL, object_name TEXT NOT NULL, type TEXT NOT NULL,
+        reason TEXT NOT NULL, message TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS events_by_object
+        ON {s}.events (object_kind, object_namespace, object_name, id)""",
+    "CREATE TABLE IF NOT EXISTS {s}.join_tokens (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL)",
 ]
+# the same statements work on a schema made before the sync tables existed (IF NOT EXISTS)
+_UNNEST_ACKS = (
+    "unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) AS u(kind, namespace, name, rv)"
+)
+SYNC_QUERIES = {
+    "acked": "SELECT kind, namespace, name, rv FROM {s}.node_acks WHERE node = %s",
+    "acks_clear": "DELETE FROM {s}.node_acks WHERE node = %s",
+    "acks_upsert": f"""INSERT INTO {{s}}.node_acks (node, kind, namespace, name, rv)
+        SELECT %s, u.kind, u.namespace, u.name, u.rv FROM {_UNNEST_ACKS}
+        ON CONFLICT (node, kind, namespace, name) DO UPDATE SET rv = EXCLUDED.rv""",  # noqa: S608
+    "acks_drop_deleted": f"""DELETE FROM {{s}}.node_acks a USING {_UNNEST_ACKS}
+        WHERE a.node = %s AND a.kind = u.kind AND a.namespace = u.namespace
+          AND a.name = u.name AND NOT EXISTS (SELECT 1 FROM {{s}}.objects o
+            WHERE o.kind = a.kind AND o.namespace = a.namespace AND o.name = a.name)""",  # noqa: S608
+    "upstream_init": ("INSERT INTO {s}.node_upstream VALUES (%s, 0) ON CONFLICT (node) DO NOTHING"),
+    "upstream_lock": "SELECT committed_seq FROM {s}.node_upstream WHERE node = %s FOR UPDATE",
+    "upstream_get": "SELECT committed_seq FROM {s}.node_upstream WHERE node = %s",
+    "upstream_set": "UPDATE {s}.node_upstream SET committed_seq = %s WHERE node = %s",
+    "events_copy": (
+        "COPY {s}.events (node, time, object_kind, object_namespace, object_name, type, "
+        "reason, message) FROM STDIN"
+    ),
+    "events_trim": ("DELETE FROM {s}.events WHERE id <= (SELECT max(id) FROM {s}.events) - %s"),
+    "lock_rv": "SELECT value FROM {s}.meta WHERE key = 'rv' FOR UPDATE",
+    "add_rv": "UPDATE {s}.meta SET value = value + %s WHERE key = 'rv' RETURNING value",
+    "get_many": """SELECT o.kind, o.namespace, o.name, o.json FROM {s}.objects o
+        JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(kind, namespace, name)
+        ON o.kind = u.kind COLLATE "C" AND o.namespace = u.namespace COLLATE "C"
+          AND o.name = u.name COLLATE "C"
+    """,
+    "put_many": """WITH u AS (
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[])
+          AS u(kind, namespace, name, rv, json)),
+      o AS (UPDATE {s}.objects o SET rv = u.rv, json = u.json FROM u
+        WHERE o.kind = u.kind COLLATE "C" AND o.namespace = u.namespace COLLATE "C"
+          AND o.name = u.name COLLATE "C"),
+      l AS (INSERT INTO {s}.changelog (rv, kind, namespace, name, type, json)
+        SELECT rv, kind, namespace, name, 'MODIFIED', json FROM u)
+    SELECT pg_notify(%s::text, %s::text)""",
+    "tokens_expire": "DELETE FROM {s}.join_tokens WHERE exp < %s",
+    "token_use": (
+        "INSERT INTO {s}.join_tokens VALUES (%s, %s) ON CONFLICT (jti) DO NOTHING RETURNING jti"
+    ),
+}
 QUERIES = {
     "next_rv": "UPDATE {s}.meta SET value = value + 1 WHERE key = 'rv' RETURNING value",
     "current_rv": "SELECT value FROM {s}.meta WHERE key = 'rv'",
@@ -51,4 +110,9 @@ LIST_TEMPLATE = (
     "(SELECT namespace, name, json FROM {s}.objects WHERE {where} "
     "ORDER BY namespace, name{limit}) o ON true "
     "WHERE m.key = 'rv' ORDER BY o.namespace, o.name"
+)
+# the newest events first; ``{where}`` is built from fixed column names only
+EVENTS_LIST_TEMPLATE = (
+    "SELECT id, node, time, object_kind, object_namespace, object_name, type, reason, "
+    "message FROM {s}.events{where} ORDER BY id DESC LIMIT %s"
 )

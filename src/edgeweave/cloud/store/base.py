@@ -119,3 +119,73 @@ class Store(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+AckKey = tuple[str, str, str]  # (kind, namespace, name) of a desired object sent to a node
+AckItem = tuple[str, str, str, int]  # ... and the resourceVersion the node acked it at
+StatusWrite = tuple[str, str, str, JSONObject]  # (kind, namespace, name, status merge patch)
+
+
+class NodeSyncStore(Protocol):
+    """Per-node sync bookkeeping the hub keeps beside the objects (docs/design/edge-link.md).
+
+    - acks: the resourceVersion each desired object was last persisted at by a node. An ack
+      for an object that no longer exists in the store is a delete ack: its row is removed
+      (a node holds nothing for a deleted object), so the acked set mirrors the node's held set.
+    - upstream: the highest outbox sequence number committed per node, and the ``events``
+      table those commits append to (newest ``events_retention`` kept).
+    - used join tokens, so a join token works once.
+    """
+
+    async def acked_versions(self, node: str) -> dict[AckKey, int]:
+        """``(kind, namespace, name) -> rv`` the node has acked."""
+        ...
+
+    async def record_acks(self, node: str, items: list[AckItem]) -> None:
+        """Upsert acks; delete acks (object gone from the store) remove their rows."""
+        ...
+
+    async def replace_acks(self, node: str, items: list[AckItem]) -> None:
+        """Make ``items`` the node's whole acked set (after a resync's ``held``)."""
+        ...
+
+    async def upstream_committed_seq(self, node: str) -> int:
+        """The highest committed upstream seq of ``node``; 0 when none."""
+        ...
+
+    async def commit_upstream(
+        self,
+        node: str,
+        committed_seq: int,
+        events: list[JSONObject],
+        status_writes: list[StatusWrite],
+    ) -> int:
+        """In one transaction: append ``events``, merge each status patch into its object's
+        ``status`` (a write with a new resourceVersion and a MODIFIED change; objects that no
+        longer exist are skipped) and store ``committed_seq``. A ``committed_seq`` not above
+        the stored one is a replay: nothing is written. Returns the stored seq afterwards.
+
+        An event is ``{"object": {"kind", "namespace", "name"}, "type", "reason", "message",
+        "time"}`` (``time``: Unix seconds; missing → now)."""
+        ...
+
+    async def list_events(
+        self,
+        object_kind: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        node: str | None = None,
+        limit: int = 100,
+    ) -> list[JSONObject]:
+        """The newest ``limit`` matching events, oldest first, each shaped as accepted by
+        :meth:`commit_upstream` plus ``id`` and ``node``."""
+        ...
+
+    async def mark_token_used(self, jti: str, expires_at: int, now: int) -> bool:
+        """Record a join token's ``jti``; False when it was already used. Entries whose
+        ``expires_at`` is before ``now`` are forgotten (such tokens fail verification)."""
+        ...
+
+
+class CloudStore(Store, NodeSyncStore, Protocol):
+    """What the cloud's composition root opens: objects plus node sync tables."""

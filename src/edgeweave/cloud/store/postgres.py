@@ -29,6 +29,14 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from edgeweave.cloud.store._nodesync import (
+    DEFAULT_EVENTS_RETENTION,
+    event_from_row,
+    event_rows,
+    events_query_filters,
+    group_status_writes,
+)
+from edgeweave.cloud.store._nodesync import apply_status as _apply_status
 from edgeweave.cloud.store._objects import (
     ObjectKey,
     check_cas,
@@ -43,9 +51,23 @@ from edgeweave.cloud.store._objects import (
     prepare_update,
 )
 from edgeweave.cloud.store._paging import PageBuilder
-from edgeweave.cloud.store._pgsql import DDL, LIST_TEMPLATE, QUERIES
+from edgeweave.cloud.store._pgsql import (
+    DDL,
+    EVENTS_LIST_TEMPLATE,
+    LIST_TEMPLATE,
+    QUERIES,
+    SYNC_QUERIES,
+)
 from edgeweave.cloud.store._watch import ChangeRow, LogWatch, Notifier
-from edgeweave.cloud.store.base import JSONObject, ListResult, Watch, WatchFilter
+from edgeweave.cloud.store.base import (
+    AckItem,
+    AckKey,
+    JSONObject,
+    ListResult,
+    StatusWrite,
+    Watch,
+    WatchFilter,
+)
 from edgeweave.errors import (
     AlreadyExists,
     BadRequest,
@@ -117,6 +139,7 @@ class PostgresStore:
         self._listener: asyncio.Task[None] | None = None
         self._writes_since_retention = 0
         self._closed = False
+        self.events_retention = DEFAULT_EVENTS_RETENTION
 
     @classmethod
     async def open(cls, url: str, **kwargs: Any) -> PostgresStore:
@@ -156,7 +179,8 @@ class PostgresStore:
 
     def _bind_schema(self, schema: str) -> None:
         quoted = sql.Identifier(schema).as_string(None)
-        self._q = {name: text.format(s=quoted).encode() for name, text in QUERIES.items()}
+        queries = {**QUERIES, **SYNC_QUERIES}
+        self._q = {name: text.format(s=quoted).encode() for name, text in queries.items()}
         # channel names are identifiers: at most 63 bytes
         self._channel = f"edgeweave_{schema}".encode()[:63].decode(errors="ignore")
 
@@ -276,6 +300,102 @@ class PostgresStore:
                 await conn.execute(self._q["trim"], (compacted,))
                 await conn.execute(self._q["set_compacted"], (compacted,))
         return compacted
+
+    # ---- node sync tables -----------------------------------------------------------------
+
+    async def acked_versions(self, node: str) -> dict[AckKey, int]:
+        async with self._connection() as conn:
+            rows = await (await conn.execute(self._q["acked"], (node,))).fetchall()
+        return {(k, ns, n): int(rv) for k, ns, n, rv in rows}
+
+    async def _write_acks(self, node: str, items: list[AckItem], replace: bool) -> None:
+        columns = [list(c) for c in zip(*items, strict=True)] if items else [[], [], [], []]
+        async with self._connection() as conn, conn.transaction():
+            if replace:
+                await conn.execute(self._q["acks_clear"], (node,))
+            await conn.execute(self._q["acks_upsert"], (node, *columns))
+            if not replace:  # an ack for an object the store no longer has is a delete ack
+                await conn.execute(self._q["acks_drop_deleted"], (*columns, node))
+
+    async def record_acks(self, node: str, items: list[AckItem]) -> None:
+        if items:
+            await self._write_acks(node, items, False)
+
+    async def replace_acks(self, node: str, items: list[AckItem]) -> None:
+        await self._write_acks(node, items, True)
+
+    async def upstream_committed_seq(self, node: str) -> int:
+        async with self._connection() as conn:
+            seq = await self._one(conn, self._q["upstream_get"], (node,))
+        return 0 if seq is None else int(seq)
+
+    async def commit_upstream(
+        self,
+        node: str,
+        committed_seq: int,
+        events: list[JSONObject],
+        status_writes: list[StatusWrite],
+    ) -> int:
+        rows = event_rows(node, events)
+        grouped = group_status_writes(status_writes)
+        wrote = False
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(self._q["upstream_init"], (node,))
+            stored = int(await self._one(conn, self._q["upstream_lock"], (node,)))
+            if committed_seq <= stored:
+                return stored
+            if rows:
+                async with conn.cursor() as cur, cur.copy(self._q["events_copy"]) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                await conn.execute(self._q["events_trim"], (self.events_retention,))
+            if grouped:
+                wrote = await self._merge_statuses(conn, grouped)
+            await conn.execute(self._q["upstream_set"], (committed_seq, node))
+        if wrote:
+            await self._after_write()
+        return committed_seq
+
+    async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
+        # the counter row first, as every writer does: it orders this commit among them
+        await conn.execute(self._q["lock_rv"])
+        keys = [list(c) for c in zip(*grouped, strict=True)]
+        found = await (await conn.execute(self._q["get_many"], keys)).fetchall()
+        if not found:
+            return False
+        top = int(await self._one(conn, self._q["add_rv"], (len(found),)))
+        stored = {(k, ns, n): text for k, ns, n, text in found}
+        present = [key for key in grouped if key in stored]
+        columns: list[list[Any]] = [[], [], [], [], []]
+        for rv, key in enumerate(present, start=top - len(present) + 1):
+            text = encode_json(_apply_status(decode_json(stored[key]), grouped[key], rv))
+            for column, value in zip(columns, (*key, rv, text), strict=True):
+                column.append(value)
+        await conn.execute(self._q["put_many"], (*columns, self._channel, str(top)))
+        return True
+
+    async def list_events(
+        self,
+        object_kind: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        node: str | None = None,
+        limit: int = 100,
+    ) -> list[JSONObject]:
+        where, params = events_query_filters(object_kind, namespace, name, node)
+        clause = " WHERE " + " AND ".join(c.format(p="%s") for c in where) if where else ""
+        query = EVENTS_LIST_TEMPLATE.format(
+            s=sql.Identifier(self.schema).as_string(None), where=clause
+        )
+        async with self._connection() as conn:
+            rows = await (await conn.execute(query.encode(), (*params, max(0, limit)))).fetchall()
+        return [event_from_row(r) for r in reversed(rows)]
+
+    async def mark_token_used(self, jti: str, expires_at: int, now: int) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(self._q["tokens_expire"], (now,))
+            inserted = await self._one(conn, self._q["token_use"], (jti, expires_at))
+        return inserted is not None
 
     # ---- reads ----------------------------------------------------------------------------
 

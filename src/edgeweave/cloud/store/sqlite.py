@@ -14,6 +14,7 @@ only module that imports :mod:`sqlite3`, and no sqlite3 exception leaves it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -22,6 +23,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple, Unpack
 
+from edgeweave.cloud.store._nodesync import (
+    DEFAULT_EVENTS_RETENTION,
+    EVENT_COLUMNS,
+    event_from_row,
+    event_rows,
+    events_query_filters,
+    group_status_writes,
+)
+from edgeweave.cloud.store._nodesync import apply_status as _apply_status
 from edgeweave.cloud.store._objects import (
     ObjectKey,
     check_cas,
@@ -37,7 +47,15 @@ from edgeweave.cloud.store._objects import (
 )
 from edgeweave.cloud.store._paging import PageBuilder
 from edgeweave.cloud.store._watch import ChangeRow, LogWatch, Notifier
-from edgeweave.cloud.store.base import JSONObject, ListResult, Watch, WatchFilter
+from edgeweave.cloud.store.base import (
+    AckItem,
+    AckKey,
+    JSONObject,
+    ListResult,
+    StatusWrite,
+    Watch,
+    WatchFilter,
+)
 from edgeweave.errors import (
     AlreadyExists,
     BadRequest,
@@ -67,6 +85,33 @@ CREATE TABLE IF NOT EXISTS changelog (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('rv', 0), ('compacted', 0);
 """
+# per-node sync tables (docs/design/edge-link.md §3, §5) and used join tokens
+_SYNC_SCHEMA = """
+CREATE TABLE IF NOT EXISTS node_acks (
+    node TEXT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    rv INTEGER NOT NULL, PRIMARY KEY (node, kind, namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_upstream (
+    node TEXT PRIMARY KEY, committed_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, time REAL NOT NULL,
+    object_kind TEXT NOT NULL, object_namespace TEXT NOT NULL, object_name TEXT NOT NULL,
+    type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_object
+    ON events (object_kind, object_namespace, object_name, id);
+CREATE TABLE IF NOT EXISTS join_tokens (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL) WITHOUT ROWID;
+"""
+_ACK_UPSERT = (
+    "INSERT INTO node_acks (node, kind, namespace, name, rv) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (node, kind, namespace, name) DO UPDATE SET rv = excluded.rv"
+)
+_ACK_DROP_DELETED = (
+    "DELETE FROM node_acks WHERE node = ? AND kind = ? AND namespace = ? AND name = ? "
+    "AND NOT EXISTS (SELECT 1 FROM objects WHERE kind = ? AND namespace = ? AND name = ?)"
+)
+_EVENT_INSERT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 _GET = "SELECT rv, json FROM objects WHERE kind = ? AND namespace = ? AND name = ?"
 _NEXT_RV = "UPDATE meta SET value = value + 1 WHERE key = 'rv' RETURNING value"
 _CURRENT_RV = "SELECT value FROM meta WHERE key = 'rv'"
@@ -116,6 +161,7 @@ class SQLiteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writes_since_retention = 0
         self._closed = False
+        self.events_retention = DEFAULT_EVENTS_RETENTION
 
     @classmethod
     async def open(cls, path: Path, **kwargs: int) -> SQLiteStore:
@@ -152,7 +198,7 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + _SYNC_SCHEMA)
         except BaseException:
             conn.close()
             raise
@@ -238,6 +284,85 @@ class SQLiteStore:
                 db.execute("DELETE FROM changelog WHERE rv <= ?", (compacted,))
                 db.execute("UPDATE meta SET value = ? WHERE key = 'compacted'", (compacted,))
         return compacted
+
+    # ---- node sync tables (worker thread) ---------------------------------------------------
+
+    def _db_record_acks(self, node: str, items: list[AckItem], replace: bool) -> None:
+        with self._transaction() as db:
+            if replace:
+                db.execute("DELETE FROM node_acks WHERE node = ?", (node,))
+            db.executemany(_ACK_UPSERT, [(node, *item) for item in items])
+            if not replace:  # an ack for an object the store no longer has is a delete ack
+                db.executemany(_ACK_DROP_DELETED, [(node, *i[:3], *i[:3]) for i in items])
+
+    def _db_acked(self, node: str) -> dict[AckKey, int]:
+        rows = self._db.execute(
+            "SELECT kind, namespace, name, rv FROM node_acks WHERE node = ?", (node,)
+        ).fetchall()
+        return {(k, ns, n): rv for k, ns, n, rv in rows}
+
+    def _db_committed_seq(self, db: sqlite3.Connection, node: str) -> int:
+        row = db.execute("SELECT committed_seq FROM node_upstream WHERE node = ?", (node,))
+        found = row.fetchone()
+        return 0 if found is None else int(found[0])
+
+    def _db_commit_upstream(
+        self, node: str, seq: int, events: Sequence[JSONObject], writes: Sequence[StatusWrite]
+    ) -> tuple[int, bool]:
+        rows = event_rows(node, events)
+        grouped = group_status_writes(writes)
+        wrote = False
+        with self._transaction() as db:
+            stored = self._db_committed_seq(db, node)
+            if seq <= stored:
+                return stored, False
+            if rows:
+                db.executemany(_EVENT_INSERT, rows)
+                last: int = db.execute("SELECT max(id) FROM events").fetchone()[0]
+                db.execute("DELETE FROM events WHERE id <= ?", (last - self.events_retention,))
+            found = [(key, db.execute(_GET, key).fetchone(), p) for key, p in grouped.items()]
+            present = [(key, row, p) for key, row, p in found if row is not None]
+            if present:
+                top: int = db.execute(
+                    "UPDATE meta SET value = value + ? WHERE key = 'rv' RETURNING value",
+                    (len(present),),
+                ).fetchone()[0]
+                updates, changes = [], []
+                for rv, (key, row, patches) in enumerate(present, start=top - len(present) + 1):
+                    text = encode_json(_apply_status(decode_json(row[1]), patches, rv))
+                    updates.append((rv, text, *key))
+                    changes.append((rv, *key, "MODIFIED", text))
+                db.executemany(
+                    "UPDATE objects SET rv = ?, json = ? "
+                    "WHERE kind = ? AND namespace = ? AND name = ?",
+                    updates,
+                )
+                db.executemany(_LOG, changes)
+                wrote = True
+            db.execute(
+                "INSERT INTO node_upstream (node, committed_seq) VALUES (?, ?) "
+                "ON CONFLICT (node) DO UPDATE SET committed_seq = excluded.committed_seq",
+                (node, seq),
+            )
+        if wrote:
+            self._db_after_write()
+        return seq, True
+
+    def _db_list_events(self, where: list[str], params: list[str], limit: int) -> list[JSONObject]:
+        query = f"SELECT id, {EVENT_COLUMNS} FROM events"  # noqa: S608 (fixed column names)
+        if where:
+            query += " WHERE " + " AND ".join(c.format(p="?") for c in where)
+        rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [event_from_row(r) for r in reversed(rows)]
+
+    def _db_mark_token(self, jti: str, expires_at: int, now: int) -> bool:
+        with self._transaction() as db:
+            db.execute("DELETE FROM join_tokens WHERE exp < ?", (now,))
+            cur = db.execute(
+                "INSERT INTO join_tokens (jti, exp) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (jti, expires_at),
+            )
+            return cur.rowcount == 1
 
     # ---- reads (worker thread) ------------------------------------------------------------
 
@@ -337,6 +462,46 @@ class SQLiteStore:
         if keep_last < 0:
             raise BadRequest(f"keep_last must be >= 0, got {keep_last}")
         return await self._run(self._db_compact, keep_last)
+
+    # ---- the NodeSyncStore interface --------------------------------------------------------
+
+    async def acked_versions(self, node: str) -> dict[AckKey, int]:
+        return await self._run(self._db_acked, node)
+
+    async def record_acks(self, node: str, items: Sequence[AckItem]) -> None:
+        await self._run(self._db_record_acks, node, list(items), False)
+
+    async def replace_acks(self, node: str, items: Sequence[AckItem]) -> None:
+        await self._run(self._db_record_acks, node, list(items), True)
+
+    async def upstream_committed_seq(self, node: str) -> int:
+        return await self._run(self._db_committed_seq, self._db, node)
+
+    async def commit_upstream(
+        self,
+        node: str,
+        committed_seq: int,
+        events: Sequence[JSONObject],
+        status_writes: Sequence[StatusWrite],
+    ) -> int:
+        seq, _ = await self._run(
+            self._db_commit_upstream, node, committed_seq, events, status_writes
+        )
+        return seq
+
+    async def list_events(
+        self,
+        object_kind: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        node: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[JSONObject]:
+        where, params = events_query_filters(object_kind, namespace, name, node)
+        return await self._run(self._db_list_events, where, params, max(0, limit))
+
+    async def mark_token_used(self, jti: str, expires_at: int, now: int) -> bool:
+        return await self._run(self._db_mark_token, jti, expires_at, now)
 
     async def aclose(self) -> None:
         if self._closed:

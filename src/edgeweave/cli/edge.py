@@ -1,0 +1,120 @@
+"""`edgeweave edge join|run|status`: the commands run on an edge node.
+
+`join` makes the node's identity (key, certificate, cloud address) in its data dir; `run`
+starts the agent; `status` reads the agent's local state and works without the cloud.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgeweave.errors import ConfigError
+
+DEFAULT_DATA = Path("data/edge")
+
+
+def add_parser(subparsers: Any) -> None:
+    edge = subparsers.add_parser("edge", help="join and run an edge node")
+    sub = edge.add_subparsers(dest="edge_command", metavar="COMMAND", required=True)
+
+    join = sub.add_parser("join", help="join this node to a cloud")
+    join.add_argument("--server", required=True, help="cloud API URL, https://HOST:PORT")
+    join.add_argument("--token", required=True, help="from `edgeweave token create`")
+    join.add_argument("--name", required=True, help="node name")
+    join.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data dir (data/edge)")
+    join.add_argument("--labels", default="", help="k=v,k=v labels for node selectors")
+    join.set_defaults(func=run_join)
+
+    run = sub.add_parser("run", help="run the agent (until SIGINT/SIGTERM)")
+    run.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data dir (data/edge)")
+    run.add_argument("--settings", type=Path, default=None, metavar="FILE")
+    run.add_argument(
+        "--stop-apps-on-exit",
+        action="store_true",
+        default=None,
+        help="stop apps when the agent exits (default: keep them running)",
+    )
+    run.set_defaults(func=run_agent)
+
+    status = sub.add_parser("status", help="local state of this node (works offline)")
+    status.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data dir (data/edge)")
+    status.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    status.set_defaults(func=run_status)
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--labels: {part!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    from edgeweave.models.meta import check_labels
+
+    try:
+        return check_labels(labels)
+    except ValueError as e:
+        raise ConfigError(f"--labels: {e}") from e
+
+
+def run_join(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edgeweave.edge.cloudapi import join
+
+    identity = asyncio.run(
+        join(args.server, args.token, args.name, args.data, parse_labels(args.labels))
+    )
+    print(f"node {identity.node} joined; hub {identity.hub_url}")
+    print(f"start the agent with: edgeweave edge run --data {args.data}")
+    return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from edgeweave.config.settings import EdgeSettings, load_settings
+    from edgeweave.edge.agent import run
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load_settings(
+        EdgeSettings,
+        file=args.settings,
+        overrides={"data_dir": args.data, "runtime.stop_apps_on_exit": args.stop_apps_on_exit},
+    )
+    asyncio.run(run(settings))
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from edgeweave.edge.localstatus import read_local_status
+
+    status = read_local_status(args.data)
+    if args.output == "json":
+        json.dump(status, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"node:       {status['node']}")
+    print(f"cloud:      {status['link']['state']} ({status['link'].get('detail', '')})")
+    print(f"outbox:     {status['outbox']['entries']} entries queued")
+    print(f"objects:    {status['objects']} desired objects held locally")
+    rows = status["apps"]
+    if not rows:
+        print("apps:       none")
+        return 0
+    print()
+    width = max(len(r["app"]) for r in rows)
+    print(f"{'APP':<{width}}  {'PHASE':<10} {'READY':<6} {'PID':<8} {'RESTARTS':<8} MESSAGE")
+    for r in rows:
+        print(
+            f"{r['app']:<{width}}  {r['phase']:<10} {str(r['ready']).lower():<6} "
+            f"{r.get('pid') or '-'!s:<8} {r.get('restarts', 0)!s:<8} {r.get('message', '')}"
+        )
+    return 0

@@ -1,0 +1,262 @@
+"""The upstream committer: one task that writes every node's acks and outbox batches.
+
+Sessions hand over work without awaiting (:meth:`Committer.submit_upstream`,
+:meth:`Committer.submit_acks`) and go back to reading frames, so a heartbeat is never queued
+behind a database commit. The committer serves nodes **round-robin**: each turn takes one
+node's pending acks (one store call) and up to ``entries_per_turn`` upstream entries (one
+transaction), then moves that node to the back of the ring — one node's replay burst delays
+another node's commit by at most one turn.
+
+Per batch (docs/design/edge-link.md §5): entries with ``seq`` ≤ the committed seq are skipped
+(replay is idempotent); ``app.status`` becomes ``App.status.nodes[<node>] = payload``, only the
+newest per app; ``node.status`` is merged into the Node's status; ``event`` entries are
+appended. Entries about objects not assigned to the node are **refused**: counted, reported as
+one Warning event on the Node, never committed (their seqs still count as consumed, so a replay
+does not loop). Other topics (``log``, ``metric``) are counted and skipped. After the commit the
+node gets ``upstream_ack{committed_seq}``.
+
+This module must not read frames, decide what a node should hold, or retry a failed commit on
+its own (the agent replays unacked entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeweave.cloud.hub.index import APP, DesiredIndex, node_ref
+from edgeweave.cloud.store.base import AckItem, JSONObject, NodeSyncStore, StatusWrite
+from edgeweave.errors import EdgeweaveError, TooManyRequests
+from edgeweave.protocol.messages import Error, Message, Upstream, UpstreamAck, UpstreamEntry
+from edgeweave.protocol.refs import ResourceRef
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[[Message], None]
+MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
+_NODE_STATUS_FIELDS = {
+    "conditions": "conditions",
+    "capacity": "capacity",
+    "addresses": "addresses",
+    "agent_version": "agentVersion",
+}
+
+
+@dataclass
+class _Batch:
+    msg: Upstream
+    reply: Reply
+
+
+@dataclass
+class _NodeWork:
+    acks: list[AckItem] = field(default_factory=list)
+    ack_snapshot: Callable[[], list[AckItem]] | None = None  # set: replace the whole set
+    batches: deque[_Batch] = field(default_factory=deque)
+
+
+@dataclass
+class Translated:
+    """What one node's upstream entries become in the store."""
+
+    last_seq: int
+    events: list[JSONObject]
+    status_writes: list[StatusWrite]
+    refused: list[str]
+    skipped_topics: int
+
+
+def _ref_of(value: Any, default_kind: str | None = None) -> ResourceRef | None:
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("kind", default_kind)
+    ns, name = value.get("namespace", ""), value.get("name")
+    if not (isinstance(kind, str) and isinstance(ns, str) and isinstance(name, str)):
+        return None
+    return ResourceRef(kind, ns, name) if kind and name else None
+
+
+def translate(
+    node: str, entries: list[UpstreamEntry], committed: int, index: DesiredIndex
+) -> Translated:
+    """Map outbox entries above ``committed`` to events and status writes (pure)."""
+    out = Translated(committed, [], [], [], 0)
+    app_status: dict[ResourceRef, JSONObject] = {}
+    node_status: JSONObject = {}
+    own = node_ref(node)
+    for entry in entries:
+        if entry.seq <= committed:
+            continue
+        out.last_seq = max(out.last_seq, entry.seq)
+        payload = entry.payload
+        if entry.topic == "app.status":
+            ref = _ref_of(payload.get("app") if isinstance(payload, dict) else None, APP)
+            if ref is None or ref.kind != APP or not index.app_assigned(node, ref):
+                out.refused.append(f"app.status #{entry.seq} about {ref or 'no app'}")
+                continue
+            app_status.pop(ref, None)  # newest wins, in the order last reported
+            app_status[ref] = payload
+        elif entry.topic == "node.status":
+            if not isinstance(payload, dict):
+                out.refused.append(f"node.status #{entry.seq} is not an object")
+                continue
+            for wire, stored in _NODE_STATUS_FIELDS.items():
+                if wire in payload:
+                    node_status[stored] = payload[wire]
+        elif entry.topic == "event":
+            ref = _ref_of(payload.get("object") if isinstance(payload, dict) else None)
+            if ref is None or (ref != own and index.desired(node, ref) is None):
+                out.refused.append(f"event #{entry.seq} about {ref or 'no object'}")
+                continue
+            assert isinstance(payload, dict)
+            out.events.append(
+                {
+                    "object": {"kind": ref.kind, "namespace": ref.namespace, "name": ref.name},
+                    "type": payload.get("type") or "Normal",
+                    "reason": payload.get("reason") or "",
+                    "message": payload.get("message") or "",
+                    "time": payload.get("time"),
+                }
+            )
+        else:
+            out.skipped_topics += 1
+    for ref, payload in app_status.items():
+        # clear, then set: the node's entry becomes exactly the payload (not a merge)
+        out.status_writes.append((APP, ref.namespace, ref.name, {"nodes": {node: None}}))
+        out.status_writes.append((APP, ref.namespace, ref.name, {"nodes": {node: payload}}))
+    if node_status:
+        out.status_writes.append((own.kind, "", node, node_status))
+    if out.refused:
+        shown = "; ".join(out.refused[:3]) + (" ..." if len(out.refused) > 3 else "")
+        out.events.append(
+            {
+                "object": {"kind": own.kind, "namespace": "", "name": node},
+                "type": "Warning",
+                "reason": "UpstreamRefused",
+                "message": f"refused {len(out.refused)} upstream entries about objects not "
+                f"assigned to node {node}: {shown}",
+            }
+        )
+    return out
+
+
+class Committer:
+    def __init__(
+        self,
+        store: NodeSyncStore,
+        index: Callable[[], DesiredIndex],
+        *,
+        entries_per_turn: int = 5000,
+    ) -> None:
+        self._store = store
+        self._index = index
+        self._entries_per_turn = entries_per_turn
+        self._ring: OrderedDict[str, _NodeWork] = OrderedDict()
+        self._committed: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self.refused_total = 0
+        self.commits = 0
+
+    def set_committed(self, node: str, seq: int) -> None:
+        """What the store says is committed for ``node`` (read at hello)."""
+        self._committed[node] = max(seq, self._committed.get(node, 0))
+
+    def submit_upstream(self, node: str, msg: Upstream, reply: Reply) -> None:
+        work = self._work(node)
+        if len(work.batches) >= MAX_PENDING_BATCHES:
+            error = TooManyRequests(f"more than {MAX_PENDING_BATCHES} upstream batches pending")
+            reply(Error(reason=error.reason, message=error.message, parent_id=msg.id))
+            return
+        work.batches.append(_Batch(msg, reply))
+
+    def submit_acks(
+        self,
+        node: str,
+        items: list[AckItem],
+        snapshot: Callable[[], list[AckItem]] | None = None,
+    ) -> None:
+        """Record ``items``; with ``snapshot``, replace the node's whole acked set with what
+        it returns at write time instead (needed when a node acked a delete of an object that
+        still exists, which ``record_acks`` cannot express)."""
+        work = self._work(node)
+        work.acks.extend(items)
+        if snapshot is not None:
+            work.ack_snapshot = snapshot
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "nodes_pending": len(self._ring),
+            "batches_pending": sum(len(w.batches) for w in self._ring.values()),
+            "commits": self.commits,
+            "refused_entries": self.refused_total,
+        }
+
+    def _work(self, node: str) -> _NodeWork:
+        work = self._ring.get(node)
+        if work is None:
+            work = self._ring[node] = _NodeWork()
+        self._wake.set()
+        return work
+
+    async def run(self) -> None:
+        """The committer task: until cancelled."""
+        while True:
+            if not self._ring:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            node, work = self._ring.popitem(last=False)
+            await self._turn(node, work)
+            if work.acks or work.ack_snapshot or work.batches:
+                existing = self._ring.pop(node, None)  # work added during the turn
+                if existing is not None:
+                    work.acks.extend(existing.acks)
+                    work.ack_snapshot = existing.ack_snapshot or work.ack_snapshot
+                    work.batches.extend(existing.batches)
+                self._ring[node] = work
+
+    async def _turn(self, node: str, work: _NodeWork) -> None:
+        try:
+            if work.ack_snapshot is not None:
+                snapshot, work.ack_snapshot = work.ack_snapshot, None
+                work.acks.clear()
+                await self._store.replace_acks(node, snapshot())
+            elif work.acks:
+                acks, work.acks = work.acks, []
+                await self._store.record_acks(node, acks)
+        except EdgeweaveError as e:
+            log.warning("recording acks of node %s failed: %s", node, e)
+        if not work.batches:
+            return
+        batches: list[_Batch] = []
+        entries: list[UpstreamEntry] = []
+        while work.batches and (not batches or len(entries) < self._entries_per_turn):
+            batch = work.batches.popleft()
+            batches.append(batch)
+            entries.extend(batch.msg.entries)
+        await self._commit(node, batches, entries)
+
+    async def _commit(self, node: str, batches: list[_Batch], entries: list[UpstreamEntry]) -> None:
+        committed = self._committed.get(node, 0)
+        done = translate(node, entries, committed, self._index())
+        reply: Message
+        try:
+            if done.last_seq > committed:
+                committed = await self._store.commit_upstream(
+                    node, done.last_seq, done.events, done.status_writes
+                )
+                self._committed[node] = committed
+                self.commits += 1
+                self.refused_total += len(done.refused)
+        except EdgeweaveError as e:
+            log.warning("upstream commit of node %s failed: %s", node, e)
+            for batch in batches:
+                batch.reply(Error(reason=e.reason, message=e.message, parent_id=batch.msg.id))
+            return
+        for batch in batches:
+            reply = UpstreamAck(committed_seq=committed, parent_id=batch.msg.id)
+            batch.reply(reply)

@@ -1,0 +1,104 @@
+"""Backend-independent logic of the per-node sync tables (acks, upstream commits, events).
+
+Both adapters turn an upstream commit into the same rows: events become flat tuples, status
+patches are grouped per object (applied in order, one write per object per commit), and an
+events row reads back as the dict the hub wrote. Pure functions: this module must not do I/O
+and must not import a database library.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from edgeweave.cloud.store._objects import ObjectKey, prepare_update
+from edgeweave.cloud.store.base import JSONObject, StatusWrite
+from edgeweave.errors import BadRequest
+from edgeweave.models.patch import merge_patch
+
+DEFAULT_EVENTS_RETENTION = 100_000
+MAX_EVENT_TEXT = 4096  # characters kept of a reason or message
+
+# (node, time, object_kind, object_namespace, object_name, type, reason, message)
+EventRow = tuple[str, float, str, str, str, str, str, str]
+EVENT_COLUMNS = "node, time, object_kind, object_namespace, object_name, type, reason, message"
+
+
+def event_rows(node: str, events: Sequence[JSONObject], now: float | None = None) -> list[EventRow]:
+    """The rows for ``events`` (see :meth:`NodeSyncStore.commit_upstream` for the shape)."""
+    default_time = time.time() if now is None else now
+    rows: list[EventRow] = []
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise BadRequest(f"event {i} must be an object")
+        ref = event.get("object") or {}
+        if not isinstance(ref, dict):
+            raise BadRequest(f"event {i}: object must be {{kind, namespace, name}}")
+        when = event.get("time")
+        rows.append(
+            (
+                node,
+                float(when) if isinstance(when, int | float) else default_time,
+                str(ref.get("kind") or ""),
+                str(ref.get("namespace") or ""),
+                str(ref.get("name") or ""),
+                str(event.get("type") or "Normal"),
+                str(event.get("reason") or "")[:MAX_EVENT_TEXT],
+                str(event.get("message") or "")[:MAX_EVENT_TEXT],
+            )
+        )
+    return rows
+
+
+def event_from_row(row: Sequence[Any]) -> JSONObject:
+    """``(id, node, time, kind, namespace, name, type, reason, message)`` as an event dict."""
+    return {
+        "id": int(row[0]),
+        "node": row[1],
+        "time": float(row[2]),
+        "object": {"kind": row[3], "namespace": row[4], "name": row[5]},
+        "type": row[6],
+        "reason": row[7],
+        "message": row[8],
+    }
+
+
+def group_status_writes(writes: Sequence[StatusWrite]) -> dict[ObjectKey, list[JSONObject]]:
+    """Patches per object, in arrival order (first-seen object order kept)."""
+    grouped: dict[ObjectKey, list[JSONObject]] = {}
+    for kind, namespace, name, patch in writes:
+        if not isinstance(patch, dict):
+            raise BadRequest(f"status patch for {kind} {namespace}/{name} must be an object")
+        grouped.setdefault((kind, namespace, name), []).append(patch)
+    return grouped
+
+
+def apply_status(stored: JSONObject, patches: Sequence[JSONObject], rv: int) -> JSONObject:
+    """``stored`` with each patch merged into ``status`` in turn, stamped with ``rv``."""
+    status = stored.get("status")
+    merged: JSONObject = status if isinstance(status, dict) else {}
+    for patch in patches:
+        merged = merge_patch(merged, patch)
+    updated = dict(stored)
+    updated["status"] = merged
+    return prepare_update(updated, stored, rv)
+
+
+def events_query_filters(
+    object_kind: str | None, namespace: str | None, name: str | None, node: str | None
+) -> tuple[list[str], list[str]]:
+    """``(column = ? conditions, params)`` for a list of events (placeholders are the
+    adapter's business: each condition holds ``{p}`` where the placeholder goes)."""
+    conditions: list[str] = []
+    params: list[str] = []
+    for column, value in (
+        ("object_kind", object_kind),
+        ("object_namespace", namespace),
+        ("object_name", name),
+        ("node", node),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = {{p}}")
+            params.append(value)
+    return conditions, params

@@ -1,0 +1,211 @@
+"""The edge agent's composition root: builds every component from settings and runs them.
+
+Start order: identity → local store → outbox → runtime (apps come back from the local store
+at once, before any network) → status file → cloud link. Stop order is the reverse. Nothing
+else in the agent reads settings, opens files of its own accord or dials the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeweave.config.settings import EdgeSettings
+from edgeweave.edge import cloudapi
+from edgeweave.edge.identity import NodeIdentity, load_identity
+from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
+from edgeweave.edge.localstatus import StatusFile
+from edgeweave.edge.logs import LogStreams
+from edgeweave.edge.outbox import Outbox, open_outbox
+from edgeweave.edge.runtime.artifacts import ArtifactCache
+from edgeweave.edge.runtime.settings import RuntimeSettings as RuntimeTunables
+from edgeweave.edge.runtime.status import AppStatus
+from edgeweave.edge.runtime.supervisor import Runtime
+from edgeweave.edge.store import EdgeStore, load_or_create_store_key, open_edge_store
+from edgeweave.edge.sync import Sync, reconcile_forever
+from edgeweave.errors import LinkBroken
+from edgeweave.protocol import messages as m
+from edgeweave.transport.link import Link
+from edgeweave.transport.ws import WsOptions, open_ws_link
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Agent:
+    """A running agent; tests and `edge run` hold one of these."""
+
+    identity: NodeIdentity
+    settings: EdgeSettings
+    store: EdgeStore
+    outbox: Outbox
+    runtime: Runtime
+    link_state: LinkState
+    status_file: StatusFile
+    session: LinkSession | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def request_stop(self) -> None:
+        self.stopped.set()
+
+
+async def _fetch_artifact(agent_ref: list[Agent], digest: str, dest: Path) -> None:
+    """The runtime's fetcher: ask the cloud for a presigned URL, download, (cache verifies)."""
+    agent = agent_ref[0]
+    session = agent.session
+    if session is None:
+        raise LinkBroken(f"artifact {digest} is not cached and the cloud is unreachable")
+    answer = await session.request(m.ArtifactUrlRequest(digest=digest))
+    if isinstance(answer, m.Error):
+        raise LinkBroken(f"artifact {digest}: {answer.reason}: {answer.message}")
+    if not isinstance(answer, m.ArtifactUrl):
+        raise LinkBroken(f"artifact {digest}: unexpected answer {answer.type}")
+    await cloudapi.download(answer.url, dest, digest, agent.identity)
+
+
+def _runtime_tunables(settings: EdgeSettings) -> RuntimeTunables:
+    r = settings.runtime
+    return RuntimeTunables(
+        backoff_base_s=r.restart_backoff_base_s,
+        backoff_cap_s=r.restart_backoff_cap_s,
+        max_log_bytes=r.max_log_bytes,
+        log_keep=r.log_keep,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_agent(settings: EdgeSettings, identity: NodeIdentity | None = None) -> AsyncIterator[Agent]:
+    data = settings.data_dir
+    identity = identity or load_identity(data)
+    key = load_or_create_store_key(data / "pki" / "store.key")
+    store = await open_edge_store(data / "state.db", secret_key=key)
+    try:
+        outbox = await open_outbox(
+            data / "outbox.db",
+            max_entries=settings.outbox.max_entries,
+            max_bytes=settings.outbox.max_bytes,
+        )
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                yield await _start(settings, identity, store, outbox, stack)
+        finally:
+            await outbox.aclose()
+    finally:
+        await store.aclose()
+
+
+async def _start(
+    settings: EdgeSettings,
+    identity: NodeIdentity,
+    store: EdgeStore,
+    outbox: Outbox,
+    stack: contextlib.AsyncExitStack,
+) -> Agent:
+    data = settings.data_dir
+    status_file = StatusFile(data)
+    agent_ref: list[Agent] = []
+    statuses: dict[str, dict[str, Any]] = {}
+
+    def report(status: AppStatus) -> None:
+        payload = status.to_payload()
+        key = f"{status.namespace}/{status.name}"
+        outbox.append_nowait("app.status", payload, key=key)
+        statuses[key] = {**payload, "app": key}
+        status_file.update(apps=sorted(statuses.values(), key=lambda s: s["app"]))
+
+    async def fetch(digest: str, dest: Path) -> None:
+        await _fetch_artifact(agent_ref, digest, dest)
+
+    cache = ArtifactCache(data / "cache", fetch)
+    runtime = Runtime(data, identity.node, cache, report, settings=_runtime_tunables(settings))
+    stop_apps = settings.runtime.stop_apps_on_exit
+
+    async def close_runtime() -> None:
+        await runtime.aclose(stop_apps=stop_apps)
+
+    stack.push_async_callback(close_runtime)
+    link_state = LinkState()
+    agent = Agent(identity, settings, store, outbox, runtime, link_state, status_file)
+    agent_ref.append(agent)
+
+    def on_link_change(state: LinkState) -> None:
+        status_file.update(link={"state": state.state, "detail": state.detail,
+                                 "connects": state.connects})
+
+    link_state.on_change = on_link_change
+    status_file.update(node=identity.node, outbox={"entries": 0}, objects=await store.count(),
+                       apps=[], link={"state": "starting"})
+    sync = Sync(store)
+    logs = LogStreams(lambda ns, name: data / "apps" / ns / name / "logs" / "app.log")
+    stack.push_async_callback(logs.aclose)
+    boot_id = new_boot_id()
+    opts = WsOptions(
+        max_frame_bytes=settings.link.max_frame_bytes,
+        ping_interval_s=settings.link.ping_interval_s,
+        ping_timeout_s=settings.link.ping_timeout_s,
+        open_timeout_s=settings.link.open_timeout_s,
+    )
+
+    def dial() -> contextlib.AbstractAsyncContextManager[Link]:
+        return open_ws_link(identity.hub_url, identity.ssl_context(), opts)
+
+    def heartbeat_info() -> tuple[int, int]:
+        states = runtime.status()
+        return (sum(s.phase == "Running" for s in states), sum(s.phase == "Failed" for s in states))
+
+    def make_session(link: Link) -> LinkSession:
+        return LinkSession(link, identity, settings.link, sync, outbox, logs, link_state,
+                           heartbeat_info, boot_id)
+
+    def on_session(session: LinkSession | None) -> None:
+        agent.session = session
+
+    async def refresh_counts() -> None:
+        while True:
+            stats = outbox.statistics()
+            status_file.update(outbox={"entries": stats.entries}, objects=await store.count())
+            await asyncio.sleep(1.0)  # a periodic status refresh, not synchronisation
+
+    tasks = [
+        asyncio.create_task(reconcile_forever(sync, runtime.apply), name="agent-reconcile"),
+        asyncio.create_task(status_file.run(), name="agent-status-file"),
+        asyncio.create_task(refresh_counts(), name="agent-status-counts"),
+        asyncio.create_task(
+            run_link(dial, make_session, settings.link, link_state, on_session),
+            name="agent-link",
+        ),
+    ]
+
+    async def stop_tasks() -> None:
+        for t in tasks:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                log.error("agent task failed", exc_info=r)
+        status_file.update(link={"state": "stopped", "detail": time.ctime()})
+        status_file.write_now()
+
+    stack.push_async_callback(stop_tasks)
+    return agent
+
+
+async def run(settings: EdgeSettings) -> None:
+    """`edgeweave edge run`: until SIGINT/SIGTERM."""
+    loop = asyncio.get_running_loop()
+    async with open_agent(settings) as agent:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.request_stop)
+        log.info("agent for node %s running; hub %s", agent.identity.node, agent.identity.hub_url)
+        try:
+            await agent.stopped.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

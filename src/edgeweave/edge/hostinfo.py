@@ -1,0 +1,28 @@
+"""What the agent reports about its machine: capacity and addresses (read-only probes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+
+def capacity() -> dict[str, Any]:
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 0
+    return {"cpu": float(os.cpu_count() or 1), "memory_bytes": int(memory)}
+
+
+def local_addresses() -> list[dict[str, str]]:
+    host = socket.gethostname()
+    found = [{"type": "Hostname", "address": host}]
+    try:
+        for info in socket.getaddrinfo(host, None, family=socket.AF_INET):
+            ip = str(info[4][0])
+            if all(a["address"] != ip for a in found):
+                found.append({"type": "InternalIP", "address": ip})
+    except OSError:
+        pass
+    return found

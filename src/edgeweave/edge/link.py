@@ -1,0 +1,288 @@
+"""The agent's side of the cloud link: connect, say hello, sync, heartbeat, drain the outbox.
+
+One :class:`LinkSession` per connection; :func:`run_link` reconnects forever with capped
+exponential backoff and full jitter. Downstream frames are persisted (via :class:`Sync`) before
+they are acked; upstream entries leave the outbox only after the cloud acked their commit. A
+lost link loses nothing: the next session resumes from what both sides have committed.
+
+Must not: touch the runtime directly (sync does), block the receive loop on slow work (it
+hands off to tasks), or trust anything but the TLS identity for who we are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from edgeweave import __version__
+from edgeweave.aio.backoff import Backoff
+from edgeweave.config.settings import LinkSettings
+from edgeweave.edge.hostinfo import capacity, local_addresses
+from edgeweave.edge.identity import NodeIdentity
+from edgeweave.edge.logs import LogStreams
+from edgeweave.edge.outbox import Outbox
+from edgeweave.edge.sync import Sync
+from edgeweave.errors import EdgeweaveError, LinkError, ProtocolError
+from edgeweave.protocol import codec
+from edgeweave.protocol import messages as m
+from edgeweave.transport.certs import generate_key_and_csr, needs_rotation, write_file_atomic
+from edgeweave.transport.link import Link
+
+log = logging.getLogger(__name__)
+
+RENEW_BEFORE_DAYS = 30
+HELD_CHUNK = 5000
+RECV_QUEUE = 1024
+DOWNSTREAM_BATCH = 1000
+
+
+@dataclass
+class LinkState:
+    """What the rest of the agent may read about the link (for status and requests)."""
+
+    state: str = "connecting"
+    detail: str = ""
+    connects: int = 0
+    heartbeat_rtt_ms: float | None = None
+    on_change: Callable[[LinkState], None] = field(default=lambda s: None)
+
+    def set(self, state: str, detail: str = "") -> None:
+        self.state, self.detail = state, detail
+        self.on_change(self)
+
+
+Dialer = Callable[[], contextlib.AbstractAsyncContextManager[Link]]
+
+
+class LinkSession:
+    """One connected session. ``run()`` returns (or raises LinkError) when the link ends."""
+
+    def __init__(
+        self,
+        link: Link,
+        identity: NodeIdentity,
+        settings: LinkSettings,
+        sync: Sync,
+        outbox: Outbox,
+        logs: LogStreams,
+        state: LinkState,
+        heartbeat_info: Callable[[], tuple[int, int]],
+        boot_id: str,
+    ) -> None:
+        self.link = link
+        self.identity = identity
+        self.settings = settings
+        self.sync = sync
+        self.outbox = outbox
+        self.logs = logs
+        self.state = state
+        self.heartbeat_info = heartbeat_info
+        self.boot_id = boot_id
+        self.welcomed = asyncio.Event()
+        self._pending: dict[str, asyncio.Future[m.Message]] = {}
+        self._window = asyncio.Semaphore(settings.upstream_in_flight)
+        self._sent_upto = 0
+        self._heartbeat_interval_s = 15.0
+        self._hb_seq = 0
+        self._hb_sent: dict[str, float] = {}
+        self._new_key: bytes | None = None
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, msg: m.Message) -> None:
+        await self.link.send(codec.encode(msg))
+
+    async def request(self, msg: m.Message, timeout_s: float = 30.0) -> m.Message:
+        """Send and wait for the message whose parent_id is ours (or an error)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[m.Message] = loop.create_future()
+        self._pending[msg.id] = fut
+        try:
+            await self.send(msg)
+            return await asyncio.wait_for(fut, timeout_s)
+        finally:
+            self._pending.pop(msg.id, None)
+
+    # -- the session -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        digest, count = await self.sync.held_summary()
+        await self.send(
+            m.Hello(
+                agent_version=__version__,
+                boot_id=self.boot_id,
+                held_count=count,
+                held_digest=digest,
+                capacity=m.Capacity(**capacity()),
+                addresses=tuple(m.Address(**a) for a in local_addresses()),
+                labels=self.identity.labels,
+            )
+        )
+        inbox: asyncio.Queue[m.Message] = asyncio.Queue(RECV_QUEUE)
+        async with asyncio.TaskGroup() as tg:
+            receiver = tg.create_task(self._receive(inbox), name="link-receive")
+            worker = tg.create_task(self._process(inbox), name="link-process")
+            await self.welcomed.wait()
+            tg.create_task(self._heartbeats(), name="link-heartbeat")
+            tg.create_task(self._upstream(), name="link-upstream")
+            tg.create_task(self._maybe_renew(), name="link-renew")
+            # the receive loop ends by raising LinkError; the TaskGroup then cancels the rest
+            await asyncio.gather(receiver, worker)
+
+    async def _receive(self, inbox: asyncio.Queue[m.Message]) -> None:
+        max_bytes = self.settings.max_frame_bytes
+        while True:
+            frame = await self.link.recv()
+            try:
+                msg = codec.decode(frame, direction="down", max_bytes=max_bytes)
+            except ProtocolError as e:
+                log.warning("dropping a bad frame from the cloud: %s", e)
+                continue
+            pending = self._pending.get(msg.parent_id or "")
+            if pending is not None and not pending.done():
+                pending.set_result(msg)
+                continue
+            if isinstance(msg, m.HeartbeatAck):
+                sent = self._hb_sent.pop(msg.parent_id or "", None)
+                if sent is not None:
+                    self.state.heartbeat_rtt_ms = (asyncio.get_running_loop().time() - sent) * 1e3
+                continue
+            if isinstance(msg, m.UpstreamAck):
+                await self.outbox.ack(msg.committed_seq)
+                self._window.release()
+                continue
+            await inbox.put(msg)
+
+    async def _process(self, inbox: asyncio.Queue[m.Message]) -> None:
+        while True:
+            msg = await inbox.get()
+            batch: list[m.Upsert | m.Delete] = []
+            while isinstance(msg, (m.Upsert, m.Delete)):
+                batch.append(msg)
+                if len(batch) >= DOWNSTREAM_BATCH or inbox.empty():
+                    break
+                msg = inbox.get_nowait()
+            if batch:
+                acked = await self.sync.persist(batch)  # persist, then ack
+                await self.send(m.Ack(items=tuple(acked)))
+                if isinstance(msg, (m.Upsert, m.Delete)):
+                    continue
+            await self._handle(msg)
+
+    async def _handle(self, msg: m.Message) -> None:
+        if isinstance(msg, m.Welcome):
+            self._heartbeat_interval_s = msg.heartbeat_interval_s
+            await self.outbox.ack(msg.upstream_committed_seq)
+            self._sent_upto = msg.upstream_committed_seq
+            self.state.connects += 1
+            self.state.set("syncing", self.identity.hub_url)
+            self.welcomed.set()
+        elif isinstance(msg, m.Resync):
+            items = await self.sync.held()
+            for start in range(0, max(len(items), 1), HELD_CHUNK):
+                chunk = tuple(items[start : start + HELD_CHUNK])
+                last = start + HELD_CHUNK >= len(items)
+                await self.send(m.Held(items=chunk, last=last))
+        elif isinstance(msg, m.SyncDone):
+            self.state.set("connected", self.identity.hub_url)
+        elif isinstance(msg, m.Renewed):
+            self._store_renewed(msg.certificate)
+        elif isinstance(msg, m.LogsRequest):
+            await self.logs.start(msg, self.send)
+        elif isinstance(msg, m.LogsCancel):
+            self.logs.cancel(msg.stream_id)
+        elif isinstance(msg, m.Error):
+            log.warning("the cloud reports %s: %s", msg.reason, msg.message)
+
+    async def _heartbeats(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._hb_seq += 1
+            running, failed = self.heartbeat_info()
+            hb = m.Heartbeat(seq=self._hb_seq, apps_running=running, apps_failed=failed)
+            self._hb_sent = {hb.id: loop.time()}  # only the newest matters
+            await self.send(hb)
+            await asyncio.sleep(self._heartbeat_interval_s)
+
+    async def _upstream(self) -> None:
+        s = self.settings
+        while True:
+            await self._window.acquire()
+            entries = await self.outbox.wait_peek(
+                self._sent_upto,
+                max_entries=s.upstream_batch_entries,
+                max_bytes=s.upstream_batch_bytes,
+            )
+            self._sent_upto = entries[-1].seq
+            await self.send(
+                m.Upstream(
+                    entries=tuple(
+                        m.UpstreamEntry(seq=e.seq, topic=e.topic, payload=e.payload)
+                        for e in entries
+                    )
+                )
+            )
+
+    async def _maybe_renew(self) -> None:
+        cert = self.identity.cert_path.read_bytes()
+        if not needs_rotation(cert, before=timedelta(days=RENEW_BEFORE_DAYS)):
+            return
+        key_pem, csr_pem = generate_key_and_csr(self.identity.node)
+        self._new_key = key_pem
+        await self.send(m.Renew(csr=csr_pem.decode()))
+
+    def _store_renewed(self, certificate: str) -> None:
+        if self._new_key is None:
+            return
+        write_file_atomic(self.identity.key_path.with_suffix(".key.new"), self._new_key)
+        write_file_atomic(self.identity.cert_path, certificate.encode(), mode=0o644)
+        os.replace(self.identity.key_path.with_suffix(".key.new"), self.identity.key_path)
+        self._new_key = None
+        log.info("node certificate renewed; used from the next connection")
+
+
+async def run_link(
+    dial: Dialer,
+    make_session: Callable[[Link], LinkSession],
+    settings: LinkSettings,
+    state: LinkState,
+    on_session: Callable[[LinkSession | None], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Keep a session up forever; reconnect with backoff + jitter after any link failure."""
+    backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
+    while True:
+        state.set("connecting", "")
+        try:
+            async with dial() as link:
+                session = make_session(link)
+                on_session(session)
+                try:
+                    backoff_reset = asyncio.create_task(_reset_when_welcomed(session, backoff))
+                    try:
+                        await session.run()
+                    finally:
+                        backoff_reset.cancel()
+                finally:
+                    on_session(None)
+        except* (EdgeweaveError, OSError) as group:
+            err = group.exceptions[0]
+            state.set("disconnected", str(err))
+            quiet = isinstance(err, (LinkError, ProtocolError, OSError))
+            log.log(logging.INFO if quiet else logging.WARNING, "cloud link down: %s", err)
+        await sleep(backoff.next_delay())
+
+
+async def _reset_when_welcomed(session: LinkSession, backoff: Backoff) -> None:
+    await session.welcomed.wait()
+    backoff.reset()
+
+
+def new_boot_id() -> str:
+    return uuid.uuid4().hex[:16]

@@ -1,0 +1,131 @@
+"""The hub's desired-state index and upstream translation, without sockets or a store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeweave.cloud.hub.index import DesiredIndex
+from edgeweave.cloud.hub.upstream import translate
+from edgeweave.protocol.messages import UpstreamEntry
+from edgeweave.protocol.refs import ResourceRef
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.index = DesiredIndex()
+        self.rv = 0
+
+    def put(self, obj: dict[str, Any], event: str = "MODIFIED") -> dict[str, set[ResourceRef]]:
+        self.rv += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
+        return self.index.apply(event, obj, self.rv)
+
+    def node(self, name: str, **labels: str) -> dict[str, set[ResourceRef]]:
+        return self.put({"kind": "Node", "metadata": {"name": name, "labels": labels}})
+
+    def app(self, name: str, **spec: Any) -> dict[str, set[ResourceRef]]:
+        return self.put(
+            {"kind": "App", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+        )
+
+    def held(self, node: str) -> set[ResourceRef]:
+        return set(self.index.desired_refs(node))
+
+
+def r(kind: str, name: str, ns: str = "default") -> ResourceRef:
+    return ResourceRef(kind, ns, name)
+
+
+def test_selector_and_names_place_apps_on_matching_nodes_only() -> None:
+    f = Feed()
+    f.node("a", role="camera")
+    f.node("b", role="gateway")
+    f.app("cam", nodeSelector={"role": "camera"})
+    f.app("both", nodeSelector={"role": "camera"}, nodeNames=["b"])
+    f.app("named", nodeNames=["b"])
+    f.app("nowhere")
+    assert f.held("a") == {r("Node", "a", ""), r("App", "cam")}
+    assert f.held("b") == {r("Node", "b", ""), r("App", "named")}
+
+
+def test_relabelling_a_node_moves_selector_apps_and_marks_them() -> None:
+    f = Feed()
+    f.node("a", role="gateway")
+    f.app("cam", nodeSelector={"role": "camera"}, secretRefs=[{"name": "key"}])
+    f.put({"kind": "Secret", "metadata": {"name": "key", "namespace": "default"}, "data": {}})
+    marks = f.node("a", role="camera")
+    assert {r("App", "cam"), r("Secret", "key")} <= marks["a"]
+    assert r("Secret", "key") in f.held("a")
+    f.node("a", role="gateway")
+    assert f.held("a") == {r("Node", "a", "")}
+
+
+def test_referenced_objects_services_and_devices_follow_the_apps() -> None:
+    f = Feed()
+    f.node("a")
+    f.put({"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default"}})
+    f.put({"kind": "Service", "metadata": {"name": "svc", "namespace": "default"}})
+    f.put({"kind": "Service", "metadata": {"name": "other", "namespace": "prod"}})
+    f.put({"kind": "DeviceModel", "metadata": {"name": "m", "namespace": "default"}})
+    f.put(
+        {
+            "kind": "Device",
+            "metadata": {"name": "d", "namespace": "default"},
+            "spec": {"nodeName": "a", "deviceModelRef": {"name": "m"}},
+        }
+    )
+    assert f.held("a") == {r("Node", "a", ""), r("Device", "d"), r("DeviceModel", "m")}
+    marks = f.app("x", nodeNames=["a"], configRefs=[{"name": "cfg"}])
+    assert {r("App", "x"), r("ConfigMap", "cfg"), r("Service", "svc")} <= marks["a"]
+    assert r("Service", "svc") in f.held("a") and r("Service", "other") not in f.held("a")
+    # the Device order puts models before devices and both before apps
+    assert [x.kind for x in f.index.desired_refs("a")][-1] == "App"
+
+
+def test_status_only_changes_are_not_sent_again() -> None:
+    f = Feed()
+    f.node("a")
+    f.app("x", nodeNames=["a"])
+    entry = f.index.desired("a", r("App", "x"))
+    assert entry is not None
+    before = entry.rv
+    marks = f.put(
+        {
+            "kind": "App",
+            "metadata": {"name": "x", "namespace": "default"},
+            "spec": {"nodeNames": ["a"]},
+            "status": {"nodes": {"a": {"phase": "Running"}}},
+        }
+    )
+    assert marks == {}
+    after = f.index.desired("a", r("App", "x"))
+    assert after is not None and after.rv == before and "status" not in after.body
+
+
+def test_upstream_translation_coalesces_status_and_refuses_foreign_apps() -> None:
+    f = Feed()
+    f.node("a")
+    f.node("b")
+    f.app("mine", nodeNames=["a"])
+    f.app("theirs", nodeNames=["b"])
+
+    def status(seq: int, name: str, phase: str) -> UpstreamEntry:
+        payload = {"app": {"namespace": "default", "name": name}, "phase": phase}
+        return UpstreamEntry(seq=seq, topic="app.status", payload=payload)
+
+    entries = [
+        status(1, "mine", "Old"),  # at or below committed: skipped
+        status(2, "mine", "Installing"),
+        status(3, "theirs", "Failed"),
+        status(4, "mine", "Running"),
+        UpstreamEntry(seq=5, topic="log", payload="noise"),
+    ]
+    out = translate("a", entries, committed=1, index=f.index)
+    assert out.last_seq == 5
+    assert out.skipped_topics == 1
+    assert len(out.refused) == 1
+    assert out.status_writes == [
+        ("App", "default", "mine", {"nodes": {"a": None}}),
+        ("App", "default", "mine", {"nodes": {"a": entries[3].payload}}),
+    ]
+    assert [e["reason"] for e in out.events] == ["UpstreamRefused"]
