@@ -141,6 +141,8 @@ def test_apps_survive_cloud_loss_agent_restart_and_reconnect(fleet: Fleet, tmp_p
                (None, pids_before["default/counter"]), 30, "the changed app restarted")
     log = fleet.agent_dir("edge-a") / "apps" / "default" / "counter" / "logs" / "app.log"
     wait_until(lambda: "hello" in log.read_text(), 10, "the new environment in the app's log")
+    # and the same log, read from the cloud through the node's link
+    assert "started default/counter hello" in fleet.cli("logs", "counter", "--node", "edge-a")
 
 
 def test_corrupted_artifact_fails_cleanly_and_runs_nothing(fleet: Fleet, tmp_path: Path) -> None:

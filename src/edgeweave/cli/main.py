@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "edgeweave.cli.demo",
     "edgeweave.cli.token",
     "edgeweave.cli.artifact",
+    "edgeweave.cli.logs",
 )
 
 

@@ -196,3 +196,31 @@ class Client(ClientCore):
         with translated_errors(self.server, request):
             answer = self._http.send(http_request)
         return self._decode_object(request, answer.status_code, answer.content)
+
+    def app_log(
+        self,
+        app: str,
+        node: str,
+        namespace: str | None = None,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+    ) -> Iterator[str]:
+        """Lines of an app's log on ``node`` (relayed from the agent); ``follow`` streams."""
+        ns = namespace or self.namespace
+        params: dict[str, str] = {"node": node, "follow": "true" if follow else "false"}
+        if tail_lines is not None:
+            params["tailLines"] = str(tail_lines)
+        request = rq.Request(
+            "GET", f"/apis/edgeweave.io/v1/namespaces/{ns}/apps/{app}/log", params=params
+        )
+        http_request = build(self._http, request)
+        http_request.extensions["timeout"] = _watch_timeout(self.settings).as_dict()
+        with translated_errors(self.server, request):
+            answer = self._http.send(http_request, stream=True)
+            try:
+                if answer.status_code != 200:
+                    raise self._error(request, answer.status_code, answer.read())
+                yield from answer.iter_lines()
+            finally:
+                answer.close()

@@ -14,8 +14,10 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -27,7 +29,7 @@ from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
 from edgeweave.cloud.api.objects import ObjectDeps
-from edgeweave.cloud.hub import HubDeps, HubSettings, open_hub
+from edgeweave.cloud.hub import Hub, HubDeps, HubSettings, open_hub
 from edgeweave.cloud.join import JoinService
 from edgeweave.cloud.objects import (
     ObjectStore,
@@ -45,7 +47,7 @@ from edgeweave.cloud.tokens import (
     load_or_create_join_secret,
 )
 from edgeweave.config.settings import CloudSettings
-from edgeweave.errors import ConfigError
+from edgeweave.errors import ConfigError, LinkClosed
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +175,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         # the hub sets the real URL once it listens (hub_port 0 = known only then)
         hub_port = settings.server.hub_port
         hub_url = {"url": f"wss://{_client_host(host)}:{hub_port}/link" if hub_port else ""}
+        hub_ref: list[Hub] = []  # the API is built before the hub listens
         join = JoinDeps(JoinService(store, ca, issuer), lambda: hub_url["url"], url)
         objects = ObjectDeps(
             ObjectStore(data_dir / "objects", settings.objects.max_bytes),
@@ -183,6 +186,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             check,
             join=join,
             objects=objects,
+            logs=partial(_open_app_log, hub_ref),
         )
         config = uvicorn.Config(
             app,
@@ -203,6 +207,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             )
             async with open_hub(hub_deps) as hub:
                 hub_url["url"] = hub.url
+                hub_ref.append(hub)
                 # written last: a client that finds admin.yaml finds every listener up
                 write_client_config(admin_config, url, token, ca_pem)
                 if settings.write_user_config and not user_config_path().exists():
@@ -233,6 +238,14 @@ async def serve(
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+def _open_app_log(
+    hub_ref: list[Hub], node: str, namespace: str, name: str, tail: int | None, follow: bool
+) -> AbstractAsyncContextManager[AsyncIterable[list[str]]]:
+    if not hub_ref:
+        raise LinkClosed("the edge hub is not listening yet")
+    return hub_ref[0].open_log_stream(node, namespace, name, tail, follow)
 
 
 ARTIFACT_URL_TTL_S = 300  # edge-link.md §4: presigned artifact URLs are valid 5 minutes

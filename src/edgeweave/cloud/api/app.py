@@ -15,6 +15,7 @@ from edgeweave.cloud.api.bodies import json_response
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.guards import BearerAuth, BodyLimit, TokenCheck
 from edgeweave.cloud.api.join import JoinDeps, build_join_router
+from edgeweave.cloud.api.logs import LogSource, build_logs_router
 from edgeweave.cloud.api.objects import ObjectDeps, build_objects_router
 from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
@@ -49,6 +50,7 @@ def create_app(
     *,
     join: JoinDeps | None = None,
     objects: ObjectDeps | None = None,
+    logs: LogSource | None = None,
 ) -> ASGIApp:
     api = FastAPI(
         title="edgeweave",
@@ -104,6 +106,8 @@ def create_app(
     overrides: dict[str, int] = {}
     if join is not None:
         api.include_router(build_join_router(join))
+    if logs is not None:
+        api.include_router(build_logs_router(logs))
     if objects is not None:
         api.include_router(build_objects_router(objects))
         overrides["/api/v1/objects/"] = objects.store.max_bytes

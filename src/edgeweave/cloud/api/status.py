@@ -28,6 +28,7 @@ _CODES: dict[type[errors.EdgeweaveError], int] = {
     errors.Conflict: 409,
     errors.Gone: 410,
     errors.StoreUnavailable: 503,
+    errors.LinkError: 503,
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.ConfigError: 400,
