@@ -581,3 +581,61 @@ async def test_node_is_ready_on_hello_and_not_ready_after_the_grace_period(env: 
         assert isinstance(await agent.recv(), HeartbeatAck)
         await env.hub.lifecycle.sweep()
         assert await phase() == "Ready"
+
+
+async def test_one_nodes_upstream_burst_does_not_delay_anothers_heartbeat(env: Env) -> None:
+    await add_node(env, "a")
+    await add_node(env, "b")
+    frames, per_frame, window = 60, 200, 8
+
+    def frame(f: int) -> Upstream:
+        return Upstream(
+            entries=tuple(
+                UpstreamEntry(
+                    seq=f * per_frame + i + 1,
+                    topic="event",
+                    payload={
+                        "object": {"kind": "Node", "namespace": "", "name": "a"},
+                        "type": "Normal",
+                        "reason": "Burst",
+                        "message": "x" * 80,
+                    },
+                )
+                for i in range(per_frame)
+            )
+        )
+
+    async with open_agent(env, "a") as ws_a, open_agent(env, "b") as ws_b:
+        busy, quiet = Agent(ws_a), Agent(ws_b)
+        await busy.sync()
+        await quiet.sync()
+        loop = asyncio.get_running_loop()
+
+        async def burst() -> float:  # a reconnect replay: a full window of frames, kept full
+            started = loop.time()
+            for f in range(window):
+                await busy.send(frame(f))
+            sent, committed = window, 0
+            while committed < frames * per_frame:
+                ack = await busy.recv()
+                assert isinstance(ack, UpstreamAck), ack
+                committed = ack.committed_seq
+                if sent < frames:
+                    await busy.send(frame(sent))
+                    sent += 1
+            return loop.time() - started
+
+        burst_task = asyncio.create_task(burst())
+        rtts = []
+        while not burst_task.done() and len(rtts) < 50:  # the other node's heartbeats meanwhile
+            beat = Heartbeat(seq=len(rtts) + 1)
+            sent_at = loop.time()
+            await quiet.send(beat)
+            answer = await quiet.recv()
+            assert isinstance(answer, HeartbeatAck) and answer.parent_id == beat.id
+            rtts.append(loop.time() - sent_at)
+        burst_s = await burst_task
+    assert await env.store.upstream_committed_seq("a") == frames * per_frame
+    assert len(rtts) >= 3, (rtts, burst_s)  # the heartbeats really ran during the burst
+    assert max(rtts) < 0.25, rtts
+    assert max(rtts) < burst_s / 3, (max(rtts), burst_s)

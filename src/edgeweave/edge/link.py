@@ -28,7 +28,7 @@ from edgeweave.edge.identity import NodeIdentity
 from edgeweave.edge.logs import LogStreams
 from edgeweave.edge.outbox import Outbox
 from edgeweave.edge.sync import Sync
-from edgeweave.errors import EdgeweaveError, LinkError, ProtocolError
+from edgeweave.errors import EdgeweaveError, LinkBroken, LinkError, ProtocolError
 from edgeweave.protocol import codec
 from edgeweave.protocol import messages as m
 from edgeweave.transport.certs import generate_key_and_csr, needs_rotation, write_file_atomic
@@ -88,6 +88,7 @@ class LinkSession:
         self._pending: dict[str, asyncio.Future[m.Message]] = {}
         self._window = asyncio.Semaphore(settings.upstream_in_flight)
         self._sent_upto = 0
+        self._upstream_ids: set[str] = set()
         self._heartbeat_interval_s = 15.0
         self._hb_seq = 0
         self._hb_sent: dict[str, float] = {}
@@ -154,9 +155,15 @@ class LinkSession:
                     self.state.heartbeat_rtt_ms = (asyncio.get_running_loop().time() - sent) * 1e3
                 continue
             if isinstance(msg, m.UpstreamAck):
+                self._upstream_ids.discard(msg.parent_id or "")
                 await self.outbox.ack(msg.committed_seq)
                 self._window.release()
                 continue
+            if isinstance(msg, m.Error) and msg.parent_id in self._upstream_ids:
+                # a refused batch: start over from what the cloud committed (on reconnect)
+                raise LinkBroken(
+                    f"the cloud refused an upstream batch: {msg.reason}: {msg.message}"
+                )
             await inbox.put(msg)
 
     async def _process(self, inbox: asyncio.Queue[m.Message]) -> None:
@@ -220,14 +227,13 @@ class LinkSession:
                 max_bytes=s.upstream_batch_bytes,
             )
             self._sent_upto = entries[-1].seq
-            await self.send(
-                m.Upstream(
-                    entries=tuple(
-                        m.UpstreamEntry(seq=e.seq, topic=e.topic, payload=e.payload)
-                        for e in entries
-                    )
+            batch = m.Upstream(
+                entries=tuple(
+                    m.UpstreamEntry(seq=e.seq, topic=e.topic, payload=e.payload) for e in entries
                 )
             )
+            self._upstream_ids.add(batch.id)
+            await self.send(batch)
 
     async def _maybe_renew(self) -> None:
         cert = self.identity.cert_path.read_bytes()
