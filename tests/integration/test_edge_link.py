@@ -1,0 +1,211 @@
+"""The agent's side of the link against a scripted cloud, over the in-memory link twin.
+
+Real local store and outbox (SQLite files in tmp), real codec; the "cloud" is this test
+speaking the protocol. Checks persist-then-ack, resync, upstream replay after a refusal, and
+certificate renewal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from edgeweave.cloud.pki import CertificateAuthority
+from edgeweave.config.settings import LinkSettings
+from edgeweave.edge.identity import NodeIdentity
+from edgeweave.edge.link import LinkSession, LinkState
+from edgeweave.edge.logs import LogStreams
+from edgeweave.edge.outbox import Outbox, open_outbox
+from edgeweave.edge.store import EdgeStore, open_edge_store
+from edgeweave.edge.sync import Sync
+from edgeweave.errors import LinkBroken
+from edgeweave.protocol import codec
+from edgeweave.protocol import messages as m
+from edgeweave.protocol.refs import ResourceRef, Versioned, held_digest
+from edgeweave.transport.certs import cert_not_after, generate_key_and_csr
+from edgeweave.transport.memory import MemoryLink, memory_link_pair
+
+WAIT_S = 10.0
+
+
+@dataclass
+class Rig:
+    cloud: MemoryLink
+    session: LinkSession
+    store: EdgeStore
+    outbox: Outbox
+    identity: NodeIdentity
+    task: asyncio.Task[None]
+
+    async def recv(self) -> m.Message:
+        async with asyncio.timeout(WAIT_S):
+            return codec.decode(await self.cloud.recv(), direction="up")
+
+    async def until(self, kind: type[m.Message]) -> m.Message:
+        while True:
+            msg = await self.recv()
+            if isinstance(msg, kind):
+                return msg
+
+    async def send(self, msg: m.Message) -> None:
+        await self.cloud.send(codec.encode(msg))
+
+
+def make_identity(tmp: Path, ca: CertificateAuthority, valid_days: int) -> NodeIdentity:
+    pki = tmp / "pki"
+    pki.mkdir(parents=True, exist_ok=True)
+    key, csr = generate_key_and_csr("edge-1")
+    (pki / "node.key").write_bytes(key)
+    (pki / "node.crt").write_bytes(ca.sign_csr(csr, node_name="edge-1", valid_days=valid_days))
+    (pki / "ca.crt").write_bytes(ca.cert_pem)
+    return NodeIdentity(tmp, "edge-1", "wss://cloud.invalid/link", "https://cloud.invalid")
+
+
+@pytest.fixture
+async def ca(tmp_path: Path) -> CertificateAuthority:
+    return CertificateAuthority.load_or_create(tmp_path / "ca")
+
+
+async def open_rig(tmp: Path, ca: CertificateAuthority, valid_days: int = 90) -> Rig:
+    identity = make_identity(tmp, ca, valid_days)
+    store = await open_edge_store(tmp / "state.db", secret_key=b"k" * 32)
+    outbox = await open_outbox(tmp / "outbox.db")
+    edge_end, cloud_end = memory_link_pair()
+    session = LinkSession(
+        edge_end,
+        identity,
+        LinkSettings(upstream_in_flight=2),
+        Sync(store),
+        outbox,
+        LogStreams(lambda ns, name: tmp / "apps" / ns / name / "app.log"),
+        LinkState(),
+        lambda: (0, 0),
+        "boot-1",
+    )
+    task = asyncio.create_task(session.run(), name="test-session")
+    return Rig(cloud_end, session, store, outbox, identity, task)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, ca: CertificateAuthority) -> AsyncIterator[Rig]:
+    r = await open_rig(tmp_path, ca)
+    try:
+        yield r
+    finally:
+        await close_rig(r)
+
+
+async def close_rig(r: Rig) -> None:
+    try:
+        await r.cloud.aclose()
+        with pytest.raises((LinkBroken, ExceptionGroup, asyncio.CancelledError)):
+            await asyncio.wait_for(r.task, WAIT_S)
+    finally:
+        await r.outbox.aclose()
+        await r.store.aclose()
+
+
+def upsert(name: str, rv: int) -> m.Upsert:
+    obj = {
+        "apiVersion": "edgeweave.io/v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"k": name},
+    }
+    return m.Upsert(ref=ResourceRef("ConfigMap", "default", name), rv=rv, object=obj)
+
+
+def welcome(committed: int = 0) -> m.Welcome:
+    return m.Welcome(
+        session="s", heartbeat_interval_s=60, upstream_committed_seq=committed, server_time=0
+    )
+
+
+async def test_hello_then_objects_are_persisted_before_they_are_acked(rig: Rig) -> None:
+    hello = await rig.until(m.Hello)
+    assert isinstance(hello, m.Hello) and hello.held_count == 0
+    assert hello.held_digest == held_digest([])
+    await rig.send(welcome())
+    await rig.send(upsert("a", 5))
+    await rig.send(upsert("b", 6))
+    ack = await rig.until(m.Ack)
+    assert isinstance(ack, m.Ack)
+    acked = {(v.ref.name, v.rv) for v in ack.items}
+    while acked != {("a", 5), ("b", 6)}:  # the two may arrive in one batch or two
+        more = await rig.until(m.Ack)
+        assert isinstance(more, m.Ack)
+        acked |= {(v.ref.name, v.rv) for v in more.items}
+    held = {(v.ref.name, v.rv) for v in await rig.store.held()}
+    assert held == {("a", 5), ("b", 6)}  # on disk by the time the ack was sent
+
+
+async def test_resync_sends_the_held_set(rig: Rig) -> None:
+    await rig.store.apply_batch(
+        [(ResourceRef("ConfigMap", "default", "x"), 3, upsert("x", 3).object)], []
+    )
+    await rig.until(m.Hello)
+    await rig.send(welcome())
+    await rig.send(m.Resync())
+    held = await rig.until(m.Held)
+    assert isinstance(held, m.Held) and held.last
+    assert list(held.items) == [Versioned(ResourceRef("ConfigMap", "default", "x"), 3)]
+
+
+async def test_upstream_entries_go_in_order_and_leave_only_when_committed(rig: Rig) -> None:
+    for i in range(3):
+        await rig.outbox.append("event", {"i": i})
+    await rig.until(m.Hello)
+    await rig.send(welcome(committed=1))  # the cloud already has seq 1
+    batch = await rig.until(m.Upstream)
+    assert isinstance(batch, m.Upstream)
+    assert [e.seq for e in batch.entries] == [2, 3]
+    await rig.send(m.UpstreamAck(committed_seq=3, parent_id=batch.id))
+    async with asyncio.timeout(WAIT_S):
+        while rig.outbox.statistics().entries:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_refused_upstream_batch_ends_the_session_so_it_replays(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    r = await open_rig(tmp_path, ca)
+    try:
+        await r.outbox.append("event", {"i": 1})
+        await r.until(m.Hello)
+        await r.send(welcome())
+        batch = await r.until(m.Upstream)
+        await r.send(m.Error(reason="TooManyRequests", message="busy", parent_id=batch.id))
+        with pytest.raises(ExceptionGroup) as info:
+            await asyncio.wait_for(r.task, WAIT_S)
+        assert info.group_contains(LinkBroken)
+        assert r.outbox.statistics().entries == 1  # kept for the next session
+    finally:
+        await r.cloud.aclose()
+        await r.outbox.aclose()
+        await r.store.aclose()
+
+
+async def test_a_certificate_near_expiry_is_renewed_over_the_link(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    r = await open_rig(tmp_path, ca, valid_days=10)  # inside the 30-day renewal window
+    try:
+        old_expiry = cert_not_after(r.identity.cert_path.read_bytes())
+        await r.until(m.Hello)
+        await r.send(welcome())
+        renew = await r.until(m.Renew)
+        assert isinstance(renew, m.Renew)
+        fresh = ca.sign_csr(renew.csr.encode(), node_name="edge-1", valid_days=90)
+        await r.send(m.Renewed(certificate=fresh.decode(), parent_id=renew.id))
+        async with asyncio.timeout(WAIT_S):
+            while r.identity.cert_path.read_bytes() != fresh:
+                await asyncio.sleep(0.01)
+        assert cert_not_after(fresh) - old_expiry > timedelta(days=70)
+        r.identity.ssl_context()  # the new key and certificate belong together
+    finally:
+        await close_rig(r)
