@@ -500,6 +500,85 @@ async def test_concurrent_compare_and_set_increments_lose_no_update(store: Store
     assert final["metadata"]["generation"] == 401
 
 
+async def test_failed_writes_take_no_resource_version_and_log_nothing(store: Store) -> None:
+    start = await store.current_resource_version()
+    web = await store.create(obj("web"))
+    stale = copy.deepcopy(web)
+    web = await store.update(web)
+    with pytest.raises(AlreadyExists):
+        await store.create(obj("web"))
+    with pytest.raises(Conflict):
+        await store.update(stale)
+    with pytest.raises(Conflict):
+        await store.delete("App", "default", "web", resource_version=rv_of(stale))
+    with pytest.raises(NotFound):
+        await store.update(obj("nope"))
+    with pytest.raises(NotFound):
+        await store.delete("App", "default", "nope")
+    gone_obj = await store.delete("App", "default", "web", resource_version=rv_of(web))
+    assert rv_of(gone_obj) == start + 3 == await store.current_resource_version()
+    async with store.open_watch(start) as watch:
+        events = await take(watch, 3)
+    assert [(e.type, e.resource_version) for e in events] == [
+        ("ADDED", start + 1),
+        ("MODIFIED", start + 2),
+        ("DELETED", start + 3),
+    ]
+    assert events[1].object == web
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+@pytest.mark.parametrize("optimistic_writes", [1, 3, 0], ids=["default", "retrying", "locked"])
+async def test_replicas_racing_on_one_object_lose_no_write_and_log_each_once(
+    backend: Backend, optimistic_writes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeweave.cloud.store import postgres
+
+    monkeypatch.setattr(postgres, "OPTIMISTIC_WRITES", optimistic_writes)
+    replicas = [await backend.open() for _ in range(2)]
+    created = await replicas[0].create(obj("hot", spec={"by": None}))
+
+    async def hammer(store: Store, writer: int) -> list[JSONObject]:
+        written = []
+        for i in range(25):  # unconditional: must never conflict
+            written.append(await store.update(obj("hot", spec={"by": f"{writer}-{i}"})))
+        return written
+
+    async with replicas[1].open_watch(rv_of(created)) as watch:
+        seen = asyncio.create_task(take(watch, 150, timeout_s=30), name="take-events")
+        results = await asyncio.wait_for(
+            asyncio.gather(*(hammer(replicas[w % 2], w) for w in range(6))), 60
+        )
+        events = await seen
+    written = sorted((o for batch in results for o in batch), key=rv_of)
+    assert [rv_of(o) for o in written] == list(range(rv_of(created) + 1, rv_of(created) + 151))
+    assert [e.object for e in events] == written  # each write once, in version order
+    final = await replicas[0].get("App", "default", "hot")
+    assert final == written[-1]
+    assert final["metadata"]["generation"] == 151
+    assert final["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_replicas_racing_to_create_one_name_make_it_once_without_version_gaps(
+    backend: Backend,
+) -> None:
+    replicas = [await backend.open() for _ in range(2)]
+    start = await replicas[0].current_resource_version()
+
+    async def try_create(store: Store, name: str) -> JSONObject | None:
+        try:
+            return await store.create(obj(name))
+        except AlreadyExists:
+            return None
+
+    attempts = [try_create(replicas[i % 2], f"app-{i // 4}") for i in range(40)]
+    made = [o for o in await asyncio.gather(*attempts) if o is not None]
+    assert sorted(names(made)) == sorted(f"app-{n}" for n in range(10))
+    assert sorted(rv_of(o) for o in made) == list(range(start + 1, start + 11))
+    assert await replicas[1].current_resource_version() == start + 10
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_two_replicas_writing_concurrently_are_seen_by_a_third_once_each_in_order(
     backend: Backend,

@@ -1,10 +1,29 @@
 """The SQL text of the PostgreSQL store, kept apart from the adapter's logic.
 
-Templates only: ``{s}`` is replaced by the quoted schema name once, when a store is built.
-Must not import a database driver or hold state; only :mod:`.postgres` uses these.
+Templates only: ``{s}`` is replaced by the quoted schema name once, when a store is built;
+plus the rules for schema names and the parameters of the write statements. Must not import
+a database driver or hold state; only :mod:`.postgres` and :mod:`.postgres_sync` use these.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any
+
+from edgeweave.errors import ConfigError
+
+SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+
+
+def check_schema(schema: str) -> str:
+    """``schema`` when it is a name this store accepts, else ConfigError."""
+    if not SCHEMA_RE.match(schema):
+        raise ConfigError(
+            f"PostgreSQL schema {schema!r} must be 1-40 characters of [a-z0-9_], "
+            "not starting with a digit"
+        )
+    return schema
+
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -56,7 +75,6 @@ SYNC_QUERIES = {
         "reason, message) FROM STDIN"
     ),
     "events_trim": ("DELETE FROM {s}.events WHERE id <= (SELECT max(id) FROM {s}.events) - %s"),
-    "lock_rv": "SELECT value FROM {s}.meta WHERE key = 'rv' FOR UPDATE",
     "add_rv": "UPDATE {s}.meta SET value = value + %s WHERE key = 'rv' RETURNING value",
     "get_many": """SELECT o.kind, o.namespace, o.name, o.json FROM {s}.objects o
         JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(kind, namespace, name)
@@ -77,24 +95,43 @@ SYNC_QUERIES = {
         "INSERT INTO {s}.join_tokens VALUES (%s, %s) ON CONFLICT (jti) DO NOTHING RETURNING jti"
     ),
 }
+# One statement per object write, run outside any explicit transaction (its own implicit
+# one): bump the counter (its row lock is held to the statement's commit, serialising
+# writers, so version order is commit order), write the object, append the change log with
+# the same text and NOTIFY. The JSON is ``head || rv || tail`` (see ``encode_json_around_rv``).
+# update/delete write only when the row still holds ``expect`` (a row update re-reads the
+# newest committed row version), else the change-log json is NULL and the NOT NULL constraint
+# fails the statement, undoing the counter bump; the adapter then re-reads and retries.
+_BUMP = "c AS (UPDATE {s}.meta SET value = value + 1 WHERE key = 'rv' RETURNING value)"
+_LOG = "INSERT INTO {s}.changelog (rv, kind, namespace, name, type, json)"
+_KEY = "t.kind = %(kind)s AND t.namespace = %(namespace)s AND t.name = %(name)s"
+_JSON = "%(head)s::text || c.value || %(tail)s::text"
 QUERIES = {
-    "next_rv": "UPDATE {s}.meta SET value = value + 1 WHERE key = 'rv' RETURNING value",
+    "create": f"""WITH {_BUMP},
+      o AS (INSERT INTO {{s}}.objects AS t (kind, namespace, name, rv, json)
+        SELECT %(kind)s, %(namespace)s, %(name)s, c.value, {_JSON} FROM c
+        RETURNING t.rv, t.json),
+      l AS ({_LOG}
+        SELECT rv, %(kind)s, %(namespace)s, %(name)s, 'ADDED', json FROM o)
+    SELECT rv, pg_notify(%(channel)s::text, rv::text) FROM o""",  # noqa: S608
+    "update": f"""WITH {_BUMP},
+      o AS (UPDATE {{s}}.objects AS t SET rv = c.value, json = {_JSON} FROM c
+        WHERE {_KEY} AND t.rv = %(expect)s RETURNING t.json),
+      l AS ({_LOG}
+        SELECT value, %(kind)s, %(namespace)s, %(name)s, 'MODIFIED',
+          (SELECT json FROM o) FROM c)
+    SELECT value, pg_notify(%(channel)s::text, value::text) FROM c""",  # noqa: S608
+    "delete": f"""WITH {_BUMP},
+      o AS (DELETE FROM {{s}}.objects AS t USING c
+        WHERE {_KEY} AND t.rv = %(expect)s RETURNING t.rv),
+      l AS ({_LOG}
+        SELECT value, %(kind)s, %(namespace)s, %(name)s, 'DELETED',
+          (SELECT {_JSON} FROM o) FROM c)
+    SELECT value, pg_notify(%(channel)s::text, value::text) FROM c""",  # noqa: S608
+    "lock_rv": "SELECT value FROM {s}.meta WHERE key = 'rv' FOR UPDATE",
     "current_rv": "SELECT value FROM {s}.meta WHERE key = 'rv'",
     "compacted": "SELECT value FROM {s}.meta WHERE key = 'compacted'",
     "get": "SELECT rv, json FROM {s}.objects WHERE kind = %s AND namespace = %s AND name = %s",
-    "put": """WITH o AS (
-        INSERT INTO {s}.objects AS t (kind, namespace, name, rv, json)
-        VALUES (%s, %s, %s, %s, %s)
-        ON CONFLICT (kind, namespace, name) DO UPDATE SET rv = EXCLUDED.rv, json = EXCLUDED.json
-        RETURNING t.kind, t.namespace, t.name, t.rv, t.json),
-      l AS (INSERT INTO {s}.changelog (rv, kind, namespace, name, type, json)
-        SELECT rv, kind, namespace, name, %s::text, json FROM o)
-    SELECT pg_notify(%s::text, %s::text)""",
-    "remove": """WITH d AS (
-        DELETE FROM {s}.objects WHERE kind = %s AND namespace = %s AND name = %s),
-      l AS (INSERT INTO {s}.changelog (rv, kind, namespace, name, type, json)
-        VALUES (%s, %s, %s, %s, 'DELETED', %s))
-    SELECT pg_notify(%s::text, %s::text)""",
     "changes": """SELECT m.value, c.rv, c.type, c.kind, c.namespace, c.name, c.json
     FROM {s}.meta m LEFT JOIN LATERAL (
         SELECT * FROM {s}.changelog WHERE rv > %s ORDER BY rv LIMIT %s) c ON true
@@ -104,13 +141,34 @@ QUERIES = {
     "trim": "DELETE FROM {s}.changelog WHERE rv <= %s",
     "set_compacted": "UPDATE {s}.meta SET value = %s WHERE key = 'compacted'",
 }
-# one page chunk of a list, with the store version read in the same statement (snapshot)
-LIST_TEMPLATE = (
-    "SELECT m.value, o.namespace, o.name, o.json FROM {s}.meta m LEFT JOIN LATERAL "
-    "(SELECT namespace, name, json FROM {s}.objects WHERE {where} "
-    "ORDER BY namespace, name{limit}) o ON true "
-    "WHERE m.key = 'rv' ORDER BY o.namespace, o.name"
-)
+
+
+def write_params(
+    key: tuple[str, str, str], json: tuple[str, str], channel: str, expect: int = 0
+) -> dict[str, Any]:
+    """The parameters of a ``create``/``update``/``delete`` statement: the object's key, its
+    JSON as (head, tail) around the version, the NOTIFY channel and the version it must have."""
+    (kind, namespace, name), (head, tail) = key, json
+    return {"kind": kind, "namespace": namespace, "name": name, "head": head, "tail": tail,
+            "expect": expect, "channel": channel}  # fmt: skip
+
+
+def list_query(by_namespace: bool, after: bool, limited: bool) -> str:
+    """One page chunk of a list, with the store version read in the same statement (one
+    snapshot); parameters: kind[, namespace][, after namespace, after name][, limit]."""
+    where = "kind = %s"
+    if by_namespace:
+        where += " AND namespace = %s"
+    if after:
+        where += " AND (namespace, name) > (%s, %s)"
+    return (
+        "SELECT m.value, o.namespace, o.name, o.json FROM {s}.meta m LEFT JOIN LATERAL "  # noqa: S608
+        f"(SELECT namespace, name, json FROM {{s}}.objects WHERE {where} "
+        f"ORDER BY namespace, name{' LIMIT %s' if limited else ''}) o ON true "
+        "WHERE m.key = 'rv' ORDER BY o.namespace, o.name"
+    )
+
+
 # the newest events first; ``{where}`` is built from fixed column names only
 EVENTS_LIST_TEMPLATE = (
     "SELECT id, node, time, object_kind, object_namespace, object_name, type, reason, "

@@ -4,24 +4,26 @@ psycopg 3 async with a small connection pool. Tables live in one schema: the ``s
 parameter (created when missing), or else the connection's current schema (the first
 existing one on its ``search_path``), so deployments and tests can share a database.
 
-Every write transaction starts by bumping a single counter row (``UPDATE meta SET value =
-value + 1 ... RETURNING``): that row lock serializes writers from every replica, so
-resourceVersion order is commit order and a watcher resuming from N can never miss a version
-below N committed later. Each write also NOTIFYs a channel; one listener connection per store
-fans notifications out to its watches, which re-read the change log (and poll it every
-``poll_interval_s`` in case a notification was lost).
+Every object write is ONE statement (SQL in :mod:`._pgsql`) that bumps a single counter row,
+writes the object, appends the change log and NOTIFYs; the counter's row lock, held until
+commit, serializes writers from every replica, so resourceVersion order is commit order and
+a watcher resuming from N can never miss a version below N committed later. A create is one
+round trip; an update or delete two: read, then write only if the version is unchanged (else
+read again, under the counter lock). One listener connection per store wakes its watches,
+which re-read the change log (and poll it every ``poll_interval_s``). Node sync tables are
+a mixin (:mod:`.postgres_sync`).
 
-This is the only module that imports psycopg; no psycopg exception leaves it. It must not
-hold a transaction (and so the counter lock) across anything but its own statements.
+Only this module and :mod:`.postgres_sync` import psycopg; no psycopg exception leaves them.
+Must not hold a transaction (and so the counter lock) across anything but its own statements.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -29,20 +31,14 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from edgeweave.cloud.store._nodesync import (
-    DEFAULT_EVENTS_RETENTION,
-    event_from_row,
-    event_rows,
-    events_query_filters,
-    group_status_writes,
-)
-from edgeweave.cloud.store._nodesync import apply_status as _apply_status
+from edgeweave.cloud.store import _pgsql
+from edgeweave.cloud.store._nodesync import DEFAULT_EVENTS_RETENTION
 from edgeweave.cloud.store._objects import (
     ObjectKey,
     check_cas,
     decode_json,
     describe,
-    encode_json,
+    encode_json_around_rv,
     gone,
     object_key,
     parse_resource_version,
@@ -51,23 +47,9 @@ from edgeweave.cloud.store._objects import (
     prepare_update,
 )
 from edgeweave.cloud.store._paging import PageBuilder
-from edgeweave.cloud.store._pgsql import (
-    DDL,
-    EVENTS_LIST_TEMPLATE,
-    LIST_TEMPLATE,
-    QUERIES,
-    SYNC_QUERIES,
-)
 from edgeweave.cloud.store._watch import ChangeRow, LogWatch, Notifier
-from edgeweave.cloud.store.base import (
-    AckItem,
-    AckKey,
-    JSONObject,
-    ListResult,
-    StatusWrite,
-    Watch,
-    WatchFilter,
-)
+from edgeweave.cloud.store.base import JSONObject, ListResult, Watch, WatchFilter
+from edgeweave.cloud.store.postgres_sync import PostgresNodeSync
 from edgeweave.errors import (
     AlreadyExists,
     BadRequest,
@@ -80,10 +62,13 @@ from edgeweave.models.selectors import LabelSelector
 
 _log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[TupleRow]
+Params = Sequence[Any] | Mapping[str, Any]
+Build = Callable[[JSONObject], JSONObject]  # the object to write, from the stored one
 
 DEFAULT_CHANGELOG_RETENTION = 100_000
 RETENTION_EVERY_WRITES = 1000
-SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+# lost races (each an ERROR in the server log) before an update/delete reads under the lock
+OPTIMISTIC_WRITES = 1
 
 
 def _translate(e: psycopg.Error) -> StoreError:
@@ -94,16 +79,7 @@ def _translate(e: psycopg.Error) -> StoreError:
     return StoreError(f"PostgreSQL store error: {e}")
 
 
-def _check_schema(schema: str) -> str:
-    if not SCHEMA_RE.match(schema):
-        raise ConfigError(
-            f"PostgreSQL schema {schema!r} must be 1-40 characters of [a-z0-9_], "
-            "not starting with a digit"
-        )
-    return schema
-
-
-class PostgresStore:
+class PostgresStore(PostgresNodeSync):
     """A :class:`~edgeweave.cloud.store.base.Store` on PostgreSQL. Use
     :func:`open_postgres_store` (or :meth:`open`); the constructor does no I/O."""
 
@@ -118,12 +94,13 @@ class PostgresStore:
         poll_interval_s: float = 1.0,
         changelog_retention: int = DEFAULT_CHANGELOG_RETENTION,
     ) -> None:
-        self.schema = "" if schema is None else _check_schema(schema)
+        self.schema = "" if schema is None else _pgsql.check_schema(schema)
         self._url = url
         self._timeout_s = timeout_s
         self._poll_interval_s = poll_interval_s
         self._changelog_retention = changelog_retention
         self._q: dict[str, bytes] = {}
+        self._quoted_schema = ""
         self._list_queries: dict[tuple[bool, bool, bool], bytes] = {}
         self._channel = ""
         self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
@@ -155,7 +132,7 @@ class PostgresStore:
         try:
             await self._pool.open(wait=True, timeout=self._timeout_s)
             async with self._pool.connection() as conn, conn.transaction():
-                ddl = DDL
+                ddl = _pgsql.DDL
                 if not self.schema:
                     self.schema = await self._one(conn, b"SELECT current_schema()") or ""
                     if not self.schema:
@@ -163,13 +140,12 @@ class PostgresStore:
                             "no schema on the PostgreSQL search_path exists: create one, "
                             "or pass a schema (URL parameter ?schema=NAME)"
                         )
-                    ddl = DDL[1:]  # it exists: do not need the right to create schemas
+                    ddl = _pgsql.DDL[1:]  # it exists: do not need the right to create schemas
                 self._bind_schema(self.schema)
                 # replicas starting together: one creates, the others wait and find it done
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
-                quoted = sql.Identifier(self.schema).as_string(None)
                 for statement in ddl:
-                    await conn.execute(statement.format(s=quoted).encode())
+                    await conn.execute(statement.format(s=self._quoted_schema).encode())
             listener = await self._connect_listener()
         except psycopg.Error as e:
             raise _translate(e) from e
@@ -178,9 +154,12 @@ class PostgresStore:
         )
 
     def _bind_schema(self, schema: str) -> None:
-        quoted = sql.Identifier(schema).as_string(None)
-        queries = {**QUERIES, **SYNC_QUERIES}
+        self._quoted_schema = quoted = sql.Identifier(schema).as_string(None)
+        queries = {**_pgsql.QUERIES, **_pgsql.SYNC_QUERIES}
         self._q = {name: text.format(s=quoted).encode() for name, text in queries.items()}
+        flags = (False, True)
+        variants = itertools.product(flags, flags, flags)
+        self._list_queries = {v: _pgsql.list_query(*v).format(s=quoted).encode() for v in variants}
         # channel names are identifiers: at most 63 bytes
         self._channel = f"edgeweave_{schema}".encode()[:63].decode(errors="ignore")
 
@@ -226,7 +205,7 @@ class PostgresStore:
                 delay_s = min(delay_s * 2, 5.0)
             conn = None
 
-    async def _one(self, conn: Conn, query: bytes, params: Sequence[Any] = ()) -> Any:
+    async def _one(self, conn: Conn, query: bytes, params: Params = ()) -> Any:
         cur = await conn.execute(query, params)
         row = await cur.fetchone()
         return None if row is None else row[0]
@@ -244,50 +223,57 @@ class PostgresStore:
                 self._writes_since_retention = RETENTION_EVERY_WRITES
                 _log.warning("change-log retention failed: %s", e)
 
-    async def _put(self, conn: Conn, key: ObjectKey, rv: int, out: JSONObject, event: str) -> None:
-        q = self._q["put"]
-        await conn.execute(q, (*key, rv, encode_json(out), event, self._channel, str(rv)))
-
     async def create(self, obj: JSONObject) -> JSONObject:
         key = object_key(obj)
-        async with self._connection() as conn, conn.transaction():
-            rv: int = await self._one(conn, self._q["next_rv"])
-            if await self._one(conn, self._q["get"], key) is not None:
-                raise AlreadyExists(f"{describe(key)} already exists")
-            out = prepare_create(obj, rv)
-            await self._put(conn, key, rv, out, "ADDED")
+        out = prepare_create(obj, 0)
+        params = _pgsql.write_params(key, encode_json_around_rv(out), self._channel)
+        async with self._connection() as conn:
+            try:
+                rv = await self._one(conn, self._q["create"], params)
+            except psycopg.errors.UniqueViolation as e:
+                raise AlreadyExists(f"{describe(key)} already exists") from e
+        out["metadata"]["resourceVersion"] = str(rv)
         await self._after_write()
         return out
 
     async def update(self, obj: JSONObject) -> JSONObject:
         key = object_key(obj)
         wanted = parse_resource_version(obj["metadata"].get("resourceVersion"))
-        async with self._connection() as conn, conn.transaction():
-            rv: int = await self._one(conn, self._q["next_rv"])
-            row = await (await conn.execute(self._q["get"], key)).fetchone()
-            if row is None:
-                raise NotFound(f"{describe(key)} not found")
-            check_cas(key, row[0], wanted)
-            out = prepare_update(obj, decode_json(row[1]), rv)
-            await self._put(conn, key, rv, out, "MODIFIED")
-        await self._after_write()
-        return out
+        return await self._rewrite("update", key, wanted, lambda old: prepare_update(obj, old, 0))
 
     async def delete(
         self, kind: str, namespace: str, name: str, *, resource_version: int | None = None
     ) -> JSONObject:
         key = (kind, namespace, name)
-        async with self._connection() as conn, conn.transaction():
-            rv: int = await self._one(conn, self._q["next_rv"])
-            row = await (await conn.execute(self._q["get"], key)).fetchone()
-            if row is None:
-                raise NotFound(f"{describe(key)} not found")
-            check_cas(key, row[0], resource_version)
-            out = prepare_delete(decode_json(row[1]), rv)
-            params = (*key, rv, *key, encode_json(out), self._channel, str(rv))
-            await conn.execute(self._q["remove"], params)
-        await self._after_write()
-        return out
+        return await self._rewrite("delete", key, resource_version, lambda o: prepare_delete(o, 0))
+
+    async def _rewrite(
+        self, query: str, key: ObjectKey, want: int | None, build: Build
+    ) -> JSONObject:
+        """Update or delete the object at ``key`` (``build`` makes the new text from the stored
+        object): read it, check, write it if still unchanged. After ``OPTIMISTIC_WRITES`` lost
+        races the write reads under the counter lock, so it cannot lose again."""
+        for attempt in range(OPTIMISTIC_WRITES + 1):
+            locked = attempt == OPTIMISTIC_WRITES
+            async with self._connection() as conn, conn.transaction() if locked else nullcontext():
+                if locked:
+                    await conn.execute(self._q["lock_rv"])
+                row = await (await conn.execute(self._q["get"], key)).fetchone()
+                if row is None:
+                    raise NotFound(f"{describe(key)} not found")
+                check_cas(key, row[0], want)
+                out = build(decode_json(row[1]))
+                params = _pgsql.write_params(key, encode_json_around_rv(out), self._channel, row[0])
+                try:
+                    rv = await self._one(conn, self._q[query], params)
+                except psycopg.errors.NotNullViolation:  # another write came between
+                    if locked:
+                        raise
+                    continue
+            out["metadata"]["resourceVersion"] = str(rv)
+            await self._after_write()
+            return out
+        raise AssertionError("unreachable: the locked attempt writes or raises")
 
     async def compact(self, keep_last: int) -> int:
         if keep_last < 0:
@@ -300,102 +286,6 @@ class PostgresStore:
                 await conn.execute(self._q["trim"], (compacted,))
                 await conn.execute(self._q["set_compacted"], (compacted,))
         return compacted
-
-    # ---- node sync tables -----------------------------------------------------------------
-
-    async def acked_versions(self, node: str) -> dict[AckKey, int]:
-        async with self._connection() as conn:
-            rows = await (await conn.execute(self._q["acked"], (node,))).fetchall()
-        return {(k, ns, n): int(rv) for k, ns, n, rv in rows}
-
-    async def _write_acks(self, node: str, items: list[AckItem], replace: bool) -> None:
-        columns = [list(c) for c in zip(*items, strict=True)] if items else [[], [], [], []]
-        async with self._connection() as conn, conn.transaction():
-            if replace:
-                await conn.execute(self._q["acks_clear"], (node,))
-            await conn.execute(self._q["acks_upsert"], (node, *columns))
-            if not replace:  # an ack for an object the store no longer has is a delete ack
-                await conn.execute(self._q["acks_drop_deleted"], (*columns, node))
-
-    async def record_acks(self, node: str, items: list[AckItem]) -> None:
-        if items:
-            await self._write_acks(node, items, False)
-
-    async def replace_acks(self, node: str, items: list[AckItem]) -> None:
-        await self._write_acks(node, items, True)
-
-    async def upstream_committed_seq(self, node: str) -> int:
-        async with self._connection() as conn:
-            seq = await self._one(conn, self._q["upstream_get"], (node,))
-        return 0 if seq is None else int(seq)
-
-    async def commit_upstream(
-        self,
-        node: str,
-        committed_seq: int,
-        events: list[JSONObject],
-        status_writes: list[StatusWrite],
-    ) -> int:
-        rows = event_rows(node, events)
-        grouped = group_status_writes(status_writes)
-        wrote = False
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(self._q["upstream_init"], (node,))
-            stored = int(await self._one(conn, self._q["upstream_lock"], (node,)))
-            if committed_seq <= stored:
-                return stored
-            if rows:
-                async with conn.cursor() as cur, cur.copy(self._q["events_copy"]) as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-                await conn.execute(self._q["events_trim"], (self.events_retention,))
-            if grouped:
-                wrote = await self._merge_statuses(conn, grouped)
-            await conn.execute(self._q["upstream_set"], (committed_seq, node))
-        if wrote:
-            await self._after_write()
-        return committed_seq
-
-    async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
-        # the counter row first, as every writer does: it orders this commit among them
-        await conn.execute(self._q["lock_rv"])
-        keys = [list(c) for c in zip(*grouped, strict=True)]
-        found = await (await conn.execute(self._q["get_many"], keys)).fetchall()
-        if not found:
-            return False
-        top = int(await self._one(conn, self._q["add_rv"], (len(found),)))
-        stored = {(k, ns, n): text for k, ns, n, text in found}
-        present = [key for key in grouped if key in stored]
-        columns: list[list[Any]] = [[], [], [], [], []]
-        for rv, key in enumerate(present, start=top - len(present) + 1):
-            text = encode_json(_apply_status(decode_json(stored[key]), grouped[key], rv))
-            for column, value in zip(columns, (*key, rv, text), strict=True):
-                column.append(value)
-        await conn.execute(self._q["put_many"], (*columns, self._channel, str(top)))
-        return True
-
-    async def list_events(
-        self,
-        object_kind: str | None = None,
-        namespace: str | None = None,
-        name: str | None = None,
-        node: str | None = None,
-        limit: int = 100,
-    ) -> list[JSONObject]:
-        where, params = events_query_filters(object_kind, namespace, name, node)
-        clause = " WHERE " + " AND ".join(c.format(p="%s") for c in where) if where else ""
-        query = EVENTS_LIST_TEMPLATE.format(
-            s=sql.Identifier(self.schema).as_string(None), where=clause
-        )
-        async with self._connection() as conn:
-            rows = await (await conn.execute(query.encode(), (*params, max(0, limit)))).fetchall()
-        return [event_from_row(r) for r in reversed(rows)]
-
-    async def mark_token_used(self, jti: str, expires_at: int, now: int) -> bool:
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(self._q["tokens_expire"], (now,))
-            inserted = await self._one(conn, self._q["token_use"], (jti, expires_at))
-        return inserted is not None
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -447,25 +337,9 @@ class PostgresStore:
         if chunk is not None:
             params.append(chunk)
         variant = (page.namespace is not None, page.after is not None, chunk is not None)
-        query = self._list_queries.get(variant)
-        if query is None:
-            query = self._list_queries[variant] = self._list_query(*variant)
-        rows = await (await conn.execute(query, params)).fetchall()
+        rows = await (await conn.execute(self._list_queries[variant], params)).fetchall()
         page.feed([(r[1], r[2], r[3]) for r in rows if r[1] is not None])
         return int(rows[0][0])
-
-    def _list_query(self, by_namespace: bool, after: bool, limited: bool) -> bytes:
-        where = "kind = %s"
-        if by_namespace:
-            where += " AND namespace = %s"
-        if after:
-            where += " AND (namespace, name) > (%s, %s)"
-        query = sql.SQL(LIST_TEMPLATE).format(
-            s=sql.Identifier(self.schema),
-            where=sql.SQL(where),
-            limit=sql.SQL(" LIMIT %s" if limited else ""),
-        )
-        return query.as_bytes(None)
 
     # ---- watches --------------------------------------------------------------------------
 
@@ -519,6 +393,6 @@ async def drop_postgres_schema(url: str, schema: str) -> None:
     try:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             query = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
-            await conn.execute(query.format(sql.Identifier(_check_schema(schema))))
+            await conn.execute(query.format(sql.Identifier(_pgsql.check_schema(schema))))
     except psycopg.Error as e:
         raise _translate(e) from e

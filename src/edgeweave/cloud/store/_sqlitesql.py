@@ -1,0 +1,93 @@
+"""The SQL text of the SQLite store, kept apart from the adapter's logic.
+
+Plain statements with ``?`` placeholders. Must not import a database driver or hold state;
+only :mod:`.sqlite` and :mod:`.sqlite_sync` use these.
+"""
+
+from __future__ import annotations
+
+from edgeweave.cloud.store._nodesync import EVENT_COLUMNS
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    rv INTEGER NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changelog (
+    rv INTEGER PRIMARY KEY, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    type TEXT NOT NULL, json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('rv', 0), ('compacted', 0);
+"""
+# per-node sync tables (docs/design/edge-link.md §3, §5) and used join tokens
+SYNC_SCHEMA = """
+CREATE TABLE IF NOT EXISTS node_acks (
+    node TEXT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    rv INTEGER NOT NULL, PRIMARY KEY (node, kind, namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_upstream (
+    node TEXT PRIMARY KEY, committed_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, time REAL NOT NULL,
+    object_kind TEXT NOT NULL, object_namespace TEXT NOT NULL, object_name TEXT NOT NULL,
+    type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_object
+    ON events (object_kind, object_namespace, object_name, id);
+CREATE TABLE IF NOT EXISTS join_tokens (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+# objects, change log, counters
+GET = "SELECT rv, json FROM objects WHERE kind = ? AND namespace = ? AND name = ?"
+INSERT = "INSERT INTO objects VALUES (?, ?, ?, ?, ?)"
+UPDATE = "UPDATE objects SET rv = ?, json = ? WHERE kind = ? AND namespace = ? AND name = ?"
+DELETE = "DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?"
+NEXT_RV = "UPDATE meta SET value = value + 1 WHERE key = 'rv' RETURNING value"
+ADD_RV = "UPDATE meta SET value = value + ? WHERE key = 'rv' RETURNING value"
+CURRENT_RV = "SELECT value FROM meta WHERE key = 'rv'"
+COMPACTED = "SELECT value FROM meta WHERE key = 'compacted'"
+SET_COMPACTED = "UPDATE meta SET value = ? WHERE key = 'compacted'"
+LOG = "INSERT INTO changelog (rv, kind, namespace, name, type, json) VALUES (?, ?, ?, ?, ?, ?)"
+CHANGES = (
+    "SELECT rv, type, kind, namespace, name, json FROM changelog WHERE rv > ? ORDER BY rv LIMIT ?"
+)
+NTH_NEWEST = "SELECT rv FROM changelog ORDER BY rv DESC LIMIT 1 OFFSET ?"
+TRIM = "DELETE FROM changelog WHERE rv <= ?"
+
+
+def list_query(by_namespace: bool, after: bool, limited: bool) -> str:
+    """One page chunk of a list; parameters: kind[, namespace][, after ns, after name][, limit]."""
+    query = "SELECT namespace, name, json FROM objects WHERE kind = ?"
+    if by_namespace:
+        query += " AND namespace = ?"
+    if after:
+        query += " AND (namespace, name) > (?, ?)"
+    query += " ORDER BY namespace, name"
+    return query + " LIMIT ?" if limited else query
+
+
+# node sync tables
+ACKED = "SELECT kind, namespace, name, rv FROM node_acks WHERE node = ?"
+ACKS_CLEAR = "DELETE FROM node_acks WHERE node = ?"
+ACK_UPSERT = (
+    "INSERT INTO node_acks (node, kind, namespace, name, rv) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (node, kind, namespace, name) DO UPDATE SET rv = excluded.rv"
+)
+ACK_DROP_DELETED = (
+    "DELETE FROM node_acks WHERE node = ? AND kind = ? AND namespace = ? AND name = ? "
+    "AND NOT EXISTS (SELECT 1 FROM objects WHERE kind = ? AND namespace = ? AND name = ?)"
+)
+UPSTREAM_GET = "SELECT committed_seq FROM node_upstream WHERE node = ?"
+UPSTREAM_SET = (
+    "INSERT INTO node_upstream (node, committed_seq) VALUES (?, ?) "
+    "ON CONFLICT (node) DO UPDATE SET committed_seq = excluded.committed_seq"
+)
+EVENT_INSERT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+EVENTS_NEWEST_ID = "SELECT max(id) FROM events"
+EVENTS_TRIM = "DELETE FROM events WHERE id <= ?"
+EVENTS_LIST = f"SELECT id, {EVENT_COLUMNS} FROM events"  # noqa: S608 (fixed column names)
+JTI_EXPIRE = "DELETE FROM join_tokens WHERE exp < ?"
+JTI_INSERT = "INSERT INTO join_tokens (jti, exp) VALUES (?, ?) ON CONFLICT DO NOTHING"

@@ -1,0 +1,146 @@
+"""The per-node sync tables of the PostgreSQL store: acks, upstream commits, events, used
+join tokens (:class:`~edgeweave.cloud.store.base.NodeSyncStore`).
+
+A mixin of :class:`~edgeweave.cloud.store.postgres.PostgresStore`, which provides the pooled
+connections, the bound statements (SQL text in :mod:`._pgsql`) and the wake-up of watches
+after an object write. A status merge writes objects like any other writer: it takes the
+store-wide counter row lock first, so versions stay in commit order.
+
+Must not open connections of its own or let a psycopg exception out (the store's
+``_connection`` translates them); only this module and :mod:`.postgres` import psycopg.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from edgeweave.cloud.store._nodesync import (
+    apply_status,
+    event_from_row,
+    event_rows,
+    events_query_filters,
+    group_status_writes,
+)
+from edgeweave.cloud.store._objects import ObjectKey, decode_json, encode_json
+from edgeweave.cloud.store._pgsql import EVENTS_LIST_TEMPLATE
+from edgeweave.cloud.store.base import AckItem, AckKey, JSONObject, StatusWrite
+
+Conn = psycopg.AsyncConnection[TupleRow]
+
+
+class PostgresNodeSync:
+    """The :class:`~edgeweave.cloud.store.base.NodeSyncStore` half of the PostgreSQL store."""
+
+    schema: str
+    events_retention: int
+    _q: dict[str, bytes]  # the store's statements, bound to its schema
+    _quoted_schema: str
+    _channel: str
+
+    @abstractmethod
+    def _connection(self) -> AbstractAsyncContextManager[Conn]:
+        """A pooled connection in autocommit mode; psycopg errors leave it translated."""
+
+    @abstractmethod
+    async def _after_write(self) -> None:
+        """Called after a commit that wrote objects: wakes the store's watches."""
+
+    async def acked_versions(self, node: str) -> dict[AckKey, int]:
+        async with self._connection() as conn:
+            rows = await (await conn.execute(self._q["acked"], (node,))).fetchall()
+        return {(k, ns, n): int(rv) for k, ns, n, rv in rows}
+
+    async def _write_acks(self, node: str, items: list[AckItem], replace: bool) -> None:
+        columns = [list(c) for c in zip(*items, strict=True)] if items else [[], [], [], []]
+        async with self._connection() as conn, conn.transaction():
+            if replace:
+                await conn.execute(self._q["acks_clear"], (node,))
+            await conn.execute(self._q["acks_upsert"], (node, *columns))
+            if not replace:  # an ack for an object the store no longer has is a delete ack
+                await conn.execute(self._q["acks_drop_deleted"], (*columns, node))
+
+    async def record_acks(self, node: str, items: list[AckItem]) -> None:
+        if items:
+            await self._write_acks(node, items, False)
+
+    async def replace_acks(self, node: str, items: list[AckItem]) -> None:
+        await self._write_acks(node, items, True)
+
+    async def upstream_committed_seq(self, node: str) -> int:
+        async with self._connection() as conn:
+            row = await (await conn.execute(self._q["upstream_get"], (node,))).fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def commit_upstream(
+        self,
+        node: str,
+        committed_seq: int,
+        events: list[JSONObject],
+        status_writes: list[StatusWrite],
+    ) -> int:
+        rows = event_rows(node, events)
+        grouped = group_status_writes(status_writes)
+        wrote = False
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(self._q["upstream_init"], (node,))
+            locked = await (await conn.execute(self._q["upstream_lock"], (node,))).fetchone()
+            stored = 0 if locked is None else int(locked[0])
+            if committed_seq <= stored:
+                return stored
+            if rows:
+                async with conn.cursor() as cur, cur.copy(self._q["events_copy"]) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                await conn.execute(self._q["events_trim"], (self.events_retention,))
+            if grouped:
+                wrote = await self._merge_statuses(conn, grouped)
+            await conn.execute(self._q["upstream_set"], (committed_seq, node))
+        if wrote:
+            await self._after_write()
+        return committed_seq
+
+    async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
+        # the counter row first, as every writer does: it orders this commit among them
+        await conn.execute(self._q["lock_rv"])
+        keys = [list(c) for c in zip(*grouped, strict=True)]
+        found = await (await conn.execute(self._q["get_many"], keys)).fetchall()
+        if not found:
+            return False
+        bumped = await (await conn.execute(self._q["add_rv"], (len(found),))).fetchone()
+        top = int(bumped[0]) if bumped is not None else 0
+        stored = {(k, ns, n): text for k, ns, n, text in found}
+        present = [key for key in grouped if key in stored]
+        columns: list[list[Any]] = [[], [], [], [], []]
+        for rv, key in enumerate(present, start=top - len(present) + 1):
+            text = encode_json(apply_status(decode_json(stored[key]), grouped[key], rv))
+            for column, value in zip(columns, (*key, rv, text), strict=True):
+                column.append(value)
+        await conn.execute(self._q["put_many"], (*columns, self._channel, str(top)))
+        return True
+
+    async def list_events(
+        self,
+        object_kind: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        node: str | None = None,
+        limit: int = 100,
+    ) -> list[JSONObject]:
+        where, params = events_query_filters(object_kind, namespace, name, node)
+        clause = " WHERE " + " AND ".join(c.format(p="%s") for c in where) if where else ""
+        query = EVENTS_LIST_TEMPLATE.format(s=self._quoted_schema, where=clause)
+        async with self._connection() as conn:
+            rows = await (await conn.execute(query.encode(), (*params, max(0, limit)))).fetchall()
+        return [event_from_row(r) for r in reversed(rows)]
+
+    async def mark_token_used(self, jti: str, expires_at: int, now: int) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(self._q["tokens_expire"], (now,))
+            cur = await conn.execute(self._q["token_use"], (jti, expires_at))
+            inserted = await cur.fetchone()
+        return inserted is not None
