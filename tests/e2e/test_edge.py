@@ -45,8 +45,13 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         f.stop()
 
 
-def app_manifest(name: str, digest: str, selector: dict[str, str], greeting: str = "hi",
-                 secret: str | None = None) -> str:
+def app_manifest(
+    name: str,
+    digest: str,
+    selector: dict[str, str],
+    greeting: str = "hi",
+    secret: str | None = None,
+) -> str:
     doc = {
         "apiVersion": "edgeweave.io/v1",
         "kind": "App",
@@ -64,11 +69,14 @@ def app_manifest(name: str, digest: str, selector: dict[str, str], greeting: str
 
 
 def secret_manifest(name: str, value: str) -> str:
-    return json.dumps({
-        "apiVersion": "edgeweave.io/v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": "default"},
-        "stringData": {"token": value},
-    })
+    return json.dumps(
+        {
+            "apiVersion": "edgeweave.io/v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "default"},
+            "stringData": {"token": value},
+        }
+    )
 
 
 def apply(fleet: Fleet, tmp: Path, text: str) -> None:
@@ -108,8 +116,11 @@ def test_apps_survive_cloud_loss_agent_restart_and_reconnect(fleet: Fleet, tmp_p
 
     wait_until(lambda: "default/counter" in fleet.app_pids("edge-a"), 30, "the app on edge-a")
     assert fleet.app_pids("edge-b") == {}  # not selected
-    wait_until(lambda: "Running" in fleet.cli("get", "app", "counter", "-o", "json"), 30,
-               "the app's status in the cloud")
+    wait_until(
+        lambda: "Running" in fleet.cli("get", "app", "counter", "-o", "json"),
+        30,
+        "the app's status in the cloud",
+    )
     pids_before = fleet.app_pids("edge-a")
 
     assert fleet.cloud is not None
@@ -120,25 +131,47 @@ def test_apps_survive_cloud_loss_agent_restart_and_reconnect(fleet: Fleet, tmp_p
     fleet.agents["edge-a"].kill9()
     restarted_at = time.monotonic()
     fleet.start_agent("edge-a")
-    wait_until(lambda: app_phase(fleet, "edge-a", "default/counter") == "Running", 10,
-               "the app running again after an offline agent restart")
+    wait_until(
+        lambda: app_phase(fleet, "edge-a", "default/counter") == "Running",
+        10,
+        "the app running again after an offline agent restart",
+    )
     assert time.monotonic() - restarted_at < 5.0
     offline = subprocess.run(
-        [sys.executable, "-m", "edgeweave", "edge", "status", "--data",
-         str(fleet.agent_dir("edge-a"))], capture_output=True, text=True, timeout=30, check=False)
+        [
+            sys.executable,
+            "-m",
+            "edgeweave",
+            "edge",
+            "status",
+            "--data",
+            str(fleet.agent_dir("edge-a")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert offline.returncode == 0 and "default/counter" in offline.stdout
     pids_offline = fleet.app_pids("edge-a")
 
     fleet.start_cloud()
-    wait_until(lambda: linked(fleet, "edge-a") and linked(fleet, "edge-b"), 60,
-               "both agents reconnected")
+    wait_until(
+        lambda: linked(fleet, "edge-a") and linked(fleet, "edge-b"), 60, "both agents reconnected"
+    )
     assert fleet.app_pids("edge-a") == pids_offline  # reconnect restarted nothing
     assert pids_offline == pids_before  # and the agent restart adopted the running process
 
     # a spec change rolls out: new process
     apply(fleet, tmp_path, app_manifest("counter", digest, {"role": "camera"}, greeting="hello"))
-    wait_until(lambda: fleet.app_pids("edge-a").get("default/counter") not in
-               (None, pids_before["default/counter"]), 30, "the changed app restarted")
+    wait_until(
+        lambda: (
+            fleet.app_pids("edge-a").get("default/counter")
+            not in (None, pids_before["default/counter"])
+        ),
+        30,
+        "the changed app restarted",
+    )
     log = fleet.agent_dir("edge-a") / "apps" / "default" / "counter" / "logs" / "app.log"
     wait_until(lambda: "hello" in log.read_text(), 10, "the new environment in the app's log")
     # and the same log, read from the cloud through the node's link
@@ -152,8 +185,9 @@ def test_corrupted_artifact_fails_cleanly_and_runs_nothing(fleet: Fleet, tmp_pat
     stored = fleet.cloud_dir / "objects" / "sha256" / digest[7:9] / digest[7:]
     stored.write_text("print('tampered')\n")  # the bytes no longer match the digest
     apply(fleet, tmp_path, app_manifest("counter", digest, {"role": "camera"}))
-    wait_until(lambda: app_phase(fleet, "edge-a", "default/counter") == "Failed", 30,
-               "the app to fail")
+    wait_until(
+        lambda: app_phase(fleet, "edge-a", "default/counter") == "Failed", 30, "the app to fail"
+    )
     assert digest in app_row(fleet, "edge-a", "default/counter")["message"]
     assert fleet.app_pids("edge-a") == {}
     assert not (fleet.agent_dir("edge-a") / "apps" / "default" / "counter" / "app.py").exists()
@@ -161,8 +195,9 @@ def test_corrupted_artifact_fails_cleanly_and_runs_nothing(fleet: Fleet, tmp_pat
 
 async def _raw_link(fleet: Fleet, node: str) -> websockets.asyncio.client.ClientConnection:
     identity = load_identity(fleet.agent_dir(node))
-    return await connect(identity.hub_url, ssl=identity.ssl_context(), max_size=None,
-                         compression=None)
+    return await connect(
+        identity.hub_url, ssl=identity.ssl_context(), max_size=None, compression=None
+    )
 
 
 def test_oversize_frame_closes_only_that_link(fleet: Fleet) -> None:
@@ -208,9 +243,17 @@ def test_node_b_cannot_read_node_a_secret_or_artifact(fleet: Fleet, tmp_path: Pa
         ws = await _raw_link(fleet, "edge-b")
         try:
             req = m.ArtifactUrlRequest(digest=digest)
-            await ws.send(codec.encode(m.Hello(
-                agent_version="test", boot_id="t", held_count=0, held_digest="0" * 64,
-                capacity=m.Capacity(cpu=1, memory_bytes=1))))
+            await ws.send(
+                codec.encode(
+                    m.Hello(
+                        agent_version="test",
+                        boot_id="t",
+                        held_count=0,
+                        held_digest="0" * 64,
+                        capacity=m.Capacity(cpu=1, memory_bytes=1),
+                    )
+                )
+            )
             await ws.send(codec.encode(req))
             while True:
                 msg = codec.decode(await asyncio.wait_for(ws.recv(), 10), direction="down")

@@ -34,10 +34,20 @@ READY_TIMEOUT_S = 90.0
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("demo", help="run a cloud and three agents with a sample app")
     p.add_argument("--data", type=Path, default=None, help="data dir (default: a temporary one)")
-    p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="stop by itself after S seconds (default: run until Ctrl-C)")
-    p.add_argument("--examples", type=Path, default=None, metavar="DIR",
-                   help="manifests to apply (default: the examples/ folder of this checkout)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop by itself after S seconds (default: run until Ctrl-C)",
+    )
+    p.add_argument(
+        "--examples",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="manifests to apply (default: the examples/ folder of this checkout)",
+    )
     p.set_defaults(func=run)
 
 
@@ -70,16 +80,36 @@ def run(args: argparse.Namespace) -> int:
         _show(fleet, "pushing the sample app", "artifact", "push", str(app_file))
         _show(fleet, f"applying the manifests in {examples}", "apply", "-f", str(examples))
         _say(f"waiting for {SAMPLE_APP} to run on the camera nodes")
-        wait_until(lambda: _running_on(fleet) >= {"edge-1", "edge-2"}, READY_TIMEOUT_S,
-                   f"{SAMPLE_APP} running on edge-1 and edge-2")
+        wait_until(
+            lambda: _running_on(fleet) >= {"edge-1", "edge-2"},
+            READY_TIMEOUT_S,
+            f"{SAMPLE_APP} running on edge-1 and edge-2",
+        )
         _show(fleet, "nodes", "get", "nodes", "-o", "wide")
         _show(fleet, "apps: running on the role=camera subset only", "get", "apps", "-o", "wide")
-        _show(fleet, "devices (KubeEdge v1beta1 manifests, applied unchanged)", "get", "devices",
-              "-o", "wide")
+        _show(
+            fleet,
+            "devices (KubeEdge v1beta1 manifests, applied unchanged)",
+            "get",
+            "devices",
+            "-o",
+            "wide",
+        )
         _say("edge-1's own view, read locally (works with the cloud down too)")
         status = subprocess.run(
-            [sys.executable, "-m", "edgeweave", "edge", "status", "--data",
-             str(fleet.agent_dir("edge-1"))], capture_output=True, text=True, check=False)
+            [
+                sys.executable,
+                "-m",
+                "edgeweave",
+                "edge",
+                "status",
+                "--data",
+                str(fleet.agent_dir("edge-1")),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         print(status.stdout, end="", flush=True)
         print(
             "\n==> the fleet is running. In another terminal:\n"

@@ -123,17 +123,29 @@ class Fleet:
     def cli(self, *args: str, check: bool = True, timeout_s: float = 60.0) -> str:
         """Run an `edgeweave` command against this fleet's cloud; its stdout."""
         argv = _edgeweave("--config", str(self.admin_config), *args)
-        r = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=timeout_s,
-                           check=False)
+        r = subprocess.run(
+            argv, capture_output=True, text=True, env=self.env, timeout=timeout_s, check=False
+        )
         if check and r.returncode != 0:
-            raise FleetError(f"`edgeweave {' '.join(args)}` exited {r.returncode}: {r.stderr.strip()}")
+            raise FleetError(
+                f"`edgeweave {' '.join(args)}` exited {r.returncode}: {r.stderr.strip()}"
+            )
         return r.stdout
 
     def start_cloud(self, *extra: str) -> Proc:
         self.admin_config.unlink(missing_ok=True)
-        argv = _edgeweave("cloud", "serve", "--data", str(self.cloud_dir), "--port",
-                          str(self.api_port), "--hub-port", str(self.hub_port),
-                          "--no-user-config", *extra)
+        argv = _edgeweave(
+            "cloud",
+            "serve",
+            "--data",
+            str(self.cloud_dir),
+            "--port",
+            str(self.api_port),
+            "--hub-port",
+            str(self.hub_port),
+            "--no-user-config",
+            *extra,
+        )
         self.cloud = Proc("cloud", argv, self.root / "logs" / "cloud.log", self.env)
         self.cloud.start()
         cloud = self.cloud
@@ -152,10 +164,23 @@ class Fleet:
         token = self.cli("token", "create", "--node", name).strip()
         data = self.agent_dir(name)
         label_text = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
-        argv = _edgeweave("edge", "join", "--server", self.api_url, "--token", token, "--name",
-                          name, "--data", str(data), "--labels", label_text)
-        r = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60,
-                           check=False)
+        argv = _edgeweave(
+            "edge",
+            "join",
+            "--server",
+            self.api_url,
+            "--token",
+            token,
+            "--name",
+            name,
+            "--data",
+            str(data),
+            "--labels",
+            label_text,
+        )
+        r = subprocess.run(
+            argv, capture_output=True, text=True, env=self.env, timeout=60, check=False
+        )
         if r.returncode != 0:
             raise FleetError(f"joining {name} failed: {r.stderr.strip()}")
         return data

@@ -81,7 +81,9 @@ def _runtime_tunables(settings: EdgeSettings) -> RuntimeTunables:
 
 
 @contextlib.asynccontextmanager
-async def open_agent(settings: EdgeSettings, identity: NodeIdentity | None = None) -> AsyncIterator[Agent]:
+async def open_agent(
+    settings: EdgeSettings, identity: NodeIdentity | None = None
+) -> AsyncIterator[Agent]:
     data = settings.data_dir
     identity = identity or load_identity(data)
     key = load_or_create_store_key(data / "pki" / "store.key")
@@ -136,12 +138,18 @@ async def _start(
     agent_ref.append(agent)
 
     def on_link_change(state: LinkState) -> None:
-        status_file.update(link={"state": state.state, "detail": state.detail,
-                                 "connects": state.connects})
+        status_file.update(
+            link={"state": state.state, "detail": state.detail, "connects": state.connects}
+        )
 
     link_state.on_change = on_link_change
-    status_file.update(node=identity.node, outbox={"entries": 0}, objects=await store.count(),
-                       apps=[], link={"state": "starting"})
+    status_file.update(
+        node=identity.node,
+        outbox={"entries": 0},
+        objects=await store.count(),
+        apps=[],
+        link={"state": "starting"},
+    )
     sync = Sync(store)
     logs = LogStreams(lambda ns, name: data / "apps" / ns / name / "logs" / "app.log")
     stack.push_async_callback(logs.aclose)
@@ -161,8 +169,9 @@ async def _start(
         return (sum(s.phase == "Running" for s in states), sum(s.phase == "Failed" for s in states))
 
     def make_session(link: Link) -> LinkSession:
-        return LinkSession(link, identity, settings.link, sync, outbox, logs, link_state,
-                           heartbeat_info, boot_id)
+        return LinkSession(
+            link, identity, settings.link, sync, outbox, logs, link_state, heartbeat_info, boot_id
+        )
 
     def on_session(session: LinkSession | None) -> None:
         agent.session = session

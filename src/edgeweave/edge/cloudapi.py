@@ -1,18 +1,25 @@
 """The agent's HTTPS calls to the cloud: joining, and downloading artifacts.
 
 The only edge module that imports httpx; it translates httpx errors into edgeweave errors.
+httpx is used by :func:`join` only (a one-off command) and imported there: the running agent
+never loads it (it costs several MB of memory for as long as the process lives). Artifact
+downloads — the agent's only HTTP — are a plain HTTP/1.1 GET over asyncio streams with the
+node's TLS context (:func:`download`), as the runtime's HTTP probe is.
 Joining trusts nothing until the CA the cloud presents matches the pin in the join token; from
 then on only that CA is trusted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
+import ssl
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
-
-import httpx
-import yaml
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from edgeweave.edge.hostinfo import local_addresses
 from edgeweave.edge.identity import NodeIdentity, identity_file
@@ -25,22 +32,32 @@ from edgeweave.transport.certs import (
     write_file_atomic,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 TIMEOUT_S = 15.0
 
 
 def _raise_for(response: httpx.Response, what: str) -> None:
-    if response.status_code < 400:
+    _raise_for_status(response.status_code, response.reason_phrase, response.content, what)
+
+
+def _raise_for_status(status: int, phrase: str, content: bytes, what: str) -> None:
+    if status < 400:
         return
+    reason, message = "", ""
     try:
-        body = response.json()
-        reason, message = str(body.get("reason", "")), str(body.get("message", ""))
+        body = json.loads(content)
     except ValueError:
-        reason, message = "", response.text[:200]
+        message = content[:200].decode("utf-8", "replace")
+    else:
+        if isinstance(body, dict):
+            reason, message = str(body.get("reason", "")), str(body.get("message", ""))
     cls = error_for_reason(reason)
-    text = f"{what}: {message or response.reason_phrase} ({response.status_code})"
+    text = f"{what}: {message or phrase} ({status})"
     if cls is not None and cls is not APIError:
         raise cls(text)
-    raise APIError(text, status=response.status_code, api_reason=reason)
+    raise APIError(text, status=status, api_reason=reason)
 
 
 async def join(
@@ -51,6 +68,9 @@ async def join(
     labels: dict[str, str] | None = None,
 ) -> NodeIdentity:
     """Verify the cloud CA against the token's pin, get a certificate, write the identity."""
+    import httpx
+    import yaml
+
     pin = parse_ca_pin(token)  # Unauthorized for a malformed token, before any network call
     server = server.rstrip("/")
     try:
@@ -105,21 +125,112 @@ async def download(url: str, dest: Path, expected_digest: str, identity: NodeIde
     """Download ``url`` to ``dest``, resuming a partial file with Range; the caller verifies."""
     start = dest.stat().st_size if dest.exists() else 0
     headers = {"Range": f"bytes={start}-"} if start else {}
+    what = f"downloading {expected_digest}"
     try:
-        async with (
-            httpx.AsyncClient(verify=identity.ssl_context(), timeout=TIMEOUT_S) as client,
-            client.stream("GET", url, headers=headers) as r,
-        ):
-            if r.status_code == 416:  # already complete
-                return
-            if r.status_code >= 400:
-                await r.aread()
-                _raise_for(r, f"downloading {expected_digest}")
-            mode = "ab" if r.status_code == 206 else "wb"
-            with open(dest, mode) as f:
-                async for chunk in r.aiter_bytes(1 << 16):
+        await _get_to_file(url, headers, identity.ssl_context(), dest, what)
+    except (OSError, TimeoutError, EOFError, ValueError) as e:  # ssl.SSLError is an OSError
+        raise LinkBroken(f"{what} failed: {e or type(e).__name__}") from e
+
+
+_MAX_HEADER_LINES = 100
+_MAX_ERROR_BODY_BYTES = 64 * 1024
+_CHUNK_BYTES = 1 << 16
+
+
+async def _get_to_file(
+    url: str, headers: dict[str, str], context: ssl.SSLContext, dest: Path, what: str
+) -> None:
+    """One HTTP/1.1 GET of ``url``; a 200 body replaces ``dest``, a 206 body is appended."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"unsupported URL {url!r}")
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    async with asyncio.timeout(TIMEOUT_S):
+        reader, writer = await asyncio.open_connection(
+            parts.hostname, port, ssl=context if tls else None
+        )
+    try:
+        lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "User-Agent: edgeweave-agent"]
+        lines += ["Accept-Encoding: identity", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        async with asyncio.timeout(TIMEOUT_S):
+            await writer.drain()
+            status, phrase, fields = await _read_head(reader)
+        if status == 416:  # already complete
+            return
+        async with contextlib.aclosing(_body(reader, fields)) as body:
+            if status >= 400:
+                content = b""
+                async for chunk in body:
+                    content += chunk
+                    if len(content) > _MAX_ERROR_BODY_BYTES:
+                        break
+                _raise_for_status(status, phrase, content, what)
+            if status not in (200, 206):
+                raise ValueError(f"unexpected HTTP status {status} {phrase}")
+            with open(dest, "ab" if status == 206 else "wb") as f:
+                async for chunk in body:
                     f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
-    except httpx.HTTPError as e:
-        raise LinkBroken(f"downloading {expected_digest} failed: {e}") from e
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, str, dict[str, str]]:
+    """Status code, reason phrase and (lower-cased) header fields of a response."""
+    status_line = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+    version, _, rest = status_line.partition(" ")
+    code, _, phrase = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise ValueError(f"not an HTTP response: {status_line[:80]!r}")
+    fields: dict[str, str] = {}
+    for _ in range(_MAX_HEADER_LINES):
+        line = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+        if not line:
+            return int(code), phrase, fields
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ValueError(f"bad HTTP header line {line[:80]!r}")
+        fields[name.strip().lower()] = value.strip()
+    raise ValueError("too many HTTP header lines")
+
+
+async def _body(
+    reader: asyncio.StreamReader, fields: dict[str, str]
+) -> AsyncGenerator[bytes, None]:
+    """The body's bytes: chunked, Content-Length delimited, or up to the end of the stream."""
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        while True:
+            async with asyncio.timeout(TIMEOUT_S):
+                size_line = await reader.readline()
+            size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
+            if size == 0:
+                return
+            while size > 0:
+                async with asyncio.timeout(TIMEOUT_S):
+                    chunk = await reader.readexactly(min(size, _CHUNK_BYTES))
+                size -= len(chunk)
+                yield chunk
+            async with asyncio.timeout(TIMEOUT_S):
+                await reader.readexactly(2)  # the CRLF after each chunk
+    length = fields.get("content-length")
+    remaining = int(length) if length is not None else -1
+    while remaining != 0:
+        want = _CHUNK_BYTES if remaining < 0 else min(remaining, _CHUNK_BYTES)
+        async with asyncio.timeout(TIMEOUT_S):
+            chunk = await reader.read(want)
+        if not chunk:
+            if remaining > 0:
+                raise EOFError(f"connection closed with {remaining} bytes still to come")
+            return
+        if remaining > 0:
+            remaining -= len(chunk)
+        yield chunk

@@ -16,9 +16,9 @@ import contextlib
 import logging
 import os
 import uuid
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from edgeweave import __version__
 from edgeweave.aio.backoff import Backoff

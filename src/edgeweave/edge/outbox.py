@@ -71,6 +71,8 @@ DEFAULT_FLUSH_INTERVAL_S = 0.005
 DEFAULT_FLUSH_MAX = 5000
 DEFAULT_MAX_ENTRIES = 10_000_000
 DEFAULT_MAX_BYTES = 1 << 30
+CACHE_SIZE_PRAGMA = -512
+"""SQLite page cache bound (negative: KiB); peeks and appends touch few pages."""
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_MAX_BUFFERED = 100_000
 RETRY_MAX_S = 5.0
@@ -482,6 +484,7 @@ class Outbox:
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute(f"PRAGMA cache_size = {CACHE_SIZE_PRAGMA}")  # KiB when negative
             conn.executescript(_SCHEMA)
             meta: dict[str, int] = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except BaseException:

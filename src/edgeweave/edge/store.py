@@ -60,6 +60,8 @@ VersionedList = list[Versioned]
 STORE_KEY_BYTES = 32
 PAGE_ROWS = 256
 MAX_RV = 2**63 - 1
+CACHE_SIZE_PRAGMA = -512
+"""SQLite page cache bound (negative: KiB); the agent's working set is small."""
 SECRET_KIND = "Secret"  # noqa: S105 - a kind name, not a password
 SECRET_FIELDS = ("data", "stringData")
 _SEALED_PREFIX = "aesgcm1:"
@@ -274,6 +276,7 @@ class EdgeStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA cache_size = {CACHE_SIZE_PRAGMA}")  # KiB when negative
             conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()

@@ -19,7 +19,9 @@ from edgeweave.protocol.refs import Versioned
 
 log = logging.getLogger(__name__)
 
-Apply = Callable[[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]]
+Apply = Callable[
+    [list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]
+]
 WORKLOAD_KINDS = frozenset({"App", "ConfigMap", "Secret"})
 
 

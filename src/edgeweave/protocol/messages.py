@@ -13,6 +13,11 @@ Sizes are bounded per field (string length, list length) so a hostile frame cann
 than the frame limit allows; payloads that are plain JSON (``UpstreamEntry.payload``,
 ``Upsert.object``) stay plain JSON: there is no per-entry model to keep upstream decoding fast.
 
+The classes are frozen slotted dataclasses (keyword arguments only; a list given for a tuple
+field becomes a tuple). Constructing one does not validate it: each field declares its check in
+its metadata and ``protocol.codec`` applies them, strictly, to everything it decodes. The
+module imports no validation library, so the edge agent stays small.
+
 This module must not do I/O or know about sessions; turning bytes into these objects happens
 only in ``protocol.codec``. A node's identity is never a message field: it is the link's
 certificate.
@@ -20,12 +25,26 @@ certificate.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
-from typing import Annotated, Any, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from edgeweave.protocol._validate import (
+    any_json,
+    boolean,
+    check_of,
+    integer,
+    json_object,
+    number,
+    optional,
+    pattern,
+    record,
+    str_dict,
+    text,
+    tuple_of,
+)
 from edgeweave.protocol.refs import ResourceRef, Versioned
 
 MAX_STR_CHARS = 64 * 1024
@@ -40,14 +59,18 @@ MAX_SMALL_LIST = 1_024
 MAX_SEQ = (1 << 63) - 1
 """Sequence numbers and resourceVersions are SQLite INTEGERs."""
 
-Text = Annotated[str, Field(max_length=MAX_STR_CHARS)]
-Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
-Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
-Count = Annotated[int, Field(ge=0, le=MAX_SEQ)]
-Seconds = Annotated[float, Field(allow_inf_nan=False)]
-MessageId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
-Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_text = text(MAX_STR_CHARS)
+_name = text(MAX_NAME_CHARS)
+TEXT = check_of(_text)
+NAME = check_of(_name)
+SEQ = check_of(integer(0, MAX_SEQ))
+COUNT = SEQ
+SECONDS = check_of(number())
+MESSAGE_ID_PATTERN = r"^[0-9a-f]{16}$"
+MESSAGE_ID = check_of(pattern(MESSAGE_ID_PATTERN))
+DIGEST = check_of(pattern(r"^sha256:[0-9a-f]{64}$"))
+HEX_DIGEST = check_of(pattern(r"^[0-9a-f]{64}$"))
+BOOL = check_of(boolean)
 
 
 def new_message_id() -> str:
@@ -55,19 +78,22 @@ def new_message_id() -> str:
     return secrets.token_hex(8)
 
 
-class _Model(BaseModel):
-    # Unknown fields are ignored so an older peer can read a newer peer's messages
-    # (fields are added, never renamed); the codec validates wire data in strict mode.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+def _tuples(obj: object, *names: str) -> None:
+    # lists given to the constructor become tuples, as the fields are declared
+    for name in names:
+        value = getattr(obj, name)
+        if type(value) is not tuple:
+            object.__setattr__(obj, name, tuple(value))
 
 
-class Message(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
     """Base of every link message. Subclasses fix ``type`` to their wire name."""
 
     type: str
-    id: MessageId = Field(default_factory=new_message_id)
-    parent_id: MessageId | None = None
-    sent_at: Seconds = Field(default_factory=time.time)
+    id: str = field(default_factory=new_message_id, metadata=MESSAGE_ID)
+    parent_id: str | None = field(default=None, metadata=check_of(optional(MESSAGE_ID["check"])))
+    sent_at: float = field(default_factory=time.time, metadata=SECONDS)
 
 
 M = TypeVar("M", bound=Message)
@@ -75,187 +101,238 @@ M = TypeVar("M", bound=Message)
 
 def reply_to(parent: Message, msg: M) -> M:
     """``msg`` as an answer to ``parent`` (its ``parent_id`` set to ``parent.id``)."""
-    return msg.model_copy(update={"parent_id": parent.id})
+    return dataclasses.replace(msg, parent_id=parent.id)
 
 
 # ---------------------------------------------------------------- parts
 
 
-class Capacity(_Model):
-    cpu: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capacity:
+    cpu: float = field(metadata=check_of(number(ge=0)))
     """Logical CPUs (may be fractional)."""
-    memory_bytes: Count
+    memory_bytes: int = field(metadata=COUNT)
 
 
-class Address(_Model):
-    type: Name
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Address:
+    type: str = field(metadata=NAME)
     """``InternalIP``, ``ExternalIP``, ``Hostname`` (Kubernetes' node address types)."""
-    address: Name
+    address: str = field(metadata=NAME)
 
 
-class Condition(_Model):
-    type: Name
-    status: Name
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Condition:
+    type: str = field(metadata=NAME)
+    status: str = field(metadata=NAME)
     """``True`` / ``False`` / ``Unknown``."""
-    reason: Name = ""
-    message: Text = ""
+    reason: str = field(default="", metadata=NAME)
+    message: str = field(default="", metadata=TEXT)
 
 
-class UpstreamEntry(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamEntry:
     """One outbox entry. ``payload`` is plain JSON, shaped by ``topic`` (edge-link.md §5)."""
 
-    seq: Seq
-    topic: Name
-    payload: Any
+    seq: int = field(metadata=SEQ)
+    topic: str = field(metadata=NAME)
+    payload: Any = field(metadata=check_of(any_json))
 
 
-class AppName(_Model):
-    namespace: Name
-    name: Name
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppName:
+    namespace: str = field(metadata=NAME)
+    name: str = field(metadata=NAME)
+
+
+_VERSIONED_LIST = check_of(tuple_of(record(Versioned), MAX_ITEMS))
 
 
 # ---------------------------------------------------------------- edge → cloud
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Hello(Message):
-    type: Literal["hello"] = "hello"
-    agent_version: Name
-    boot_id: Name
-    held_count: Count
-    held_digest: HexDigest
-    capacity: Capacity
-    addresses: Annotated[tuple[Address, ...], Field(max_length=MAX_SMALL_LIST)] = ()
-    labels: Annotated[dict[Name, Name], Field(max_length=MAX_SMALL_LIST)] = Field(
-        default_factory=dict
+    type: str = "hello"
+    agent_version: str = field(metadata=NAME)
+    boot_id: str = field(metadata=NAME)
+    held_count: int = field(metadata=COUNT)
+    held_digest: str = field(metadata=HEX_DIGEST)
+    capacity: Capacity = field(metadata=check_of(record(Capacity)))
+    addresses: tuple[Address, ...] = field(
+        default=(), metadata=check_of(tuple_of(record(Address), MAX_SMALL_LIST))
+    )
+    labels: dict[str, str] = field(
+        default_factory=dict, metadata=check_of(str_dict(_name, _name, MAX_SMALL_LIST))
     )
 
+    def __post_init__(self) -> None:
+        _tuples(self, "addresses")
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Held(Message):
-    type: Literal["held"] = "held"
-    items: Annotated[tuple[Versioned, ...], Field(max_length=MAX_ITEMS)]
-    last: bool
+    type: str = "held"
+    items: tuple[Versioned, ...] = field(metadata=_VERSIONED_LIST)
+    last: bool = field(metadata=BOOL)
+
+    def __post_init__(self) -> None:
+        _tuples(self, "items")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ack(Message):
-    type: Literal["ack"] = "ack"
-    items: Annotated[tuple[Versioned, ...], Field(max_length=MAX_ITEMS)]
+    type: str = "ack"
+    items: tuple[Versioned, ...] = field(metadata=_VERSIONED_LIST)
+
+    def __post_init__(self) -> None:
+        _tuples(self, "items")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Message):
-    type: Literal["heartbeat"] = "heartbeat"
-    seq: Seq
-    conditions: Annotated[tuple[Condition, ...], Field(max_length=MAX_SMALL_LIST)] = ()
-    apps_running: Count = 0
-    apps_failed: Count = 0
+    type: str = "heartbeat"
+    seq: int = field(metadata=SEQ)
+    conditions: tuple[Condition, ...] = field(
+        default=(), metadata=check_of(tuple_of(record(Condition), MAX_SMALL_LIST))
+    )
+    apps_running: int = field(default=0, metadata=COUNT)
+    apps_failed: int = field(default=0, metadata=COUNT)
+
+    def __post_init__(self) -> None:
+        _tuples(self, "conditions")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream(Message):
-    type: Literal["upstream"] = "upstream"
-    entries: Annotated[tuple[UpstreamEntry, ...], Field(max_length=MAX_ITEMS)]
+    type: str = "upstream"
+    entries: tuple[UpstreamEntry, ...] = field(
+        metadata=check_of(tuple_of(record(UpstreamEntry), MAX_ITEMS))
+    )
+
+    def __post_init__(self) -> None:
+        _tuples(self, "entries")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ArtifactUrlRequest(Message):
-    type: Literal["artifact_url"] = "artifact_url"
-    digest: Digest
+    type: str = "artifact_url"
+    digest: str = field(metadata=DIGEST)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renew(Message):
-    type: Literal["renew"] = "renew"
-    csr: Text
+    type: str = "renew"
+    csr: str = field(metadata=TEXT)
     """PEM certificate signing request."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogsData(Message):
-    type: Literal["logs_data"] = "logs_data"
-    stream_id: Name
-    lines: Annotated[tuple[Text, ...], Field(max_length=MAX_LOG_LINES)] = ()
-    eof: bool = False
+    type: str = "logs_data"
+    stream_id: str = field(metadata=NAME)
+    lines: tuple[str, ...] = field(default=(), metadata=check_of(tuple_of(_text, MAX_LOG_LINES)))
+    eof: bool = field(default=False, metadata=BOOL)
+
+    def __post_init__(self) -> None:
+        _tuples(self, "lines")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Error(Message):
     """Either direction. ``reason`` is an ``edgeweave.errors`` reason (e.g. ``Forbidden``)."""
 
-    type: Literal["error"] = "error"
-    reason: Name
-    message: Text = ""
+    type: str = "error"
+    reason: str = field(metadata=NAME)
+    message: str = field(default="", metadata=TEXT)
 
 
 # ---------------------------------------------------------------- cloud → edge
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Welcome(Message):
-    type: Literal["welcome"] = "welcome"
-    session: Name
-    heartbeat_interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    upstream_committed_seq: Seq
-    server_time: Seconds
+    type: str = "welcome"
+    session: str = field(metadata=NAME)
+    heartbeat_interval_s: float = field(metadata=check_of(number(gt=0)))
+    upstream_committed_seq: int = field(metadata=SEQ)
+    server_time: float = field(metadata=SECONDS)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Resync(Message):
-    type: Literal["resync"] = "resync"
+    type: str = "resync"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Upsert(Message):
-    type: Literal["upsert"] = "upsert"
-    ref: ResourceRef
-    rv: Seq
-    object: dict[str, Any]
+    type: str = "upsert"
+    ref: ResourceRef = field(metadata=check_of(record(ResourceRef)))
+    rv: int = field(metadata=SEQ)
+    object: dict[str, Any] = field(metadata=check_of(json_object))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Delete(Message):
-    type: Literal["delete"] = "delete"
-    ref: ResourceRef
-    rv: Seq
+    type: str = "delete"
+    ref: ResourceRef = field(metadata=check_of(record(ResourceRef)))
+    rv: int = field(metadata=SEQ)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SyncDone(Message):
-    type: Literal["sync_done"] = "sync_done"
-    rv: Seq
+    type: str = "sync_done"
+    rv: int = field(metadata=SEQ)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatAck(Message):
-    type: Literal["heartbeat_ack"] = "heartbeat_ack"
+    type: str = "heartbeat_ack"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamAck(Message):
-    type: Literal["upstream_ack"] = "upstream_ack"
-    committed_seq: Seq
+    type: str = "upstream_ack"
+    committed_seq: int = field(metadata=SEQ)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ArtifactUrl(Message):
-    type: Literal["artifact_url"] = "artifact_url"
-    digest: Digest
-    url: Text
-    expires_at: Seconds
+    type: str = "artifact_url"
+    digest: str = field(metadata=DIGEST)
+    url: str = field(metadata=TEXT)
+    expires_at: float = field(metadata=SECONDS)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renewed(Message):
-    type: Literal["renewed"] = "renewed"
-    certificate: Text
+    type: str = "renewed"
+    certificate: str = field(metadata=TEXT)
     """PEM certificate (chain)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogsRequest(Message):
-    type: Literal["logs_request"] = "logs_request"
-    stream_id: Name
-    app: AppName
-    tail_lines: Count | None = None
+    type: str = "logs_request"
+    stream_id: str = field(metadata=NAME)
+    app: AppName = field(metadata=check_of(record(AppName)))
+    tail_lines: int | None = field(default=None, metadata=check_of(optional(SEQ["check"])))
     """``None``: the whole current log file."""
-    follow: bool = False
+    follow: bool = field(default=False, metadata=BOOL)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogsCancel(Message):
-    type: Literal["logs_cancel"] = "logs_cancel"
-    stream_id: Name
+    type: str = "logs_cancel"
+    stream_id: str = field(metadata=NAME)
 
 
-UpMessage = Annotated[
-    Hello | Held | Ack | Heartbeat | Upstream | ArtifactUrlRequest | Renew | LogsData | Error,
-    Field(discriminator="type"),
-]
+UpMessage = (
+    Hello | Held | Ack | Heartbeat | Upstream | ArtifactUrlRequest | Renew | LogsData | Error
+)
 """What an edge node may send (edge→cloud)."""
 
-DownMessage = Annotated[
+DownMessage = (
     Welcome
     | Resync
     | Upsert
@@ -267,9 +344,8 @@ DownMessage = Annotated[
     | Renewed
     | LogsRequest
     | LogsCancel
-    | Error,
-    Field(discriminator="type"),
-]
+    | Error
+)
 """What the cloud may send (cloud→edge)."""
 
 UP_TYPES: dict[str, type[Message]] = {

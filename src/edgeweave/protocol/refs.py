@@ -12,27 +12,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any
-
-from pydantic import Field
+from dataclasses import dataclass, field
+from typing import Any
 
 from edgeweave.errors import InvalidObject
+from edgeweave.protocol._validate import check_of, integer, record, text
 
 # Bounds that keep a hostile frame from building huge objects; real names are far shorter
 # (DNS-1123: 253 chars). Kinds and namespaces are shorter still.
 MAX_REF_PART_CHARS = 512
 
-RefPart = Annotated[str, Field(max_length=MAX_REF_PART_CHARS)]
+_REF_PART = check_of(text(MAX_REF_PART_CHARS))
 
 
 @dataclass(frozen=True, slots=True)
 class ResourceRef:
     """Which object: ``kind``, ``namespace`` ("" for cluster-scoped kinds) and ``name``."""
 
-    kind: RefPart
-    namespace: RefPart
-    name: RefPart
+    kind: str = field(metadata=_REF_PART)
+    namespace: str = field(metadata=_REF_PART)
+    name: str = field(metadata=_REF_PART)
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ResourceRef:
@@ -67,8 +66,8 @@ class ResourceRef:
 class Versioned:
     """A reference paired with the resourceVersion it was written (or acked) at."""
 
-    ref: ResourceRef
-    rv: int
+    ref: ResourceRef = field(metadata=check_of(record(ResourceRef)))
+    rv: int = field(metadata=check_of(integer()))
 
 
 def held_digest(items: Iterable[Versioned]) -> str:

@@ -1,9 +1,10 @@
 """The desired state of one app instance, resolved from the objects the agent holds.
 
-Validates the App, looks up the ConfigMaps and Secrets it references (same namespace) and
-computes the **spec hash**: a digest of the spec, the referenced config/secret contents and
-thus the artifact digests. The runtime restarts a process only when this hash changes, so
-re-applying the same desired set leaves everything alone.
+Reads the App (with :mod:`.spec`, a light reader: the cloud validated the object), looks up
+the ConfigMaps and Secrets it references (same namespace) and computes the **spec hash**: a
+digest of the spec, the referenced config/secret contents and thus the artifact digests. The
+runtime restarts a process only when this hash changes, so re-applying the same desired set
+leaves everything alone.
 
 Pure: no files, no processes. Secret values never appear in messages or in the hash input
 (only their sha256 does).
@@ -17,11 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeweave.errors import InvalidObject
-from edgeweave.models import registry
-from edgeweave.models.apps import App, AppSpec
-from edgeweave.models.configs import ConfigMap, Secret
-from edgeweave.models.meta import DEFAULT_NAMESPACE
+from edgeweave.edge.runtime.spec import (
+    DEFAULT_NAMESPACE,
+    AppSpec,
+    SpecError,
+    check_app_object,
+    config_files,
+)
 
 AppKey = tuple[str, str]  # (namespace, name)
 ObjectLike = Mapping[str, Any]
@@ -45,8 +48,9 @@ class DesiredApp:
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, App | ConfigMap | Secret):
-        return obj.model_dump(mode="json", exclude_none=True)
+    dump = getattr(obj, "model_dump", None)  # a kind model (tests, tools); no import of them
+    if dump is not None:
+        return dict(dump(mode="json", exclude_none=True))
     return dict(obj)
 
 
@@ -60,12 +64,10 @@ def _files(kind: str, objects: Sequence[Any]) -> dict[AppKey, dict[str, bytes]]:
     for raw in objects:
         obj = _as_dict(raw)
         try:
-            model = (
-                ConfigMap.model_validate(obj) if kind == "ConfigMap" else Secret.model_validate(obj)
-            )
-        except ValueError:  # pydantic's errors are ValueErrors
+            files = config_files(kind, obj)
+        except SpecError:
             continue  # an invalid object is reported as "not found" by the apps using it
-        out[_key_of(obj)] = model.files()
+        out[_key_of(obj)] = files
     return out
 
 
@@ -90,9 +92,10 @@ def resolve(
         ns, name = _key_of(obj)
         generation = (obj.get("metadata") or {}).get("generation")
         try:
-            app = App.model_validate(registry.validate(obj))
-        except InvalidObject as e:
-            problem = e.message
+            check_app_object(obj)
+            spec = AppSpec.read(obj.get("spec"))
+        except SpecError as e:
+            problem = f"App {ns}/{name} is invalid: {e}"
             spec_hash = _hash({"invalid": obj.get("spec")}, {})
             out[(ns, name)] = DesiredApp(ns, name, generation, None, spec_hash, problem)
             continue
@@ -100,8 +103,8 @@ def resolve(
         configs: dict[str, dict[str, bytes]] = {}
         secret_map: dict[str, dict[str, bytes]] = {}
         for kind, refs, pool, into in (
-            ("ConfigMap", app.spec.configRefs, cm_files, configs),
-            ("Secret", app.spec.secretRefs, secret_files, secret_map),
+            ("ConfigMap", spec.configRefs, cm_files, configs),
+            ("Secret", spec.secretRefs, secret_files, secret_map),
         ):
             for ref in refs:
                 found = pool.get((ns, ref.name))
@@ -114,9 +117,9 @@ def resolve(
             "secrets": {k: _digests(v) for k, v in secret_map.items()},
             "missing": missing,
         }
-        spec_hash = _hash(app.spec.model_dump(mode="json"), refs_digest)
+        spec_hash = _hash(spec.to_json(), refs_digest)
         problem = f"waiting for {', '.join(missing)} (not on this node yet)" if missing else ""
         out[(ns, name)] = DesiredApp(
-            ns, name, generation, app.spec, spec_hash, problem, configs, secret_map
+            ns, name, generation, spec, spec_hash, problem, configs, secret_map
         )
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeweave.models.apps import RestartPolicy
+from edgeweave.edge.runtime.spec import RestartPolicy
 
 
 def should_restart(policy: RestartPolicy, code: int | None) -> bool:

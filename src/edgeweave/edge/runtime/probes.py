@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from edgeweave.edge.runtime import process
-from edgeweave.models.apps import AppPort, HealthCheck
+from edgeweave.edge.runtime.spec import AppPort, HealthCheck
 
 DEFAULT_PERIOD_S = 10.0
 DEFAULT_TIMEOUT_S = 1.0
@@ -26,7 +26,7 @@ DEFAULT_FAILURE_THRESHOLD = 3
 PROBE_HOST = "127.0.0.1"
 
 
-def _port(value: int | str, ports: list[AppPort]) -> int:
+def _port(value: int | str, ports: Sequence[AppPort]) -> int:
     if isinstance(value, int):
         return value
     return next(p.port for p in ports if p.name == value)
@@ -87,7 +87,7 @@ async def _exec(argv: list[str], cwd: Path, env: Mapping[str, str], timeout_s: f
 
 
 async def run_probe(
-    check: HealthCheck, ports: list[AppPort], cwd: Path, env: Mapping[str, str]
+    check: HealthCheck, ports: Sequence[AppPort], cwd: Path, env: Mapping[str, str]
 ) -> str:
     """One probe attempt bounded by ``timeoutSeconds``; "" when healthy."""
     timeout_s = float(check.timeoutSeconds or DEFAULT_TIMEOUT_S)
@@ -105,7 +105,7 @@ async def run_probe(
 
 async def probe_loop(
     check: HealthCheck,
-    ports: list[AppPort],
+    ports: Sequence[AppPort],
     cwd: Path,
     env: Mapping[str, str],
     on_result: Callable[[bool, str], None],

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edgeweave.models.apps import Limits
+from edgeweave.edge.runtime.spec import Limits
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeweave.edge.runtime.desired import DesiredApp
-from edgeweave.models.apps import ObjectRef
+from edgeweave.edge.runtime.spec import ObjectRef
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NOT_ENV_CHAR = re.compile(r"[^A-Za-z0-9_]")
