@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from edgeweave.errors import PayloadTooLarge, ProtocolError
 from edgeweave.protocol import messages as m
-from edgeweave.protocol.codec import DEFAULT_MAX_FRAME_BYTES, decode, encode
+from edgeweave.protocol.codec import DEFAULT_MAX_FRAME_BYTES, decode, encode, encode_upstream
 from edgeweave.protocol.refs import ResourceRef, Versioned, held_digest
 
 REF = ResourceRef("App", "default", "counter")
@@ -234,3 +234,17 @@ def test_arbitrary_json_objects_raise_only_protocol_errors(
     for direction in ("up", "down"):
         with contextlib.suppress(ProtocolError):
             decode(frame, direction=direction)
+
+
+def test_an_upstream_frame_with_spliced_entry_texts_decodes_like_an_encoded_one() -> None:
+    texts = [
+        '{"seq":7,"topic":"event","payload":{"reason":"Started"}}',
+        '{"seq":8,"topic":"app.status","payload":{"phase":"Running","ready":true}}',
+    ]
+    head = m.Upstream(entries=())
+    msg = decode(encode_upstream(head, texts), direction="up")
+    assert isinstance(msg, m.Upstream) and msg.id == head.id
+    assert msg.entries == (
+        m.UpstreamEntry(seq=7, topic="event", payload={"reason": "Started"}),
+        m.UpstreamEntry(seq=8, topic="app.status", payload={"phase": "Running", "ready": True}),
+    )

@@ -40,6 +40,7 @@ RENEW_BEFORE_DAYS = 30
 HELD_CHUNK = 5000
 RECV_QUEUE = 1024
 DOWNSTREAM_BATCH = 1000
+DOWNSTREAM_GATHER_S = 0.002  # how long a started batch waits for more objects
 
 
 @dataclass
@@ -167,20 +168,26 @@ class LinkSession:
             await inbox.put(msg)
 
     async def _process(self, inbox: asyncio.Queue[m.Message]) -> None:
+        pending: m.Message | None = None
         while True:
-            msg = await inbox.get()
-            batch: list[m.Upsert | m.Delete] = []
-            while isinstance(msg, (m.Upsert, m.Delete)):
-                batch.append(msg)
-                if len(batch) >= DOWNSTREAM_BATCH or inbox.empty():
+            msg = pending if pending is not None else await inbox.get()
+            pending = None
+            if not isinstance(msg, (m.Upsert, m.Delete)):
+                await self._handle(msg)
+                continue
+            # gather a batch: one durable commit (an fsync) for many objects, not one each
+            batch: list[m.Upsert | m.Delete] = [msg]
+            while len(batch) < DOWNSTREAM_BATCH:
+                try:
+                    nxt = await asyncio.wait_for(inbox.get(), DOWNSTREAM_GATHER_S)
+                except TimeoutError:
                     break
-                msg = inbox.get_nowait()
-            if batch:
-                acked = await self.sync.persist(batch)  # persist, then ack
-                await self.send(m.Ack(items=tuple(acked)))
-                if isinstance(msg, (m.Upsert, m.Delete)):
-                    continue
-            await self._handle(msg)
+                if not isinstance(nxt, (m.Upsert, m.Delete)):
+                    pending = nxt
+                    break
+                batch.append(nxt)
+            acked = await self.sync.persist(batch)  # persist, then ack
+            await self.send(m.Ack(items=tuple(acked)))
 
     async def _handle(self, msg: m.Message) -> None:
         if isinstance(msg, m.Welcome):
@@ -227,13 +234,10 @@ class LinkSession:
                 max_bytes=s.upstream_batch_bytes,
             )
             self._sent_upto = entries[-1].seq
-            batch = m.Upstream(
-                entries=tuple(
-                    m.UpstreamEntry(seq=e.seq, topic=e.topic, payload=e.payload) for e in entries
-                )
-            )
-            self._upstream_ids.add(batch.id)
-            await self.send(batch)
+            head = m.Upstream(entries=())
+            self._upstream_ids.add(head.id)
+            # the outbox keeps each entry as JSON text: splice it, never decode and re-encode
+            await self.link.send(codec.encode_upstream(head, [e.to_json() for e in entries]))
 
     async def _maybe_renew(self) -> None:
         cert = self.identity.cert_path.read_bytes()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 from edgeweave.errors import PayloadTooLarge, ProtocolError
@@ -33,6 +34,7 @@ from edgeweave.protocol.messages import (
     DownMessage,
     Message,
     UpMessage,
+    Upstream,
     UpstreamEntry,
 )
 from edgeweave.protocol.refs import MAX_REF_PART_CHARS, ResourceRef, Versioned
@@ -103,6 +105,18 @@ def encode(msg: Message) -> str:
             return _ENCODER.encode(_plain(msg))
     except (TypeError, ValueError, RecursionError) as e:
         raise ProtocolError(f"cannot encode {msg.type} message: {e}") from None
+
+
+def encode_upstream(head: Upstream, entry_texts: Sequence[str]) -> str:
+    """An ``upstream`` frame whose entries are already JSON text (the outbox stores them so):
+    the head's fields are encoded as usual and the entries spliced in, never re-parsed. The
+    texts must each be one JSON object ``{"seq","topic","payload"}``; the receiver validates."""
+    if head.entries:
+        raise ProtocolError("encode_upstream takes the entries as text, not in the head")
+    frame = encode(head)
+    marker = '"entries":[]'
+    at = frame.index(marker)
+    return f'{frame[:at]}"entries":[{",".join(entry_texts)}]{frame[at + len(marker):]}'
 
 
 @overload
