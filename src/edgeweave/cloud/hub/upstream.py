@@ -70,6 +70,14 @@ class Translated:
     skipped_topics: int
 
 
+def _ref_key(value: Any) -> tuple[str, str, str] | None:
+    """A cheap hashable key for an object reference, before any validation."""
+    if not isinstance(value, dict):
+        return None
+    key = (value.get("kind"), value.get("namespace", ""), value.get("name"))
+    return key if all(isinstance(part, str) for part in key) else None  # type: ignore[return-value]
+
+
 def _ref_of(value: Any, default_kind: str | None = None) -> ResourceRef | None:
     if not isinstance(value, dict):
         return None
@@ -88,6 +96,8 @@ def translate(
     app_status: dict[ResourceRef, JSONObject] = {}
     node_status: JSONObject = {}
     own = node_ref(node)
+    # a burst of events is usually about a few objects: decide each object once per batch
+    allowed_refs: dict[tuple[str, str, str], tuple[ResourceRef | None, bool]] = {}
     for entry in entries:
         if entry.seq <= committed:
             continue
@@ -108,11 +118,22 @@ def translate(
                 if wire in payload:
                     node_status[stored] = payload[wire]
         elif entry.topic == "event":
-            ref = _ref_of(payload.get("object") if isinstance(payload, dict) else None)
-            if ref is None or (ref != own and index.desired(node, ref) is None):
+            obj = payload.get("object") if isinstance(payload, dict) else None
+            key = _ref_key(obj)
+            decided = allowed_refs.get(key) if key is not None else None
+            if decided is None:
+                ref = _ref_of(obj)
+                decided = (
+                    ref,
+                    ref is not None and (ref == own or index.desired(node, ref) is not None),
+                )
+                if key is not None:
+                    allowed_refs[key] = decided
+            ref, allowed = decided
+            if not allowed:
                 out.refused.append(f"event #{entry.seq} about {ref or 'no object'}")
                 continue
-            assert isinstance(payload, dict)
+            assert isinstance(payload, dict) and ref is not None
             out.events.append(
                 {
                     "object": {"kind": ref.kind, "namespace": ref.namespace, "name": ref.name},

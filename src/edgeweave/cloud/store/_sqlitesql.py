@@ -35,8 +35,9 @@ CREATE TABLE IF NOT EXISTS events (
     object_kind TEXT NOT NULL, object_namespace TEXT NOT NULL, object_name TEXT NOT NULL,
     type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_by_object
-    ON events (object_kind, object_namespace, object_name, id);
+-- no index by object: it doubled the cost of every upstream event (the hot path), while the
+-- rare per-object read scans newest-first by id and stops at its LIMIT
+DROP INDEX IF EXISTS events_by_object;
 CREATE TABLE IF NOT EXISTS join_tokens (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL) WITHOUT ROWID;
 """
 
