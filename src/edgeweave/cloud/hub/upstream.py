@@ -74,8 +74,10 @@ def _ref_key(value: Any) -> tuple[str, str, str] | None:
     """A cheap hashable key for an object reference, before any validation."""
     if not isinstance(value, dict):
         return None
-    key = (value.get("kind"), value.get("namespace", ""), value.get("name"))
-    return key if all(isinstance(part, str) for part in key) else None  # type: ignore[return-value]
+    kind, ns, name = value.get("kind"), value.get("namespace", ""), value.get("name")
+    if type(kind) is str and type(ns) is str and type(name) is str:  # hot path: no genexpr
+        return (kind, ns, name)
+    return None
 
 
 def _ref_of(value: Any, default_kind: str | None = None) -> ResourceRef | None:
