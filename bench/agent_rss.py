@@ -30,10 +30,11 @@ TARGET_RSS_MB = 35.0
 NODE = "rss-node"
 APP_SCRIPT = "import time\nwhile True:\n    time.sleep(1)\n"
 BARE = "import asyncio; asyncio.run(asyncio.sleep(30))"
+HEAVY_MODULES = ("pydantic", "httpx", "cryptography", "yaml")  # none belongs on the idle path
 IMPORT_ONLY = (
     "import sys, edgeweave.edge.agent; "
     "print(open('/proc/self/status').read()); "
-    "print('PYDANTIC', 'pydantic' in sys.modules, 'HTTPX', 'httpx' in sys.modules)"
+    f"print('LOADED', *[m in sys.modules for m in {HEAVY_MODULES!r}])"
 )
 KB_PER_MB = 1024.0
 
@@ -90,12 +91,11 @@ def import_only() -> dict[str, Any]:
         [sys.executable, "-c", IMPORT_ONLY], capture_output=True, text=True, check=True
     ).stdout
     fields = _kb_fields(out, ("VmRSS",))
-    flags = out.split("PYDANTIC", 1)[1].split()
-    return {
-        "import_rss_mb": fields["VmRSS"],
-        "imports_pydantic": flags[0] == "True",
-        "imports_httpx": flags[2] == "True",
+    flags = out.split("LOADED", 1)[1].split()
+    loaded = {
+        f"imports_{name}": flag == "True" for name, flag in zip(HEAVY_MODULES, flags, strict=True)
     }
+    return {"import_rss_mb": fields["VmRSS"], **loaded}
 
 
 def app_manifest(i: int, digest: str) -> dict[str, Any]:

@@ -2,22 +2,29 @@
 
 Real local store and outbox (SQLite files in tmp), real codec; the "cloud" is this test
 speaking the protocol. Checks persist-then-ack, resync, upstream replay after a refusal, and
-certificate renewal.
+certificate renewal (decided from the expiry recorded in node.yaml, or the certificate itself
+when an older node.yaml lacks it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from edgeweave.cloud.pki import CertificateAuthority
-from edgeweave.config.settings import LinkSettings
-from edgeweave.edge.identity import NodeIdentity
+from edgeweave.config.edge import LinkSettings
+from edgeweave.edge.identity import (
+    NodeIdentity,
+    identity_file,
+    recorded_cert_not_after,
+    save_identity,
+)
 from edgeweave.edge.link import LinkSession, LinkState
 from edgeweave.edge.logs import LogStreams
 from edgeweave.edge.outbox import Outbox, open_outbox
@@ -207,5 +214,63 @@ async def test_a_certificate_near_expiry_is_renewed_over_the_link(
                 await asyncio.sleep(0.01)
         assert cert_not_after(fresh) - old_expiry > timedelta(days=70)
         r.identity.ssl_context()  # the new key and certificate belong together
+    finally:
+        await close_rig(r)
+
+
+async def test_the_recorded_expiry_decides_and_a_renewal_records_the_new_one(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    r = await open_rig(tmp_path, ca, valid_days=90)  # the certificate itself is not due ...
+    save_identity(r.identity, datetime.now(UTC) + timedelta(days=10))  # ... node.yaml says so
+    try:
+        await r.until(m.Hello)
+        await r.send(welcome())
+        renew = await r.until(m.Renew)
+        assert isinstance(renew, m.Renew)
+        fresh = ca.sign_csr(renew.csr.encode(), node_name="edge-1", valid_days=120)
+        await r.send(m.Renewed(certificate=fresh.decode(), parent_id=renew.id))
+        async with asyncio.timeout(WAIT_S):
+            while (recorded := recorded_cert_not_after(tmp_path)) is None or (
+                recorded < datetime.now(UTC) + timedelta(days=100)
+            ):
+                await asyncio.sleep(0.01)
+        assert r.identity.cert_path.read_bytes() == fresh
+        assert abs(recorded - cert_not_after(fresh)) < timedelta(seconds=1)
+        assert json.loads(identity_file(tmp_path).read_text())["node"] == "edge-1"
+    finally:
+        await close_rig(r)
+
+
+async def test_no_renewal_while_the_recorded_expiry_is_far(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    r = await open_rig(tmp_path, ca, valid_days=10)  # the certificate is due, but the agent
+    save_identity(r.identity, datetime.now(UTC) + timedelta(days=90))  # reads only node.yaml
+    try:
+        await r.until(m.Hello)
+        await r.send(welcome())
+        await r.until(m.Heartbeat)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await r.until(m.Renew)
+    finally:
+        await close_rig(r)
+
+
+async def test_an_older_node_yaml_gets_the_expiry_recorded(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    r = await open_rig(tmp_path, ca, valid_days=90)
+    old = {"node": "edge-1", "hubUrl": r.identity.hub_url, "apiUrl": r.identity.api_url}
+    identity_file(tmp_path).write_text(json.dumps(old))  # no certNotAfter
+    try:
+        await r.until(m.Hello)
+        await r.send(welcome())
+        async with asyncio.timeout(WAIT_S):
+            while (recorded := recorded_cert_not_after(tmp_path)) is None:
+                await asyncio.sleep(0.01)
+        expected = cert_not_after(r.identity.cert_path.read_bytes())
+        assert abs(recorded - expected) < timedelta(seconds=1)
     finally:
         await close_rig(r)

@@ -4,6 +4,8 @@ digest, secrets encrypted at rest, the store key file, meta and paged listing.""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -221,3 +223,33 @@ def test_store_key_readable_by_others_or_short_is_refused(tmp_path: Path) -> Non
 def test_a_wrong_sized_secret_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         EdgeStore(tmp_path / "s.db", secret_key=b"too short")
+
+
+_LAZY_CRYPTO = """
+import asyncio, sys
+from pathlib import Path
+from edgeweave.edge.store import open_edge_store
+from edgeweave.protocol.refs import ResourceRef
+
+def obj(kind, rv):
+    body = {"kind": kind, "metadata": {"name": "x", "namespace": "default"}, "data": {"k": "v"}}
+    return [(ResourceRef(kind, "default", "x"), rv, body)]
+
+async def main(path):
+    store = await open_edge_store(path, secret_key=bytes(32))
+    try:
+        await store.apply_batch(obj("ConfigMap", 1), [])
+        await store.list("ConfigMap")
+        assert "cryptography" not in sys.modules, "loaded without a Secret"
+        await store.apply_batch(obj("Secret", 2), [])
+        assert (await store.get(ResourceRef("Secret", "default", "x")))["data"] == {"k": "v"}
+        assert "cryptography" in sys.modules
+    finally:
+        await store.aclose()
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_cryptography_is_loaded_only_for_the_first_secret(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", _LAZY_CRYPTO, str(tmp_path / "s.db")], check=True)

@@ -637,5 +637,5 @@ async def test_one_nodes_upstream_burst_does_not_delay_anothers_heartbeat(env: E
         burst_s = await burst_task
     assert await env.store.upstream_committed_seq("a") == frames * per_frame
     assert len(rtts) >= 3, (rtts, burst_s)  # the heartbeats really ran during the burst
-    assert max(rtts) < 0.25, rtts
+    # relative, so a loaded machine slows both sides alike: a heartbeat never waits for the burst
     assert max(rtts) < burst_s / 3, (max(rtts), burst_s)

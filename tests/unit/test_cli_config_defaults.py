@@ -29,3 +29,17 @@ def test_config_defaults_needs_no_client_config(
     monkeypatch.setenv("EDGEWEAVE_CONFIG", "/nonexistent/admin.yaml")
     assert main(["config", "defaults"]) == 0
     assert "store:" in capsys.readouterr().out
+
+
+def test_config_defaults_edge_prints_the_agent_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["config", "defaults", "--edge"]) == 0
+    out = capsys.readouterr().out
+    assert "data_dir: data/edge  # node identity, local store, apps" in out
+    assert "  upstream_in_flight: 4  # unacked upstream frames" in out
+    parsed = yaml.safe_load(out)
+    assert parsed["link"]["ping_interval_s"] == 20.0
+    assert parsed["runtime"]["stop_apps_on_exit"] is False
+    assert parsed["outbox"]["max_entries"] == 10_000_000
+    assert "server" not in parsed

@@ -5,7 +5,8 @@ first characters and the CA only as "DATA+OMITTED", so the output can be pasted 
 report. Reads the file; never contacts the cloud.
 
 ``defaults``: every cloud setting with its default and description, as commented YAML (a
-starting point for ``cloud serve --settings FILE``). Reads no file and contacts nothing.
+starting point for ``cloud serve --settings FILE``); with ``--edge`` the edge agent's settings
+instead (for ``edge run --settings FILE``). Reads no file and contacts nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     defaults = sub.add_parser(
         "defaults", help="print every cloud setting with its default, as commented YAML"
     )
+    defaults.add_argument(
+        "--edge", action="store_true", help="the edge agent's settings (edge run --settings)"
+    )
     defaults.set_defaults(func=run_defaults)
 
 
@@ -39,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_defaults(args: argparse.Namespace) -> int:
+    if args.edge:
+        from edgeweave.config.edge import describe_edge_defaults
+
+        print(describe_edge_defaults(), end="")
+        return 0
     from edgeweave.config.settings import describe_defaults
 
     print(describe_defaults(), end="")

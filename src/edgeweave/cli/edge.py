@@ -78,14 +78,13 @@ def run_agent(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from edgeweave.config.settings import EdgeSettings, load_settings
+    from edgeweave.config.edge import load_edge_settings
     from edgeweave.edge.agent import run
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = load_settings(
-        EdgeSettings,
+    settings = load_edge_settings(
         file=args.settings,
         overrides={"data_dir": args.data, "runtime.stop_apps_on_exit": args.stop_apps_on_exit},
     )

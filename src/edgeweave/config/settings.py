@@ -1,8 +1,11 @@
-"""The settings tree and how it is assembled (file < environment < command line).
+"""The cloud's settings tree and how it is assembled (file < environment < command line).
 
 Environment variables are ``EDGEWEAVE_<SECTION>__<FIELD>`` (for example
 ``EDGEWEAVE_API__MAX_BODY_BYTES=2097152``); a settings file is YAML with the same sections.
 Values from the command line win over both.
+
+The edge agent's settings are in :mod:`edgeweave.config.edge` (plain dataclasses, no pydantic,
+so the agent does not load it); they are re-exported here for older imports.
 """
 
 from __future__ import annotations
@@ -16,9 +19,20 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgeweave.config.edge import ENV_PREFIX
 from edgeweave.errors import ConfigError
 
-ENV_PREFIX = "EDGEWEAVE_"
+__all__ = [
+    "ENV_PREFIX",
+    "ApiSettings",
+    "CloudSettings",
+    "ObjectSettings",
+    "ServerSettings",
+    "StoreSettings",
+    "describe_defaults",
+    "load_settings",
+]
+
 
 
 class _Section(BaseModel):
@@ -67,40 +81,6 @@ class CloudSettings(_Section):
     write_user_config: bool = Field(
         True, description="write ~/.config/edgeweave/config.yaml when it does not exist"
     )
-
-
-class LinkSettings(_Section):
-    max_frame_bytes: int = Field(1 << 20, ge=4096, description="larger frames close the link")
-    ping_interval_s: float = Field(20.0, gt=0, description="websocket keepalive ping")
-    ping_timeout_s: float = Field(20.0, gt=0, description="no pong within this → link broken")
-    open_timeout_s: float = Field(10.0, gt=0)
-    backoff_base_s: float = Field(0.5, gt=0, description="reconnect backoff start (full jitter)")
-    backoff_cap_s: float = Field(30.0, gt=0, description="reconnect backoff ceiling")
-    upstream_batch_entries: int = Field(5000, ge=1, description="outbox entries per frame")
-    upstream_batch_bytes: int = Field(512 * 1024, ge=1024, description="outbox bytes per frame")
-    upstream_in_flight: int = Field(4, ge=1, description="unacked upstream frames")
-
-
-class OutboxSettings(_Section):
-    max_entries: int = Field(10_000_000, ge=1000, description="then the drop policy applies")
-    max_bytes: int = Field(1 << 30, ge=1 << 20, description="then the drop policy applies")
-
-
-class RuntimeSettings(_Section):
-    restart_backoff_base_s: float = Field(1.0, gt=0, description="first restart delay")
-    restart_backoff_cap_s: float = Field(300.0, gt=0, description="longest restart delay")
-    stop_apps_on_exit: bool = Field(
-        False, description="stop apps when the agent exits (default: keep them; adopt on start)"
-    )
-    max_log_bytes: int = Field(10 << 20, ge=1024, description="rotate app logs past this size")
-    log_keep: int = Field(3, ge=1, description="rotated log files kept per app")
-
-
-class EdgeSettings(_Section):
-    data_dir: Path = Field(Path("data/edge"), description="node identity, local store, apps")
-    link: LinkSettings = Field(default_factory=LinkSettings)
-    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
 
 SettingsT = TypeVar("SettingsT", bound=_Section)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeweave.config.settings import EdgeSettings
+from edgeweave.config.edge import EdgeSettings
 from edgeweave.edge import cloudapi
 from edgeweave.edge.identity import NodeIdentity, load_identity
 from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link

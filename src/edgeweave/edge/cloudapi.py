@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from edgeweave.edge.hostinfo import local_addresses
-from edgeweave.edge.identity import NodeIdentity, identity_file
+from edgeweave.edge.identity import NodeIdentity, save_identity
 from edgeweave.errors import APIError, LinkBroken, error_for_reason
 from edgeweave.transport.certs import (
+    cert_not_after,
     generate_key_and_csr,
     parse_ca_pin,
     ssl_client_context,
@@ -69,7 +70,6 @@ async def join(
 ) -> NodeIdentity:
     """Verify the cloud CA against the token's pin, get a certificate, write the identity."""
     import httpx
-    import yaml
 
     pin = parse_ca_pin(token)  # Unauthorized for a malformed token, before any network call
     server = server.rstrip("/")
@@ -103,7 +103,9 @@ async def join(
     pki.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_file_atomic(pki / "ca.crt", ca_pem, mode=0o644)
     write_file_atomic(pki / "node.key", key_pem, mode=0o600)
-    write_file_atomic(pki / "node.crt", str(answer["certificate"]).encode(), mode=0o644)
+    cert_pem = str(answer["certificate"]).encode()
+    expires = cert_not_after(cert_pem)  # InvalidObject if the cloud sent no certificate
+    write_file_atomic(pki / "node.crt", cert_pem, mode=0o644)
     identity = NodeIdentity(
         data_dir=data_dir,
         node=node,
@@ -111,13 +113,7 @@ async def join(
         api_url=str(answer.get("apiUrl") or server),
         labels=dict(labels or {}),
     )
-    doc = {
-        "node": node,
-        "hubUrl": identity.hub_url,
-        "apiUrl": identity.api_url,
-        "labels": identity.labels,
-    }
-    write_file_atomic(identity_file(data_dir), yaml.safe_dump(doc).encode(), mode=0o644)
+    save_identity(identity, expires)
     return identity
 
 

@@ -2,24 +2,34 @@
 
 Layout under the agent's data dir (written by `edgeweave edge join`)::
 
-    node.yaml        {node, hubUrl, apiUrl, labels}
+    node.yaml        {node, hubUrl, apiUrl, labels, certNotAfter}
     pki/ca.crt       the cloud CA (pinned by the join token)
     pki/node.key     the node's private key (0600)
     pki/node.crt     the node's client certificate (CN = node name)
 
-Reading only; the join flow (:mod:`.cloudapi`) writes it.
+``node.yaml`` is written as JSON (which is valid YAML) and read with :mod:`json`; a file that is
+not JSON (edited by hand) is read with yaml, imported only then. ``certNotAfter`` is when
+``pki/node.crt`` expires (ISO 8601, UTC), recorded when the certificate is written so the agent
+decides on renewal without parsing X.509 (and without loading ``cryptography``); files from
+before it was recorded lack it.
+
+Must not: parse certificates or talk to the network; the join flow (:mod:`.cloudapi`) and the
+link's renewal (:mod:`.link`) decide what to write.
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 from edgeweave.errors import ConfigError
-from edgeweave.transport.certs import ssl_client_context
+from edgeweave.transport.certs import ssl_client_context, write_file_atomic
+
+CERT_NOT_AFTER = "certNotAfter"
 
 
 @dataclass(frozen=True)
@@ -54,16 +64,87 @@ def identity_file(data_dir: Path) -> Path:
     return data_dir / "node.yaml"
 
 
+def _read_doc(path: Path) -> Any:
+    """The parsed ``node.yaml``: JSON as written by the agent, else YAML (edited by hand)."""
+    text = path.read_text()
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml  # a hand-edited file only
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+
+
+def _write_doc(path: Path, doc: dict[str, Any]) -> None:
+    write_file_atomic(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o644)
+
+
+def save_identity(identity: NodeIdentity, cert_not_after: datetime) -> None:
+    """Write ``node.yaml`` for ``identity`` whose certificate expires at ``cert_not_after``."""
+    doc = {
+        "node": identity.node,
+        "hubUrl": identity.hub_url,
+        "apiUrl": identity.api_url,
+        "labels": identity.labels,
+        CERT_NOT_AFTER: format_timestamp(cert_not_after),
+    }
+    _write_doc(identity_file(identity.data_dir), doc)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``: ``2026-01-31T12:00:00Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_cert_not_after(data_dir: Path, cert_not_after: datetime) -> bool:
+    """Record a renewed certificate's expiry in ``node.yaml`` (other keys kept); False when
+    there is no readable ``node.yaml`` to update."""
+    path = identity_file(data_dir)
+    try:
+        doc = _read_doc(path)
+    except (OSError, ConfigError):
+        return False
+    if not isinstance(doc, dict):
+        return False
+    doc[CERT_NOT_AFTER] = format_timestamp(cert_not_after)
+    _write_doc(path, doc)
+    return True
+
+
+def recorded_cert_not_after(data_dir: Path) -> datetime | None:
+    """The certificate expiry recorded in ``node.yaml``; None when it is not recorded (a file
+    from an older version, or none) or not a timestamp."""
+    try:
+        doc = _read_doc(identity_file(data_dir))
+    except (OSError, ConfigError):
+        return None
+    value = doc.get(CERT_NOT_AFTER) if isinstance(doc, dict) else None
+    if isinstance(value, datetime):  # YAML reads an unquoted timestamp as one
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def load_identity(data_dir: Path) -> NodeIdentity:
     path = identity_file(data_dir)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = _read_doc(path)
     except FileNotFoundError as e:
         raise ConfigError(
             f"{data_dir} holds no node identity; run `edgeweave edge join --data {data_dir} "
             "--server URL --token TOKEN --name NODE` first"
         ) from e
-    except (OSError, yaml.YAMLError) as e:
+    except OSError as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
     if not isinstance(doc, dict) or not all(k in doc for k in ("node", "hubUrl", "apiUrl")):
         raise ConfigError(f"{path} is damaged: expected node, hubUrl and apiUrl")

@@ -18,20 +18,31 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from edgeweave import __version__
 from edgeweave.aio.backoff import Backoff
-from edgeweave.config.settings import LinkSettings
+from edgeweave.config.edge import LinkSettings
 from edgeweave.edge.hostinfo import capacity, local_addresses
-from edgeweave.edge.identity import NodeIdentity
+from edgeweave.edge.identity import NodeIdentity, record_cert_not_after, recorded_cert_not_after
 from edgeweave.edge.logs import LogStreams
 from edgeweave.edge.outbox import Outbox
 from edgeweave.edge.sync import Sync
-from edgeweave.errors import EdgeweaveError, LinkBroken, LinkError, ProtocolError
+from edgeweave.errors import (
+    ConfigError,
+    EdgeweaveError,
+    InvalidObject,
+    LinkBroken,
+    LinkError,
+    ProtocolError,
+)
 from edgeweave.protocol import codec
 from edgeweave.protocol import messages as m
-from edgeweave.transport.certs import generate_key_and_csr, needs_rotation, write_file_atomic
+from edgeweave.transport.certs import (
+    cert_not_after,
+    generate_key_and_csr,
+    write_file_atomic,
+)
 from edgeweave.transport.link import Link
 
 log = logging.getLogger(__name__)
@@ -239,9 +250,23 @@ class LinkSession:
             # the outbox keeps each entry as JSON text: splice it, never decode and re-encode
             await self.link.send(codec.encode_upstream(head, [e.to_json() for e in entries]))
 
+    def _renewal_due(self) -> bool:
+        """From the expiry recorded in node.yaml: no X.509 parsing (no ``cryptography``) on
+        a connect that renews nothing. A node.yaml from before the expiry was recorded gets
+        the certificate parsed once, and the expiry recorded for the next start."""
+        before = timedelta(days=RENEW_BEFORE_DAYS)
+        expires = recorded_cert_not_after(self.identity.data_dir)
+        if expires is not None:
+            return datetime.now(UTC) >= expires - before
+        expires = cert_not_after(self.identity.cert_path.read_bytes())
+        try:
+            record_cert_not_after(self.identity.data_dir, expires)
+        except ConfigError as e:  # only an optimisation for the next start
+            log.warning("cannot record the certificate expiry: %s", e)
+        return datetime.now(UTC) >= expires - before
+
     async def _maybe_renew(self) -> None:
-        cert = self.identity.cert_path.read_bytes()
-        if not needs_rotation(cert, before=timedelta(days=RENEW_BEFORE_DAYS)):
+        if not self._renewal_due():
             return
         key_pem, csr_pem = generate_key_and_csr(self.identity.node)
         self._new_key = key_pem
@@ -250,10 +275,18 @@ class LinkSession:
     def _store_renewed(self, certificate: str) -> None:
         if self._new_key is None:
             return
+        try:
+            expires = cert_not_after(certificate.encode())
+        except InvalidObject:
+            log.warning("the renewed certificate from the cloud is not PEM; keeping the old one")
+            return
         write_file_atomic(self.identity.key_path.with_suffix(".key.new"), self._new_key)
         write_file_atomic(self.identity.cert_path, certificate.encode(), mode=0o644)
         os.replace(self.identity.key_path.with_suffix(".key.new"), self.identity.key_path)
         self._new_key = None
+        # after the certificate: a crash in between leaves the old expiry, so the next
+        # connect renews once more (harmless), never the other way round
+        record_cert_not_after(self.identity.data_dir, expires)
         log.info("node certificate renewed; used from the next connection")
 
 

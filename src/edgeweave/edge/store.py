@@ -16,7 +16,8 @@ correctness should not rest on the repair path.
 Secrets are encrypted at rest: the values under ``data`` and ``stringData`` of ``Secret``
 objects are sealed with AES-GCM (key: ``DATA/pki/store.key``, see
 :func:`load_or_create_store_key`), each bound to its secret and key name, and opened on read.
-Key names and metadata stay readable.
+Key names and metadata stay readable. ``cryptography`` is imported on the first secret sealed
+or opened: an agent whose node holds no Secrets never loads it (several MB of memory).
 
 All database work runs on one dedicated worker thread that owns the only connection; the
 asyncio side awaits it. Reads page through the table so one call never pulls an unbounded
@@ -41,13 +42,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, TypeVarTuple, Unpack
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 from edgeweave.errors import ConfigError, InvalidObject, NotFound, StoreError, StoreUnavailable
 from edgeweave.protocol.refs import ResourceRef, Versioned
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -185,6 +186,8 @@ def _seal_secret(aead: AESGCM, ref: ResourceRef, obj: JSONObject) -> JSONObject:
 
 
 def _open_secret(aead: AESGCM, ref: ResourceRef, obj: JSONObject) -> JSONObject:
+    from cryptography.exceptions import InvalidTag
+
     for field in SECRET_FIELDS:
         values = obj.get(field)
         if not isinstance(values, dict):
@@ -233,7 +236,8 @@ class EdgeStore:
         if len(secret_key) != STORE_KEY_BYTES:
             raise ConfigError(f"the store key must be {STORE_KEY_BYTES} bytes")
         self.path = Path(path)
-        self._aead = AESGCM(secret_key)
+        self._secret_key = secret_key
+        self._aead: AESGCM | None = None  # made on first use; only the worker thread uses it
         self._busy_timeout_ms = busy_timeout_ms
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="edgeweave-edge-store"
@@ -253,6 +257,14 @@ class EdgeStore:
         return store
 
     # ---- plumbing -------------------------------------------------------------------------
+
+    def _cipher(self) -> AESGCM:
+        """The AES-GCM cipher for secrets, importing ``cryptography`` the first time."""
+        if self._aead is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._aead = AESGCM(self._secret_key)
+        return self._aead
 
     async def _run(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
         if self._closed:
@@ -321,7 +333,9 @@ class EdgeStore:
             if wanted is None:
                 gone.append(key)
                 continue
-            stored = _seal_secret(self._aead, ref, wanted) if ref.kind == SECRET_KIND else wanted
+            stored = (
+                _seal_secret(self._cipher(), ref, wanted) if ref.kind == SECRET_KIND else wanted
+            )
             try:
                 text = json.dumps(stored, separators=(",", ":"))
             except (TypeError, ValueError) as e:
@@ -336,7 +350,7 @@ class EdgeStore:
     def _decode(self, ref: ResourceRef, text: str) -> JSONObject:
         obj: JSONObject = json.loads(text)
         if ref.kind == SECRET_KIND:
-            obj = _open_secret(self._aead, ref, obj)
+            obj = _open_secret(self._cipher(), ref, obj)
         return obj
 
     def _db_get(self, ref: ResourceRef) -> JSONObject | None:

@@ -6,7 +6,9 @@ in its join token; either side builds an :class:`ssl.SSLContext` that trusts onl
 cluster CA. The cloud's signing authority lives in :mod:`edgeweave.cloud.pki`.
 
 This is the adapter for ``cryptography`` on the edge side: its errors become
-:mod:`edgeweave.errors` types here. It must not import :mod:`edgeweave.cloud` or
+:mod:`edgeweave.errors` types here. ``cryptography`` is imported by the functions that use it,
+not by this module: the running agent needs only the SSL contexts, and loading ``cryptography``
+would cost it several MB for as long as it lives. It must not import :mod:`edgeweave.cloud` or
 :mod:`edgeweave.edge`, open sockets, or hold state; files are written only by
 :func:`write_file_atomic`, on request.
 """
@@ -21,13 +23,12 @@ import ssl
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from edgeweave.errors import ConfigError, InvalidObject, Unauthorized
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 FINGERPRINT_PREFIX = "sha256:"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -36,6 +37,8 @@ _MAX_TOKEN_CHARS = 4096
 
 def load_certificate(pem: bytes) -> x509.Certificate:
     """The first certificate in ``pem``; :class:`InvalidObject` when there is none."""
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(pem)
     except (ValueError, TypeError) as e:
@@ -46,6 +49,11 @@ def generate_key_and_csr(node_name: str) -> tuple[bytes, bytes]:
     """A fresh ECDSA P-256 private key (PKCS#8 PEM) and a CSR with ``CN=node_name`` (PEM)."""
     if not node_name or len(node_name) > 64:
         raise InvalidObject("node name must be 1-64 characters", field="node_name")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     try:
         csr = (
@@ -65,6 +73,8 @@ def generate_key_and_csr(node_name: str) -> tuple[bytes, bytes]:
 
 def cert_fingerprint(pem: bytes) -> str:
     """``"sha256:" + hex(sha256(DER))`` of the first certificate in ``pem``."""
+    from cryptography.hazmat.primitives import serialization
+
     der = load_certificate(pem).public_bytes(serialization.Encoding.DER)
     return FINGERPRINT_PREFIX + hashlib.sha256(der).hexdigest()
 
