@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 

@@ -116,7 +116,7 @@ def encode_upstream(head: Upstream, entry_texts: Sequence[str]) -> str:
     frame = encode(head)
     marker = '"entries":[]'
     at = frame.index(marker)
-    return f'{frame[:at]}"entries":[{",".join(entry_texts)}]{frame[at + len(marker):]}'
+    return f'{frame[:at]}"entries":[{",".join(entry_texts)}]{frame[at + len(marker) :]}'
 
 
 @overload
