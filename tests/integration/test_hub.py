@@ -586,7 +586,7 @@ async def test_node_is_ready_on_hello_and_not_ready_after_the_grace_period(env: 
 async def test_one_nodes_upstream_burst_does_not_delay_anothers_heartbeat(env: Env) -> None:
     await add_node(env, "a")
     await add_node(env, "b")
-    frames, per_frame, window = 60, 200, 8
+    frames, per_frame, window = 200, 200, 8
 
     def frame(f: int) -> Upstream:
         return Upstream(

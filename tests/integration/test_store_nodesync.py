@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from edgeweave.cloud.store.base import CloudStore, JSONObject, WatchFilter
+from edgeweave.cloud.store.base import CloudStore, EventRow, JSONObject, WatchFilter
 
 TIMEOUT_S = 10.0
 
@@ -54,14 +54,9 @@ def app(name: str, status: dict[str, Any] | None = None) -> JSONObject:
     return out
 
 
-def event(name: str, reason: str, i: int = 0) -> JSONObject:
-    return {
-        "object": {"kind": "App", "namespace": "default", "name": name},
-        "type": "Normal",
-        "reason": reason,
-        "message": f"message {i}",
-        "time": 1_700_000_000.0 + i,
-    }
+def event(name: str, reason: str, i: int = 0) -> EventRow:
+    """One event row as node n1 reports it (the hub builds rows like this)."""
+    return ("n1", 1_700_000_000.0 + i, "App", "default", name, "Normal", reason, f"message {i}")
 
 
 async def test_acks_round_trip_per_node(store: CloudStore) -> None:

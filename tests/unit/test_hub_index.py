@@ -128,4 +128,4 @@ def test_upstream_translation_coalesces_status_and_refuses_foreign_apps() -> Non
         ("App", "default", "mine", {"nodes": {"a": None}}),
         ("App", "default", "mine", {"nodes": {"a": entries[3].payload}}),
     ]
-    assert [e["reason"] for e in out.events] == ["UpstreamRefused"]
+    assert [row[6] for row in out.events] == ["UpstreamRefused"]  # (.., type, reason, message)

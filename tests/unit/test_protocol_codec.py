@@ -248,3 +248,28 @@ def test_an_upstream_frame_with_spliced_entry_texts_decodes_like_an_encoded_one(
         m.UpstreamEntry(seq=7, topic="event", payload={"reason": "Started"}),
         m.UpstreamEntry(seq=8, topic="app.status", payload={"phase": "Running", "ready": True}),
     )
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"heartbeat","seq":NaN}',
+        '{"type":"heartbeat","seq":1e400}',
+        '{"type":"event","x":"\\ud800"}',
+        '{"type":',
+        "[]",
+        '{"type":"heartbeat","seq":"1"}',
+    ],
+)
+def test_a_fast_json_parser_is_held_to_the_same_rules(frame: str) -> None:
+    import orjson
+
+    with pytest.raises(ProtocolError):
+        decode(frame, direction="up", loads=orjson.loads)
+
+
+def test_a_fast_json_parser_decodes_the_same_messages() -> None:
+    import orjson
+
+    msg = m.Heartbeat(seq=3, apps_running=2)
+    assert decode(encode(msg), direction="up", loads=orjson.loads) == msg

@@ -31,6 +31,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
+
 from edgeweave.cloud.hub.dispatch import Dispatcher
 from edgeweave.cloud.hub.index import SECRET
 from edgeweave.cloud.hub.lifecycle import Lifecycle
@@ -185,7 +187,9 @@ class Session:
     # ------------------------------------------------------------ receiving
 
     def _decode(self, data: str | bytes) -> Message:
-        return codec.decode(data, direction="up", max_bytes=self._deps.settings.max_frame_bytes)
+        return codec.decode(
+            data, direction="up", max_bytes=self._deps.settings.max_frame_bytes, loads=orjson.loads
+        )
 
     async def _receive(self) -> None:
         try:

@@ -23,13 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgeweave.cloud.hub.index import APP, DesiredIndex, node_ref
-from edgeweave.cloud.store.base import AckItem, JSONObject, NodeSyncStore, StatusWrite
+from edgeweave.cloud.store.base import (
+    MAX_EVENT_TEXT,
+    AckItem,
+    EventRow,
+    JSONObject,
+    NodeSyncStore,
+    StatusWrite,
+)
 from edgeweave.errors import EdgeweaveError, TooManyRequests
 from edgeweave.protocol.messages import Error, Message, Upstream, UpstreamAck, UpstreamEntry
 from edgeweave.protocol.refs import ResourceRef
@@ -64,7 +72,7 @@ class Translated:
     """What one node's upstream entries become in the store."""
 
     last_seq: int
-    events: list[JSONObject]
+    events: list[EventRow]
     status_writes: list[StatusWrite]
     refused: list[str]
     skipped_topics: int
@@ -98,6 +106,7 @@ def translate(
     app_status: dict[ResourceRef, JSONObject] = {}
     node_status: JSONObject = {}
     own = node_ref(node)
+    now = time.time()
     # a burst of events is usually about a few objects: decide each object once per batch
     allowed_refs: dict[tuple[str, str, str], tuple[ResourceRef | None, bool]] = {}
     for entry in entries:
@@ -136,14 +145,18 @@ def translate(
                 out.refused.append(f"event #{entry.seq} about {ref or 'no object'}")
                 continue
             assert isinstance(payload, dict) and ref is not None
+            when = payload.get("time")
             out.events.append(
-                {
-                    "object": {"kind": ref.kind, "namespace": ref.namespace, "name": ref.name},
-                    "type": payload.get("type") or "Normal",
-                    "reason": payload.get("reason") or "",
-                    "message": payload.get("message") or "",
-                    "time": payload.get("time"),
-                }
+                (
+                    node,
+                    when if type(when) is float or type(when) is int else now,
+                    ref.kind,
+                    ref.namespace,
+                    ref.name,
+                    str(payload.get("type") or "Normal")[:MAX_EVENT_TEXT],
+                    str(payload.get("reason") or "")[:MAX_EVENT_TEXT],
+                    str(payload.get("message") or "")[:MAX_EVENT_TEXT],
+                )
             )
         else:
             out.skipped_topics += 1
@@ -155,15 +168,11 @@ def translate(
         out.status_writes.append((own.kind, "", node, node_status))
     if out.refused:
         shown = "; ".join(out.refused[:3]) + (" ..." if len(out.refused) > 3 else "")
-        out.events.append(
-            {
-                "object": {"kind": own.kind, "namespace": "", "name": node},
-                "type": "Warning",
-                "reason": "UpstreamRefused",
-                "message": f"refused {len(out.refused)} upstream entries about objects not "
-                f"assigned to node {node}: {shown}",
-            }
+        message = (
+            f"refused {len(out.refused)} upstream entries about objects not assigned to node "
+            f"{node}: {shown}"
         )
+        out.events.append((node, now, own.kind, "", node, "Warning", "UpstreamRefused", message))
     return out
 
 

@@ -13,15 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgeweave.cloud.store._objects import ObjectKey, prepare_update
-from edgeweave.cloud.store.base import JSONObject, StatusWrite
+from edgeweave.cloud.store.base import MAX_EVENT_TEXT, EventRow, JSONObject, StatusWrite
 from edgeweave.errors import BadRequest
 from edgeweave.models.patch import merge_patch
 
 DEFAULT_EVENTS_RETENTION = 100_000
-MAX_EVENT_TEXT = 4096  # characters kept of a reason or message
 
-# (node, time, object_kind, object_namespace, object_name, type, reason, message)
-EventRow = tuple[str, float, str, str, str, str, str, str]
 EVENT_COLUMNS = "node, time, object_kind, object_namespace, object_name, type, reason, message"
 
 

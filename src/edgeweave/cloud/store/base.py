@@ -18,7 +18,7 @@ older than what was compacted raises :class:`~edgeweave.errors.Gone` (the client
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -126,6 +126,11 @@ AckItem = tuple[str, str, str, int]  # ... and the resourceVersion the node acke
 StatusWrite = tuple[str, str, str, JSONObject]  # (kind, namespace, name, status merge patch)
 
 
+# (node, time in Unix seconds, object kind, object namespace, object name, type, reason, message)
+EventRow = tuple[str, float, str, str, str, str, str, str]
+MAX_EVENT_TEXT = 4096  # characters kept of an event's reason or message
+
+
 class NodeSyncStore(Protocol):
     """Per-node sync bookkeeping the hub keeps beside the objects (docs/design/edge-link.md).
 
@@ -157,7 +162,7 @@ class NodeSyncStore(Protocol):
         self,
         node: str,
         committed_seq: int,
-        events: list[JSONObject],
+        events: Sequence[EventRow],
         status_writes: list[StatusWrite],
     ) -> int:
         """In one transaction: append ``events``, merge each status patch into its object's
@@ -165,8 +170,8 @@ class NodeSyncStore(Protocol):
         longer exist are skipped) and store ``committed_seq``. A ``committed_seq`` not above
         the stored one is a replay: nothing is written. Returns the stored seq afterwards.
 
-        An event is ``{"object": {"kind", "namespace", "name"}, "type", "reason", "message",
-        "time"}`` (``time``: Unix seconds; missing → now)."""
+        An event is an :data:`EventRow` (build rows from event dicts with
+        ``_nodesync.event_rows``); reason and message are cut to ``MAX_EVENT_TEXT``."""
         ...
 
     async def list_events(

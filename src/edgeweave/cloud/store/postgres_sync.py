@@ -13,6 +13,7 @@ Must not open connections of its own or let a psycopg exception out (the store's
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -22,13 +23,12 @@ from psycopg.rows import TupleRow
 from edgeweave.cloud.store._nodesync import (
     apply_status,
     event_from_row,
-    event_rows,
     events_query_filters,
     group_status_writes,
 )
 from edgeweave.cloud.store._objects import ObjectKey, decode_json, encode_json
 from edgeweave.cloud.store._pgsql import EVENTS_LIST_TEMPLATE
-from edgeweave.cloud.store.base import AckItem, AckKey, JSONObject, StatusWrite
+from edgeweave.cloud.store.base import AckItem, AckKey, EventRow, JSONObject, StatusWrite
 
 Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -80,10 +80,10 @@ class PostgresNodeSync:
         self,
         node: str,
         committed_seq: int,
-        events: list[JSONObject],
+        events: Sequence[EventRow],
         status_writes: list[StatusWrite],
     ) -> int:
-        rows = event_rows(node, events)
+        rows = list(events)
         grouped = group_status_writes(status_writes)
         wrote = False
         async with self._connection() as conn, conn.transaction():

@@ -23,12 +23,11 @@ from edgeweave.cloud.store import _sqlitesql as q
 from edgeweave.cloud.store._nodesync import (
     apply_status,
     event_from_row,
-    event_rows,
     events_query_filters,
     group_status_writes,
 )
 from edgeweave.cloud.store._objects import decode_json, encode_json
-from edgeweave.cloud.store.base import AckItem, AckKey, JSONObject, StatusWrite
+from edgeweave.cloud.store.base import AckItem, AckKey, EventRow, JSONObject, StatusWrite
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -76,7 +75,7 @@ class SQLiteNodeSync:
         self,
         node: str,
         committed_seq: int,
-        events: Sequence[JSONObject],
+        events: Sequence[EventRow],
         status_writes: Sequence[StatusWrite],
     ) -> int:
         return await self._run(self._db_commit_upstream, node, committed_seq, events, status_writes)
@@ -114,9 +113,9 @@ class SQLiteNodeSync:
         return 0 if found is None else int(found[0])
 
     def _db_commit_upstream(
-        self, node: str, seq: int, events: Sequence[JSONObject], writes: Sequence[StatusWrite]
+        self, node: str, seq: int, events: Sequence[EventRow], writes: Sequence[StatusWrite]
     ) -> int:
-        rows = event_rows(node, events)
+        rows = list(events)
         grouped = group_status_writes(writes)
         wrote = False
         with self._transaction() as db:

@@ -48,10 +48,14 @@ class UnitContext:
     on_status: Callable[[AppStatus], None]
 
 
-async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
-    if task is not None and not task.done():
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel every task first, then wait for all: a cancellation of the caller while waiting
+    cannot leave one of them running."""
+    live = [t for t in tasks if t is not None and not t.done()]
+    for task in live:
         task.cancel()
-        await asyncio.wait([task])
+    if live:
+        await asyncio.wait(live)
 
 
 class AppUnit:
@@ -278,8 +282,7 @@ class AppUnit:
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (probes, change, health):
-                    await cancel_and_wait(task)
+                await cancel_and_wait(probes, change, health)
             if self._changed.is_set() and not watched.exit.done():
                 return  # the main loop stops it and starts the new spec
             if watched.exit.done():
