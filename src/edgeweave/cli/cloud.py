@@ -48,6 +48,8 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # one line per connection and disconnection is noise at thousands of nodes
+    logging.getLogger("websockets.server").setLevel(logging.WARNING)
     settings = load_settings(
         CloudSettings,
         file=args.settings,

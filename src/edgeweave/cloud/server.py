@@ -24,12 +24,13 @@ import uvicorn
 import yaml
 
 from edgeweave import __version__
+from edgeweave.aio.gcfreeze import keep_heap_frozen
 from edgeweave.cloud.api.app import create_app
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
 from edgeweave.cloud.api.objects import ObjectDeps
-from edgeweave.cloud.hub import Hub, HubDeps, HubSettings, open_hub
+from edgeweave.cloud.hub import Hub, HubDeps, open_hub
 from edgeweave.cloud.join import JoinService
 from edgeweave.cloud.objects import (
     ObjectStore,
@@ -231,11 +232,23 @@ async def serve(
     async with open_cloud(settings) as cloud:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, cloud.request_stop)
+        freezer = None
+        if settings.server.gc_freeze_interval_s > 0:  # the long-running process only
+            freezer = asyncio.create_task(
+                keep_heap_frozen(
+                    settings.server.gc_freeze_interval_s, settings.server.gc_thaw_interval_s
+                ),
+                name="cloud-gc-freezer",
+            )
         try:
             if on_ready is not None:
                 on_ready(cloud.endpoint)
             await cloud.wait_stopped()
         finally:
+            if freezer is not None:
+                freezer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await freezer
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
@@ -275,7 +288,7 @@ def _hub_deps(
         ca=ca,
         server_cert=cert,
         server_key=key,
-        settings=HubSettings(),
+        settings=settings.hub,
         host=host,
         port=settings.server.hub_port,
         replica_id=f"{socket.gethostname()}-{os.getpid()}",

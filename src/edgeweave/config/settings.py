@@ -42,6 +42,12 @@ class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(8443, ge=0, le=65535, description="0 picks a free port")
     tls: bool = Field(True, description="serve HTTPS with the cloud's own CA")
+    gc_freeze_interval_s: float = Field(
+        10.0, ge=0, description="freeze long-lived objects out of full GCs (0: off)"
+    )
+    gc_thaw_interval_s: float = Field(
+        3600.0, gt=0, description="then a full collection of everything, once in a while"
+    )
     advertise_hosts: list[str] = Field(
         default_factory=list, description="extra names/IPs for the server certificate"
     )
@@ -71,12 +77,46 @@ class ObjectSettings(_Section):
     )
 
 
+class HubSettings(_Section):
+    """The edge hub: the WebSocket endpoint agents dial (port in ``server.hub_port``)."""
+
+    max_frame_bytes: int = Field(
+        1 << 20, ge=4096, description="a larger frame closes that link with 1009"
+    )
+    ping_interval_s: float = Field(
+        60.0, gt=0, description="websocket keepalive ping (agents' heartbeats also prove life)"
+    )
+    ping_timeout_s: float = Field(30.0, gt=0, description="no pong within this: link broken")
+    open_timeout_s: float = Field(
+        10.0, gt=0, description="TLS + websocket handshake, and the wait for hello"
+    )
+    close_timeout_s: float = Field(5.0, gt=0, description="wait for the peer's close frame")
+    heartbeat_interval_s: float = Field(15.0, gt=0, description="told to agents in welcome")
+    node_grace_s: float = Field(40.0, gt=0, description="NotReady after this without heartbeat")
+    node_status_refresh_s: float = Field(
+        300.0, gt=0, description="Node.status rewritten at most this often without a transition"
+    )
+    lifecycle_sweep_s: float = Field(
+        2.0, gt=0, description="how often the lifecycle controller looks at heartbeats"
+    )
+    send_queue_max: int = Field(
+        1000, ge=16, description="queued control frames per session; overflow closes the link"
+    )
+    upstream_entries_per_turn: int = Field(
+        5000, ge=1, description="upstream entries committed for one node before the next node"
+    )
+    log_stream_buffer: int = Field(
+        256, ge=1, description="buffered log chunks per stream; a slower reader ends the stream"
+    )
+
+
 class CloudSettings(_Section):
     data_dir: Path = Field(Path("data/cloud"), description="CA, tokens, SQLite database")
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     objects: ObjectSettings = Field(default_factory=ObjectSettings)
+    hub: HubSettings = Field(default_factory=HubSettings)
     write_user_config: bool = Field(
         True, description="write ~/.config/edgeweave/config.yaml when it does not exist"
     )

@@ -11,6 +11,6 @@ cloud's composition root builds :class:`HubDeps` and calls :func:`open_hub`.
 """
 
 from edgeweave.cloud.hub.server import Hub, HubDeps, open_hub
-from edgeweave.cloud.hub.settings import HubSettings
+from edgeweave.config.settings import HubSettings
 
 __all__ = ["Hub", "HubDeps", "HubSettings", "open_hub"]

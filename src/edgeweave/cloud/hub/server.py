@@ -45,10 +45,10 @@ from edgeweave.cloud.hub.session import (
     Session,
     SessionDeps,
 )
-from edgeweave.cloud.hub.settings import HubSettings
 from edgeweave.cloud.hub.upstream import Committer
 from edgeweave.cloud.pki import CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
+from edgeweave.config.settings import HubSettings
 from edgeweave.errors import AuthError, LinkClosed, NotFound
 from edgeweave.transport.certs import ssl_server_context
 

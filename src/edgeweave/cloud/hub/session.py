@@ -38,9 +38,9 @@ from edgeweave.cloud.hub.index import SECRET
 from edgeweave.cloud.hub.lifecycle import Lifecycle
 from edgeweave.cloud.hub.logs import LogStream
 from edgeweave.cloud.hub.sendq import SendQueue
-from edgeweave.cloud.hub.settings import HubSettings
 from edgeweave.cloud.hub.upstream import Committer
 from edgeweave.cloud.store.base import AckItem, CloudStore, JSONObject
+from edgeweave.config.settings import HubSettings
 from edgeweave.errors import (
     EdgeweaveError,
     LinkClosed,
