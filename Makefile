@@ -27,8 +27,12 @@ test: check
 demo: $(STAMP)
 	$(BIN)/edgeweave demo
 
+# every benchmark prints one JSON document; results/ keeps the latest of each (BENCHMARKS.md)
+BENCHES := api sync outbox agent_rss hub_density
+
 bench: $(STAMP)
-	$(BIN)/python bench/api.py
+	mkdir -p bench/results
+	for b in $(BENCHES); do $(BIN)/python bench/$$b.py > bench/results/$$b.json || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
