@@ -62,8 +62,8 @@ from _util import (
     source_info,
     target,
 )
-from edgeweave.cloud.hub.settings import HubSettings
 from edgeweave.cloud.pki import CertificateAuthority
+from edgeweave.config.settings import HubSettings
 from edgeweave.errors import AlreadyExists, APIError
 
 DEFAULT_NODES = (1_000, 5_000, 10_000)
