@@ -399,3 +399,26 @@ async def test_cloud_serves_from_postgresql(tmp_path: Path, postgres_url: str) -
     finally:
         async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
             await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def test_events_reported_by_nodes_are_listed_per_object(cloud: TestCloud) -> None:
+    from edgeweave.cloud.store.factory import open_store
+
+    store = await open_store("", cloud.admin_config.parent)
+    try:
+        rows = [
+            ("edge-1", 1_700_000_000.0, "App", "default", "counter", "Normal", "Started", "pid 7"),
+            ("edge-2", 1_700_000_001.0, "App", "default", "other", "Warning", "Failed", "exit 1"),
+        ]
+        await store.commit_upstream("edge-1", 2, rows, [])
+    finally:
+        await store.aclose()
+    r = await cloud.http.get(
+        "/api/v1/events", params={"kind": "App", "namespace": "default", "name": "counter"}
+    )
+    assert r.status_code == 200, r.text
+    assert [(e["node"], e["reason"]) for e in r.json()["items"]] == [("edge-1", "Started")]
+    bad = await cloud.http.get("/api/v1/events", params={"limit": "0"})
+    assert bad.status_code == 400
+    async with httpx.AsyncClient(verify=cloud.ssl_context()) as anon:
+        assert (await anon.get(cloud.url + "/api/v1/events")).status_code == 401

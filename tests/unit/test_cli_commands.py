@@ -49,6 +49,16 @@ class FakeAPI:
         parts = request.url.path.strip("/").split("/")
         if parts == ["apis"]:
             return httpx.Response(200, json={"kinds": KINDS})
+        if parts == ["api", "v1", "events"]:
+            event = {
+                "type": "Normal",
+                "reason": "Started",
+                "node": "edge-1",
+                "time": 0,
+                "message": "pid 42",
+                "object": dict(request.url.params),
+            }
+            return httpx.Response(200, json={"kind": "EventList", "items": [event]})
         ns = parts[4] if len(parts) > 4 and parts[3] == "namespaces" else ""
         rest = parts[5:] if ns else parts[3:]
         plural, name = rest[0], (rest[1] if len(rest) > 1 else "")
@@ -163,6 +173,8 @@ def test_get_describe_delete(
     text = capsys.readouterr().out
     assert "Labels:       tier=edge" in text
     assert "    run:\n    - python3" in text
+    event_line = next(line for line in text.splitlines() if "Started" in line)
+    assert event_line.split() == ["Normal", "Started", event_line.split()[2], "edge-1", "pid", "42"]
     assert main(["delete", "app", "counter"]) == 0
     assert capsys.readouterr().out == "app.edgeweave.io/counter deleted\n"
     assert main(["delete", "app", "counter"]) == 1

@@ -28,11 +28,13 @@ def run(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         ref = client.discover().resolve(args.kind)
         obj = client.get(ref, args.name, namespace(args, client))
-    print(describe(obj))
+        meta = obj.get("metadata") or {}
+        events = client.events(obj.get("kind"), meta.get("namespace") or "", meta.get("name"))
+    print(describe(obj, events))
     return 0
 
 
-def describe(obj: dict[str, Any]) -> str:
+def describe(obj: dict[str, Any], events: list[dict[str, Any]] | None = None) -> str:
     from edgeweave.cli.output import object_age
 
     meta = obj.get("metadata") or {}
@@ -58,10 +60,39 @@ def describe(obj: dict[str, Any]) -> str:
             continue
         shown = value
         if secret and key in ("data", "stringData") and isinstance(value, dict):
-            shown = {k: f"<{len(str(v))} bytes>" for k, v in value.items()}
+            shown = {k: f"<{_secret_size(key, v)} bytes>" for k, v in value.items()}
         lines.extend(_block(key[:1].upper() + key[1:], shown))
-    lines.append(_pair("Events", "<none>"))
+    lines.extend(_events(events or []))
     return "\n".join(lines)
+
+
+def _events(events: list[dict[str, Any]]) -> list[str]:
+    if not events:
+        return [_pair("Events", "<none>")]
+    import time
+
+    from edgeweave.cli.output import format_age
+
+    rows = [("TYPE", "REASON", "AGE", "NODE", "MESSAGE")]
+    now = time.time()
+    for e in events:
+        age = format_age(max(0.0, now - float(e.get("time") or now)))
+        rows.append(
+            (
+                str(e.get("type")),
+                str(e.get("reason")),
+                age,
+                str(e.get("node")),
+                str(e.get("message")),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = ["Events:"]
+    for r in rows:
+        out.append(
+            "  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+        )
+    return out
 
 
 def _pair(key: str, value: Any) -> str:
@@ -84,3 +115,17 @@ def _block(key: str, value: Any) -> list[str]:
         return [_pair(key, value)]
     body = to_yaml(value).rstrip("\n").splitlines()
     return [f"{key}:"] + ["  " + line for line in body]
+
+
+def _secret_size(field: str, value: Any) -> int:
+    """The size of the secret itself: ``data`` values are base64, ``stringData`` plain."""
+    text = str(value)
+    if field == "data":
+        import base64
+        import binascii
+
+        try:
+            return len(base64.b64decode(text, validate=True))
+        except (binascii.Error, ValueError):
+            return len(text)
+    return len(text.encode())

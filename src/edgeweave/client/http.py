@@ -224,3 +224,25 @@ class Client(ClientCore):
                 yield from answer.iter_lines()
             finally:
                 answer.close()
+
+    def events(
+        self,
+        kind: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        *,
+        node: str | None = None,
+        limit: int = 50,
+    ) -> builtins.list[dict[str, Any]]:
+        """Events nodes reported about objects (``GET /api/v1/events``), oldest first."""
+        params = {"limit": str(limit)}
+        for key, value in (
+            ("kind", kind),
+            ("namespace", namespace),
+            ("name", name),
+            ("node", node),
+        ):
+            if value is not None:
+                params[key] = value
+        answer = self._object(rq.Request("GET", "/api/v1/events", params=params))
+        return list(answer.get("items") or [])

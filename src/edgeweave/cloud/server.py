@@ -27,6 +27,7 @@ from edgeweave import __version__
 from edgeweave.aio.gcfreeze import keep_heap_frozen
 from edgeweave.cloud.api.app import create_app
 from edgeweave.cloud.api.deps import ApiDeps
+from edgeweave.cloud.api.events import EventsDeps
 from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
 from edgeweave.cloud.api.objects import ObjectDeps
@@ -188,6 +189,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             join=join,
             objects=objects,
             logs=partial(_open_app_log, hub_ref),
+            events=EventsDeps(store),
         )
         config = uvicorn.Config(
             app,

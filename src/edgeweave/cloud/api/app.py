@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from edgeweave.cloud.api.bodies import json_response
 from edgeweave.cloud.api.deps import ApiDeps
+from edgeweave.cloud.api.events import EventsDeps, build_events_router
 from edgeweave.cloud.api.guards import BearerAuth, BodyLimit, TokenCheck
 from edgeweave.cloud.api.join import JoinDeps, build_join_router
 from edgeweave.cloud.api.logs import LogSource, build_logs_router
@@ -51,6 +52,7 @@ def create_app(
     join: JoinDeps | None = None,
     objects: ObjectDeps | None = None,
     logs: LogSource | None = None,
+    events: EventsDeps | None = None,
 ) -> ASGIApp:
     api = FastAPI(
         title="edgeweave",
@@ -106,6 +108,8 @@ def create_app(
     overrides: dict[str, int] = {}
     if join is not None:
         api.include_router(build_join_router(join))
+    if events is not None:
+        api.include_router(build_events_router(events))
     if logs is not None:
         api.include_router(build_logs_router(logs))
     if objects is not None:
