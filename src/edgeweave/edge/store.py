@@ -19,39 +19,33 @@ objects are sealed with AES-GCM (key: ``DATA/pki/store.key``, see
 Key names and metadata stay readable. ``cryptography`` is imported on the first secret sealed
 or opened: an agent whose node holds no Secrets never loads it (several MB of memory).
 
-All database work runs on one dedicated worker thread that owns the only connection; the
-asyncio side awaits it. Reads page through the table so one call never pulls an unbounded
-result set out of SQLite at once.
+All database work runs on one dedicated worker thread that owns the only connection
+(:class:`~edgeweave.aio.sqlite.SQLiteThread`); the asyncio side awaits it. Reads page through
+the table so one call never pulls an unbounded result set out of SQLite at once.
 
 Must not: import :mod:`edgeweave.cloud`; let a :mod:`sqlite3` or :mod:`cryptography`
 exception escape (they become :class:`~edgeweave.errors.StoreError`); write a plaintext secret
-value to disk. Only this module and :mod:`edgeweave.edge.outbox` import :mod:`sqlite3`.
+value to disk; import :mod:`sqlite3` (the kit in :mod:`edgeweave.aio.sqlite` does).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import os
 import secrets
-import sqlite3
 import stat
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any
 
-from edgeweave.errors import ConfigError, InvalidObject, NotFound, StoreError, StoreUnavailable
+from edgeweave.aio.sqlite import Connection, SQLiteThread
+from edgeweave.errors import ConfigError, InvalidObject, NotFound, StoreError
 from edgeweave.protocol.refs import ResourceRef, Versioned
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
 
 JSONObject = dict[str, Any]
 Upsert = tuple[ResourceRef, int, JSONObject]
@@ -90,12 +84,6 @@ _SET_META = (
 # is the order protocol.refs.held_digest sorts its lines in.
 _HELD_LINES = "SELECT kind || '/' || namespace || '/' || name || '=' || rv AS line FROM objects"
 _HELD = "SELECT kind, namespace, name, rv FROM objects ORDER BY kind, namespace, name"
-
-
-def _translate(e: sqlite3.Error) -> StoreError:
-    if isinstance(e, sqlite3.OperationalError):
-        return StoreUnavailable(f"edge store unavailable: {e}")
-    return StoreError(f"edge store error: {e}")
 
 
 # ---- the store key ------------------------------------------------------------------------
@@ -238,22 +226,25 @@ class EdgeStore:
         self.path = Path(path)
         self._secret_key = secret_key
         self._aead: AESGCM | None = None  # made on first use; only the worker thread uses it
-        self._busy_timeout_ms = busy_timeout_ms
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="edgeweave-edge-store"
+        self._sql = SQLiteThread(
+            self.path,
+            name="edge store",
+            thread_name="edgeweave-edge-store",
+            pragmas={
+                "busy_timeout": int(busy_timeout_ms),
+                "journal_mode": "WAL",
+                "synchronous": "FULL",
+                "cache_size": CACHE_SIZE_PRAGMA,  # KiB when negative
+            },
+            schema=_SCHEMA,
+            cached_statements=64,
         )
-        self._conn: sqlite3.Connection | None = None
         self._digest: str | None = None  # cached; only the worker thread touches it
-        self._closed = False
 
     @classmethod
     async def open(cls, path: Path, *, secret_key: bytes, busy_timeout_ms: int = 5000) -> EdgeStore:
         store = cls(path, secret_key=secret_key, busy_timeout_ms=busy_timeout_ms)
-        try:
-            await store._run(store._db_connect)
-        except BaseException:
-            store._executor.shutdown(wait=True)
-            raise
+        await store._sql.open()
         return store
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -266,46 +257,9 @@ class EdgeStore:
             self._aead = AESGCM(self._secret_key)
         return self._aead
 
-    async def _run(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
-        if self._closed:
-            raise StoreUnavailable("the edge store is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.Error as e:
-            raise _translate(e) from e
-
     @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreUnavailable("the edge store is not open")
-        return self._conn
-
-    def _db_connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, cached_statements=64)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute(f"PRAGMA cache_size = {CACHE_SIZE_PRAGMA}")  # KiB when negative
-            conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    @contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute(begin)
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+    def _db(self) -> Connection:
+        return self._sql.connection
 
     # ---- worker-thread side ---------------------------------------------------------------
 
@@ -342,7 +296,7 @@ class EdgeStore:
                 raise InvalidObject(f"{ref}: the object is not JSON-serialisable: {e}") from e
             rows.append((*key, rv, text))
         self._digest = None
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             db.executemany(_DELETE, gone)
             db.executemany(_UPSERT, rows)
             db.executemany(_SET_META, meta.items())
@@ -417,11 +371,6 @@ class EdgeStore:
     def _db_set_meta(self, key: str, value: str) -> None:
         self._db.execute(_SET_META, (key, value))
 
-    def _db_close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     # ---- the public interface -------------------------------------------------------------
 
     async def apply_batch(
@@ -438,11 +387,11 @@ class EdgeStore:
         once, the operation with the highest rv wins. ``meta`` entries (e.g. the sync rv) are
         written in the same transaction.
         """
-        await self._run(self._db_apply, list(upserts), list(deletes), dict(meta or {}))
+        await self._sql.run(self._db_apply, list(upserts), list(deletes), dict(meta or {}))
 
     async def get(self, ref: ResourceRef) -> JSONObject:
         """The stored object (secrets decrypted); :class:`NotFound` when not held."""
-        obj = await self._run(self._db_get, ref)
+        obj = await self._sql.run(self._db_get, ref)
         if obj is None:
             raise NotFound(f"{ref} is not held by this node")
         return obj
@@ -451,42 +400,33 @@ class EdgeStore:
         """Held objects, optionally of one kind and/or namespace, ordered by kind, namespace,
         name. Read page by page, so a persist can run between pages."""
         out: ObjectList = []
-        objects, after = await self._run(self._db_page, kind, namespace, None)
+        objects, after = await self._sql.run(self._db_page, kind, namespace, None)
         out.extend(objects)
         while after is not None:
-            objects, after = await self._run(self._db_page, kind, namespace, after)
+            objects, after = await self._sql.run(self._db_page, kind, namespace, after)
             out.extend(objects)
         return out
 
     async def held(self) -> VersionedList:
         """Every held ``(ref, rv)``, one consistent snapshot (what a ``held`` message carries)."""
-        return await self._run(self._db_held)
+        return await self._sql.run(self._db_held)
 
     async def held_digest(self) -> str:
         """sha256 hex of the held set, the same value as ``protocol.refs.held_digest(held())``;
         computed by SQLite from a sorted query and cached until the next write."""
-        return await self._run(self._db_held_digest)
+        return await self._sql.run(self._db_held_digest)
 
     async def count(self, kind: str | None = None) -> int:
-        return await self._run(self._db_count, kind)
+        return await self._sql.run(self._db_count, kind)
 
     async def get_meta(self, key: str) -> str | None:
-        return await self._run(self._db_get_meta, key)
+        return await self._sql.run(self._db_get_meta, key)
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._run(self._db_set_meta, key, value)
+        await self._sql.run(self._db_set_meta, key, value)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, self._db_close)
-        except sqlite3.Error as e:
-            raise _translate(e) from e
-        finally:
-            self._executor.shutdown(wait=True)
+        await self._sql.aclose()
 
 
 async def open_edge_store(

@@ -1,29 +1,28 @@
 """The SQLite state store: the cloud's default backend, one file, one process.
 
-All database work runs on ONE dedicated worker thread that owns the only connection (a
-single-thread executor); the asyncio side awaits it. WAL mode, ``synchronous=NORMAL``,
-a busy timeout. Every write is one ``BEGIN IMMEDIATE`` transaction that bumps the store-wide
-resourceVersion, writes the object and appends the change log. After commit the worker wakes
-the store's watches on the event loop; watches read the change log themselves.
+All database work runs on ONE dedicated worker thread that owns the only connection
+(:class:`~edgeweave.aio.sqlite.SQLiteThread`); the asyncio side awaits it. WAL mode,
+``synchronous=NORMAL``, a busy timeout. Every write is one ``BEGIN IMMEDIATE`` transaction that
+bumps the store-wide resourceVersion, writes the object and appends the change log. After
+commit the worker wakes the store's watches on the event loop; watches read the change log
+themselves.
 
 The node sync tables are a mixin (:mod:`.sqlite_sync`); SQL text is in :mod:`._sqlitesql`.
 
 Must not be shared by several processes writing the same file expecting live watches across
-them (notifications are in-process; use PostgreSQL for several cloud replicas). Only this
-module and :mod:`.sqlite_sync` import :mod:`sqlite3`, and no sqlite3 exception leaves them.
+them (notifications are in-process; use PostgreSQL for several cloud replicas); import
+:mod:`sqlite3` (the kit does, and no sqlite3 exception leaves it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import TypeVar, TypeVarTuple, Unpack
 
+from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.cloud.store import _sqlitesql as q
 from edgeweave.cloud.store._nodesync import DEFAULT_EVENTS_RETENTION
 from edgeweave.cloud.store._objects import (
@@ -43,30 +42,19 @@ from edgeweave.cloud.store._paging import PageBuilder
 from edgeweave.cloud.store._watch import ChangeRow, LogWatch, Notifier
 from edgeweave.cloud.store.base import JSONObject, ListResult, Watch, WatchFilter
 from edgeweave.cloud.store.sqlite_sync import SQLiteNodeSync
-from edgeweave.errors import (
-    AlreadyExists,
-    BadRequest,
-    NotFound,
-    StoreError,
-    StoreUnavailable,
-)
+from edgeweave.errors import AlreadyExists, BadRequest, NotFound, StoreError
 from edgeweave.models.selectors import LabelSelector
 
 _log = logging.getLogger(__name__)
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
 
 DEFAULT_CHANGELOG_RETENTION = 100_000
 RETENTION_EVERY_WRITES = 1000
 
 
-def _translate(e: sqlite3.Error) -> StoreError:
-    text = str(e)
-    if isinstance(e, sqlite3.IntegrityError) and "objects" in text:
+def _integrity_error(text: str) -> StoreError | None:
+    if "objects" in text:
         return AlreadyExists(f"object already exists: {text}")
-    if isinstance(e, sqlite3.OperationalError):
-        return StoreUnavailable(f"SQLite store unavailable: {text}")
-    return StoreError(f"SQLite store error: {text}")
+    return None
 
 
 class SQLiteStore(SQLiteNodeSync):
@@ -82,67 +70,32 @@ class SQLiteStore(SQLiteNodeSync):
     ) -> None:
         self.path = Path(path)
         self._changelog_retention = changelog_retention
-        self._busy_timeout_ms = busy_timeout_ms
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeweave-sqlite")
-        self._conn: sqlite3.Connection | None = None
+        self._sql = SQLiteThread(
+            self.path,
+            name="SQLite store",
+            thread_name="edgeweave-sqlite",
+            pragmas={
+                "busy_timeout": int(busy_timeout_ms),
+                "journal_mode": "WAL",
+                "synchronous": "NORMAL",
+            },
+            schema=q.SCHEMA + q.SYNC_SCHEMA,
+            cached_statements=256,
+            on_integrity_error=_integrity_error,
+        )
         self._notifier = Notifier()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writes_since_retention = 0
-        self._closed = False
         self.events_retention = DEFAULT_EVENTS_RETENTION
 
     @classmethod
     async def open(cls, path: Path, **kwargs: int) -> SQLiteStore:
         store = cls(path, **kwargs)
         store._loop = asyncio.get_running_loop()
-        try:
-            await store._run(store._db_connect)
-        except BaseException:
-            store._executor.shutdown(wait=True)
-            raise
+        await store._sql.open()
         return store
 
     # ---- plumbing -------------------------------------------------------------------------
-
-    async def _run(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
-        if self._closed:
-            raise StoreUnavailable("the SQLite store is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.Error as e:
-            raise _translate(e) from e
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreUnavailable("the SQLite store is not open")
-        return self._conn
-
-    def _db_connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, cached_statements=256)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(q.SCHEMA + q.SYNC_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    @contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute(begin)
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def _db_after_write(self) -> None:
         """On the worker, after commit: wake watches, apply retention now and then."""
@@ -152,15 +105,15 @@ class SQLiteStore(SQLiteNodeSync):
         if self._writes_since_retention >= RETENTION_EVERY_WRITES:
             self._writes_since_retention = 0
             try:
-                self._db_compact(self._changelog_retention)
-            except sqlite3.Error as e:  # the write itself committed; retry at the next one
+                self._sql.call(self._db_compact, self._changelog_retention)
+            except StoreError as e:  # the write itself committed; retry at the next one
                 self._writes_since_retention = RETENTION_EVERY_WRITES
                 _log.warning("change-log retention failed: %s", e)
 
     # ---- writes (worker thread) -----------------------------------------------------------
 
     def _db_create(self, obj: JSONObject, key: ObjectKey) -> JSONObject:
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             if db.execute(q.GET, key).fetchone() is not None:
                 raise AlreadyExists(f"{describe(key)} already exists")
             rv: int = db.execute(q.NEXT_RV).fetchone()[0]
@@ -172,7 +125,7 @@ class SQLiteStore(SQLiteNodeSync):
         return out
 
     def _db_update(self, obj: JSONObject, key: ObjectKey, wanted: int | None) -> JSONObject:
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             row = db.execute(q.GET, key).fetchone()
             if row is None:
                 raise NotFound(f"{describe(key)} not found")
@@ -186,7 +139,7 @@ class SQLiteStore(SQLiteNodeSync):
         return out
 
     def _db_delete(self, key: ObjectKey, wanted: int | None) -> JSONObject:
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             row = db.execute(q.GET, key).fetchone()
             if row is None:
                 raise NotFound(f"{describe(key)} not found")
@@ -199,7 +152,7 @@ class SQLiteStore(SQLiteNodeSync):
         return out
 
     def _db_compact(self, keep_last: int) -> int:
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             compacted: int = db.execute(q.COMPACTED).fetchone()[0]
             row = db.execute(q.NTH_NEWEST, (keep_last,)).fetchone()
             if row is not None and row[0] > compacted:
@@ -211,11 +164,11 @@ class SQLiteStore(SQLiteNodeSync):
     # ---- reads (worker thread) ------------------------------------------------------------
 
     def _db_get(self, key: ObjectKey) -> str | None:
-        row = self._db.execute(q.GET, key).fetchone()
+        row = self._sql.connection.execute(q.GET, key).fetchone()
         return None if row is None else str(row[1])
 
     def _db_list(self, page: PageBuilder) -> ListResult:
-        with self._transaction("BEGIN") as db:
+        with self._sql.transaction("BEGIN") as db:
             rv: int = db.execute(q.CURRENT_RV).fetchone()[0]
             while not page.done:
                 chunk = page.chunk_rows
@@ -233,27 +186,22 @@ class SQLiteStore(SQLiteNodeSync):
         return page.result(rv)
 
     def _db_scalar(self, query: str) -> int:
-        value: int = self._db.execute(query).fetchone()[0]
+        value: int = self._sql.connection.execute(query).fetchone()[0]
         return value
 
     def _db_changes(self, after: int, limit: int) -> tuple[int, Sequence[ChangeRow]]:
-        with self._transaction("BEGIN") as db:
+        with self._sql.transaction("BEGIN") as db:
             compacted: int = db.execute(q.COMPACTED).fetchone()[0]
             rows: list[ChangeRow] = db.execute(q.CHANGES, (after, limit)).fetchall()
         return compacted, rows
 
-    def _db_close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     # ---- the Store interface --------------------------------------------------------------
 
     async def create(self, obj: JSONObject) -> JSONObject:
-        return await self._run(self._db_create, obj, object_key(obj))
+        return await self._sql.run(self._db_create, obj, object_key(obj))
 
     async def get(self, kind: str, namespace: str, name: str) -> JSONObject:
-        text = await self._run(self._db_get, (kind, namespace, name))
+        text = await self._sql.run(self._db_get, (kind, namespace, name))
         if text is None:
             raise NotFound(f"{describe((kind, namespace, name))} not found")
         return decode_json(text)
@@ -268,20 +216,20 @@ class SQLiteStore(SQLiteNodeSync):
         continue_token: str | None = None,
     ) -> ListResult:
         page = PageBuilder(kind, namespace, selector, limit, continue_token)
-        return await self._run(self._db_list, page)
+        return await self._sql.run(self._db_list, page)
 
     async def update(self, obj: JSONObject) -> JSONObject:
         key = object_key(obj)
         wanted = parse_resource_version(obj["metadata"].get("resourceVersion"))
-        return await self._run(self._db_update, obj, key, wanted)
+        return await self._sql.run(self._db_update, obj, key, wanted)
 
     async def delete(
         self, kind: str, namespace: str, name: str, *, resource_version: int | None = None
     ) -> JSONObject:
-        return await self._run(self._db_delete, (kind, namespace, name), resource_version)
+        return await self._sql.run(self._db_delete, (kind, namespace, name), resource_version)
 
     async def current_resource_version(self) -> int:
-        return await self._run(self._db_scalar, q.CURRENT_RV)
+        return await self._sql.run(self._db_scalar, q.CURRENT_RV)
 
     def open_watch(
         self, since: int, flt: WatchFilter | None = None
@@ -290,7 +238,7 @@ class SQLiteStore(SQLiteNodeSync):
 
     @asynccontextmanager
     async def _watch(self, since: int, flt: WatchFilter | None) -> AsyncIterator[Watch]:
-        compacted = await self._run(self._db_scalar, q.COMPACTED)
+        compacted = await self._sql.run(self._db_scalar, q.COMPACTED)
         if since < compacted:
             raise gone(since, compacted)
         watch = LogWatch(self._fetch_changes, self._notifier, since, flt, poll_interval_s=None)
@@ -300,25 +248,18 @@ class SQLiteStore(SQLiteNodeSync):
             watch.close()
 
     async def _fetch_changes(self, after: int, limit: int) -> tuple[int, Sequence[ChangeRow]]:
-        return await self._run(self._db_changes, after, limit)
+        return await self._sql.run(self._db_changes, after, limit)
 
     async def compact(self, keep_last: int) -> int:
         if keep_last < 0:
             raise BadRequest(f"keep_last must be >= 0, got {keep_last}")
-        return await self._run(self._db_compact, keep_last)
+        return await self._sql.run(self._db_compact, keep_last)
 
     async def aclose(self) -> None:
-        if self._closed:
+        if self._sql.closed:
             return
-        self._closed = True
         self._notifier.close()
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, self._db_close)
-        except sqlite3.Error as e:
-            raise _translate(e) from e
-        finally:
-            self._executor.shutdown(wait=True)
+        await self._sql.aclose()
 
 
 async def open_sqlite_store(

@@ -2,23 +2,21 @@
 tokens (:class:`~edgeweave.cloud.store.base.NodeSyncStore`).
 
 A mixin of :class:`~edgeweave.cloud.store.sqlite.SQLiteStore`, which provides the worker
-thread (``_run``), its connection and transactions, and the wake-up of watches after an
-object write. The ``_db_*`` methods run on that worker only. A status merge writes objects
-like any other writer: inside the same ``BEGIN IMMEDIATE`` transaction it bumps the
-store-wide version and appends the change log.
+thread (``_sql``, a :class:`~edgeweave.aio.sqlite.SQLiteThread`: ``run``, its connection and
+transactions) and the wake-up of watches after an object write. The ``_db_*`` methods run on
+that worker only. A status merge writes objects like any other writer: inside the same
+``BEGIN IMMEDIATE`` transaction it bumps the store-wide version and appends the change log.
 
-Must not open connections or threads of its own or let a sqlite3 exception out (``_run``
-translates them); only this module and :mod:`.sqlite` import sqlite3.
+Must not open connections or threads of its own, let a sqlite3 exception out (``_sql.run``
+translates them) or import sqlite3.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from typing import TypeVar, TypeVarTuple, Unpack
+from collections.abc import Sequence
 
+from edgeweave.aio.sqlite import Connection, SQLiteThread
 from edgeweave.cloud.store import _sqlitesql as q
 from edgeweave.cloud.store._nodesync import (
     apply_status,
@@ -29,29 +27,12 @@ from edgeweave.cloud.store._nodesync import (
 from edgeweave.cloud.store._objects import decode_json, encode_json
 from edgeweave.cloud.store.base import AckItem, AckKey, EventRow, JSONObject, StatusWrite
 
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
-
 
 class SQLiteNodeSync:
     """The :class:`~edgeweave.cloud.store.base.NodeSyncStore` half of the SQLite store."""
 
     events_retention: int
-
-    @abstractmethod
-    async def _run(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
-        """Run ``fn(*args)`` on the worker thread; sqlite3 errors leave it translated."""
-
-    @property
-    @abstractmethod
-    def _db(self) -> sqlite3.Connection:
-        """The worker's connection (worker thread only)."""
-
-    @abstractmethod
-    def _transaction(
-        self, begin: str = "BEGIN IMMEDIATE"
-    ) -> AbstractContextManager[sqlite3.Connection]:
-        """A transaction on the worker's connection: committed on exit, else rolled back."""
+    _sql: SQLiteThread  # the worker thread, its connection and transactions
 
     @abstractmethod
     def _db_after_write(self) -> None:
@@ -60,16 +41,16 @@ class SQLiteNodeSync:
     # ---- the NodeSyncStore interface --------------------------------------------------------
 
     async def acked_versions(self, node: str) -> dict[AckKey, int]:
-        return await self._run(self._db_acked, node)
+        return await self._sql.run(self._db_acked, node)
 
     async def record_acks(self, node: str, items: Sequence[AckItem]) -> None:
-        await self._run(self._db_record_acks, node, list(items), False)
+        await self._sql.run(self._db_record_acks, node, list(items), False)
 
     async def replace_acks(self, node: str, items: Sequence[AckItem]) -> None:
-        await self._run(self._db_record_acks, node, list(items), True)
+        await self._sql.run(self._db_record_acks, node, list(items), True)
 
     async def upstream_committed_seq(self, node: str) -> int:
-        return await self._run(self._db_committed_seq, node)
+        return await self._sql.run(self._db_committed_seq, node)
 
     async def commit_upstream(
         self,
@@ -78,7 +59,9 @@ class SQLiteNodeSync:
         events: Sequence[EventRow],
         status_writes: Sequence[StatusWrite],
     ) -> int:
-        return await self._run(self._db_commit_upstream, node, committed_seq, events, status_writes)
+        return await self._sql.run(
+            self._db_commit_upstream, node, committed_seq, events, status_writes
+        )
 
     async def list_events(
         self,
@@ -89,27 +72,27 @@ class SQLiteNodeSync:
         limit: int = 100,
     ) -> list[JSONObject]:
         where, params = events_query_filters(object_kind, namespace, name, node)
-        return await self._run(self._db_list_events, where, params, max(0, limit))
+        return await self._sql.run(self._db_list_events, where, params, max(0, limit))
 
     async def mark_token_used(self, jti: str, expires_at: int, now: int) -> bool:
-        return await self._run(self._db_mark_token, jti, expires_at, now)
+        return await self._sql.run(self._db_mark_token, jti, expires_at, now)
 
     # ---- worker thread ----------------------------------------------------------------------
 
     def _db_acked(self, node: str) -> dict[AckKey, int]:
-        rows = self._db.execute(q.ACKED, (node,)).fetchall()
+        rows = self._sql.connection.execute(q.ACKED, (node,)).fetchall()
         return {(k, ns, n): rv for k, ns, n, rv in rows}
 
     def _db_record_acks(self, node: str, items: list[AckItem], replace: bool) -> None:
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             if replace:
                 db.execute(q.ACKS_CLEAR, (node,))
             db.executemany(q.ACK_UPSERT, [(node, *item) for item in items])
             if not replace:  # an ack for an object the store no longer has is a delete ack
                 db.executemany(q.ACK_DROP_DELETED, [(node, *i[:3], *i[:3]) for i in items])
 
-    def _db_committed_seq(self, node: str, db: sqlite3.Connection | None = None) -> int:
-        found = (db or self._db).execute(q.UPSTREAM_GET, (node,)).fetchone()
+    def _db_committed_seq(self, node: str, db: Connection | None = None) -> int:
+        found = (db or self._sql.connection).execute(q.UPSTREAM_GET, (node,)).fetchone()
         return 0 if found is None else int(found[0])
 
     def _db_commit_upstream(
@@ -118,7 +101,7 @@ class SQLiteNodeSync:
         rows = list(events)
         grouped = group_status_writes(writes)
         wrote = False
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             stored = self._db_committed_seq(node, db)
             if seq <= stored:
                 return stored
@@ -147,10 +130,12 @@ class SQLiteNodeSync:
         query = q.EVENTS_LIST
         if where:
             query += " WHERE " + " AND ".join(c.format(p="?") for c in where)
-        rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        rows = self._sql.connection.execute(
+            query + " ORDER BY id DESC LIMIT ?", (*params, limit)
+        ).fetchall()
         return [event_from_row(r) for r in reversed(rows)]
 
     def _db_mark_token(self, jti: str, expires_at: int, now: int) -> bool:
-        with self._transaction() as db:
+        with self._sql.transaction() as db:
             db.execute(q.JTI_EXPIRE, (now,))
             return db.execute(q.JTI_INSERT, (jti, expires_at)).rowcount == 1

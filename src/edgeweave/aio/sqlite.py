@@ -1,0 +1,171 @@
+"""One SQLite connection owned by one dedicated worker thread, awaited from asyncio.
+
+What it is for: the plumbing every SQLite adapter of edgeweave needs and would otherwise
+re-implement. :class:`SQLiteThread` opens a file on its own single worker thread (creating the
+directory, applying the given pragmas, running the schema script), runs functions there with
+:meth:`SQLiteThread.run`, gives those functions the connection
+(:attr:`SQLiteThread.connection`) and ``BEGIN IMMEDIATE``/``COMMIT``/``ROLLBACK`` transactions
+(:meth:`SQLiteThread.transaction`), translates :mod:`sqlite3` errors into
+:class:`~edgeweave.errors.StoreError` (``StoreUnavailable`` for operational errors: locked,
+busy, I/O, disk full) with messages naming the caller's store, and shuts the thread down in
+:meth:`SQLiteThread.aclose`. :data:`Connection` is the connection type for annotations, so the
+users need not import :mod:`sqlite3` themselves.
+
+Must not: know what is stored (no tables, no SQL beyond pragmas and transaction control), run
+database work on any thread but its worker, let a :mod:`sqlite3` exception out of
+:meth:`~SQLiteThread.run`, :meth:`~SQLiteThread.open`, :meth:`~SQLiteThread.call` or
+:meth:`~SQLiteThread.aclose`, or import edgeweave beyond :mod:`edgeweave.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeAlias, TypeVar, TypeVarTuple, Unpack
+
+from edgeweave.errors import ConfigError, StoreError, StoreUnavailable
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+Connection: TypeAlias = sqlite3.Connection
+"""The connection type, for annotations of functions that run on the worker."""
+PragmaValue: TypeAlias = int | str
+IntegrityHook: TypeAlias = Callable[[str], StoreError | None]
+"""Maps the text of a constraint violation to a more specific error (None: the default)."""
+
+
+class SQLiteThread:
+    """A SQLite file behind one worker thread. ``name`` names the store in error messages
+    (``"edge store"`` gives "edge store unavailable: ...", "the edge store is closed").
+
+    The constructor does no I/O; :meth:`open` connects. :meth:`run` and :meth:`aclose` are
+    called from one event loop; :attr:`connection`, :meth:`transaction` and :meth:`call` only
+    from functions running on the worker."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str,
+        thread_name: str,
+        pragmas: Mapping[str, PragmaValue],
+        schema: str = "",
+        cached_statements: int = 128,
+        on_integrity_error: IntegrityHook | None = None,
+    ) -> None:
+        for key, value in pragmas.items():
+            if not key.isidentifier() or not (isinstance(value, int) or value.isidentifier()):
+                raise ConfigError(f"{name}: bad SQLite pragma {key} = {value!r}")
+        self.path = Path(path)
+        self.name = name
+        self._pragmas = dict(pragmas)
+        self._schema = schema
+        self._cached_statements = cached_statements
+        self._on_integrity_error = on_integrity_error
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called."""
+        return self._closed
+
+    async def open(self) -> None:
+        """Connect on the worker: directory, file, pragmas, schema. On failure the worker is
+        shut down and the error raised (translated)."""
+        try:
+            await self.run(self._connect)
+        except BaseException:
+            self._closed = True
+            self._executor.shutdown(wait=True)
+            raise
+
+    async def run(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+        """``fn(*args)`` on the worker thread; a sqlite3 error comes out translated."""
+        if self._closed:
+            raise StoreUnavailable(f"the {self.name} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as e:
+            raise self._translate(e) from e
+
+    def call(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+        """On the worker: ``fn(*args)`` right here, a sqlite3 error translated, so the caller
+        can handle a failure of secondary work (e.g. housekeeping after a commit)."""
+        try:
+            return fn(*args)
+        except sqlite3.Error as e:
+            raise self._translate(e) from e
+
+    @property
+    def connection(self) -> Connection:
+        """The worker's connection (worker thread only)."""
+        if self._conn is None:
+            raise StoreUnavailable(f"the {self.name} is not open")
+        return self._conn
+
+    @contextmanager
+    def transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[Connection]:
+        """On the worker: a transaction committed when the block ends, else rolled back."""
+        db = self.connection
+        db.execute(begin)
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    async def aclose(self) -> None:
+        """Close the connection and stop the worker; later calls of :meth:`run` raise
+        ``StoreUnavailable``. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._close)
+        except sqlite3.Error as e:
+            raise self._translate(e) from e
+        finally:
+            self._executor.shutdown(wait=True)
+
+    # ---- worker thread --------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, cached_statements=self._cached_statements
+        )
+        try:
+            for key, value in self._pragmas.items():
+                conn.execute(f"PRAGMA {key} = {value}")
+            if self._schema:
+                conn.executescript(self._schema)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _translate(self, e: sqlite3.Error) -> StoreError:
+        text = str(e)
+        if isinstance(e, sqlite3.IntegrityError) and self._on_integrity_error is not None:
+            specific = self._on_integrity_error(text)
+            if specific is not None:
+                return specific
+        if isinstance(e, sqlite3.OperationalError):
+            return StoreUnavailable(f"{self.name} unavailable: {text}")
+        return StoreError(f"{self.name} error: {text}")

@@ -1,0 +1,120 @@
+"""SQLiteThread: one connection on one worker thread, transactions, translated errors."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from edgeweave.aio.sqlite import Connection, IntegrityHook, SQLiteThread
+from edgeweave.errors import AlreadyExists, ConfigError, StoreError, StoreUnavailable
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+
+
+def make(path: Path, on_integrity_error: IntegrityHook | None = None) -> SQLiteThread:
+    return SQLiteThread(
+        path,
+        name="test store",
+        thread_name="edgeweave-test-sqlite",
+        pragmas={"journal_mode": "WAL", "synchronous": "NORMAL", "busy_timeout": 100},
+        schema=SCHEMA,
+        on_integrity_error=on_integrity_error,
+    )
+
+
+async def test_runs_on_one_named_worker_with_pragmas_and_schema(tmp_path: Path) -> None:
+    sql = make(tmp_path / "sub" / "db.sqlite")
+    await sql.open()
+    try:
+
+        def probe() -> tuple[str, str, int]:
+            db = sql.connection
+            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+            db.execute("INSERT INTO t (k, v) SELECT 'k' || count(*), 1 FROM t")
+            count = db.execute("SELECT count(*) FROM t").fetchone()[0]
+            return threading.current_thread().name, mode, count
+
+        names = {(await sql.run(probe))[0] for _ in range(3)}
+        name, mode, count = await sql.run(probe)
+        assert len(names) == 1 and name.startswith("edgeweave-test-sqlite")
+        assert name != threading.current_thread().name
+        assert mode == "wal"
+        assert count == 4
+    finally:
+        await sql.aclose()
+
+
+async def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
+    sql = make(tmp_path / "db.sqlite")
+    await sql.open()
+
+    def write(k: str, fail: bool) -> None:
+        with sql.transaction() as db:
+            db.execute("INSERT INTO t VALUES (?, ?)", (k, 1))
+            if fail:
+                raise ValueError("boom")
+
+    def keys(db: Connection | None = None) -> list[str]:
+        return [r[0] for r in (db or sql.connection).execute("SELECT k FROM t ORDER BY k")]
+
+    try:
+        await sql.run(write, "a", False)
+        with pytest.raises(ValueError, match="boom"):
+            await sql.run(write, "b", True)
+        assert await sql.run(keys) == ["a"]
+        assert not await sql.run(lambda: sql.connection.in_transaction)
+    finally:
+        await sql.aclose()
+
+
+async def test_errors_are_translated_with_the_name(tmp_path: Path) -> None:
+    sql = make(
+        tmp_path / "db.sqlite",
+        on_integrity_error=lambda text: AlreadyExists(f"dup: {text}") if "t.k" in text else None,
+    )
+    await sql.open()
+
+    def run(query: str) -> None:
+        sql.connection.execute(query)
+
+    try:
+        with pytest.raises(StoreUnavailable, match=r"^test store unavailable: no such table"):
+            await sql.run(run, "SELECT * FROM missing")
+        await sql.run(run, "INSERT INTO t VALUES ('a', 1)")
+        with pytest.raises(AlreadyExists, match=r"^dup: UNIQUE"):
+            await sql.run(run, "INSERT INTO t VALUES ('a', 2)")
+        with pytest.raises(StoreError, match=r"^test store error: NOT NULL") as info:
+            await sql.run(run, "INSERT INTO t VALUES ('b', NULL)")
+        assert type(info.value) is StoreError
+        with pytest.raises(StoreUnavailable, match=r"^test store unavailable"):
+            await sql.run(lambda: sql.call(run, "SELECT * FROM missing"))
+    finally:
+        await sql.aclose()
+
+
+async def test_closed_and_not_open(tmp_path: Path) -> None:
+    sql = make(tmp_path / "db.sqlite")
+    with pytest.raises(StoreUnavailable, match=r"^the test store is not open$"):
+        await sql.run(lambda: sql.connection)
+    await sql.aclose()
+    await sql.aclose()  # idempotent
+    assert sql.closed
+    with pytest.raises(StoreUnavailable, match=r"^the test store is closed$"):
+        await sql.run(lambda: None)
+
+
+async def test_open_failure_is_translated_and_stops_the_worker(tmp_path: Path) -> None:
+    (tmp_path / "dir.sqlite").mkdir()
+    sql = make(tmp_path / "dir.sqlite")
+    with pytest.raises(StoreUnavailable, match=r"^test store unavailable"):
+        await sql.open()
+    assert sql.closed
+
+
+def test_bad_pragmas_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="bad SQLite pragma"):
+        SQLiteThread(tmp_path / "x", name="t", thread_name="t", pragmas={"a; DROP": 1})
+    with pytest.raises(ConfigError, match="bad SQLite pragma"):
+        SQLiteThread(tmp_path / "x", name="t", thread_name="t", pragmas={"mode": "WAL; x"})
