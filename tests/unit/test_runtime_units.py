@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from edgeweave.aio.backoff import Backoff
 from edgeweave.edge.runtime import ArtifactCache, ArtifactMismatch, materialize
 from edgeweave.edge.runtime.artifacts import check_artifact_name
 from edgeweave.edge.runtime.cgroups import Cgroups
 from edgeweave.edge.runtime.desired import resolve
 from edgeweave.edge.runtime.logs import rotate_if_needed
-from edgeweave.edge.runtime.policy import Backoff, should_restart
+from edgeweave.edge.runtime.policy import should_restart
 from edgeweave.edge.runtime.process import RunRecord, read_run_record, write_run_record
 from edgeweave.edge.runtime.status import AppStatus
 
@@ -63,10 +64,10 @@ def test_restart_policies_and_backoff() -> None:
     assert should_restart("OnFailure", 1) and should_restart("OnFailure", None)
     assert not should_restart("OnFailure", 0)
     assert not should_restart("Never", 1)
-    b = Backoff(1.0, 300.0)
-    assert [b.next_delay_s() for _ in range(10)] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]
+    b = Backoff(1.0, 300.0, jitter=False)  # an app's restarts: no jitter needed
+    assert [b.next_delay() for _ in range(10)] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]
     b.reset()
-    assert b.next_delay_s() == 1.0
+    assert b.next_delay() == 1.0
 
 
 def test_copy_truncate_rotation_keeps_the_newest_copies(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ class Backoff:
         cap_s: float = 30.0,
         factor: float = 2.0,
         rng: random.Random | None = None,
+        *,
+        jitter: bool = True,
     ) -> None:
         if base_s <= 0:
             raise ValueError(f"base_s must be > 0, not {base_s}")
@@ -33,6 +35,7 @@ class Backoff:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
         self._attempt = 0
         self._capped = False
+        self.jitter = jitter  # False: exactly base * factor**n (one process restarting)
 
     @property
     def attempt(self) -> int:
@@ -52,7 +55,8 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The next delay in seconds, and count one attempt."""
-        delay = self._rng.uniform(0.0, self.ceiling_s())
+        ceiling = self.ceiling_s()
+        delay = self._rng.uniform(0.0, ceiling) if self.jitter else ceiling
         self._attempt += 1
         return delay
 

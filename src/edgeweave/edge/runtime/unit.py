@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeweave.aio.backoff import Backoff
 from edgeweave.edge.runtime import process, workspace
 from edgeweave.edge.runtime.artifacts import ArtifactCache, ArtifactMismatch
 from edgeweave.edge.runtime.cgroups import Cgroups
 from edgeweave.edge.runtime.desired import DesiredApp
 from edgeweave.edge.runtime.install import run_install
-from edgeweave.edge.runtime.policy import Backoff, should_restart
+from edgeweave.edge.runtime.policy import should_restart
 from edgeweave.edge.runtime.probes import probe_loop
 from edgeweave.edge.runtime.settings import RuntimeSettings
 from edgeweave.edge.runtime.status import AppStatus
@@ -71,7 +72,9 @@ class AppUnit:
         self._health_reason = ""
         self._watched: process.Watched | None = None
         self._running_hash = ""
-        self._backoff = Backoff(ctx.settings.backoff_base_s, ctx.settings.backoff_cap_s)
+        self._backoff = Backoff(
+            ctx.settings.backoff_base_s, ctx.settings.backoff_cap_s, jitter=False
+        )
         self._noted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -137,7 +140,7 @@ class AppUnit:
             except Exception as e:
                 log.exception("runtime unit %s failed", self.group)
                 self._set(phase="Failed", ready=False, message=f"internal error: {e!r}")
-                await self._wait_change(self._backoff.next_delay_s())
+                await self._wait_change(self._backoff.next_delay())
 
     def _adopt(self) -> None:
         record = process.read_run_record(self.layout.run_file)
@@ -185,7 +188,7 @@ class AppUnit:
             self._set(phase="Failed", message=str(e))
             return FOREVER
         except (OSError, EdgeweaveError) as e:
-            delay = self._backoff.next_delay_s()
+            delay = self._backoff.next_delay()
             self._set(message=f"cannot prepare artifacts ({e}); retrying in {delay:.3g} s")
             return delay
         install = d.spec.lifecycle.install
@@ -313,7 +316,7 @@ class AppUnit:
             return True
         if ran_s >= self._ctx.settings.backoff_reset_after_s:
             self._backoff.reset()
-        delay = self._backoff.next_delay_s()
+        delay = self._backoff.next_delay()
         self._set(phase=phase, pid=None, ready=False, message=f"{why}; restarting in {delay:.3g} s")
         if await self._wait_change(delay):
             return True
