@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -106,6 +108,13 @@ def app_phase(fleet: Fleet, node: str, app: str) -> str:
     return app_row(fleet, node, app)["phase"]
 
 
+def running_under(fleet: Fleet, node: str, agent_pid: int, app: str = "default/counter") -> bool:
+    """The app is Running according to the status written by the agent with ``agent_pid``
+    (not a stale status file left by the agent before it)."""
+    status = fleet.agent_status(node)
+    return status.get("agent_pid") == agent_pid and app_phase(fleet, node, app) == "Running"
+
+
 def test_apps_survive_cloud_loss_agent_restart_and_reconnect(fleet: Fleet, tmp_path: Path) -> None:
     fleet.join("edge-a", {"role": "camera"})
     fleet.join("edge-b", {"role": "gateway"})
@@ -127,16 +136,22 @@ def test_apps_survive_cloud_loss_agent_restart_and_reconnect(fleet: Fleet, tmp_p
     fleet.cloud.kill9()
     wait_until(lambda: not linked(fleet, "edge-a"), 30, "edge-a to notice the cloud is gone")
 
-    # restart the agent with the cloud down: its apps are back from the local store
+    # restart the agent with the cloud down: it adopts the app, which kept running
     fleet.agents["edge-a"].kill9()
+    agent = fleet.start_agent("edge-a")
+    wait_until(lambda: running_under(fleet, "edge-a", agent.pid), 10, "the app adopted")
+    assert fleet.app_pids("edge-a") == pids_before
+
+    # a machine restart with the cloud down: agent and apps gone; apps back from the local store
+    fleet.agents["edge-a"].kill9()
+    for pid in pids_before.values():
+        os.killpg(pid, signal.SIGKILL)
+    wait_until(lambda: not fleet.app_pids("edge-a"), 10, "the app process gone")
     restarted_at = time.monotonic()
-    fleet.start_agent("edge-a")
-    wait_until(
-        lambda: app_phase(fleet, "edge-a", "default/counter") == "Running",
-        10,
-        "the app running again after an offline agent restart",
-    )
-    assert time.monotonic() - restarted_at < 5.0
+    agent = fleet.start_agent("edge-a")
+    wait_until(lambda: running_under(fleet, "edge-a", agent.pid), 10, "the app started again")
+    back_in_s = time.monotonic() - restarted_at
+    assert back_in_s < 5.0, back_in_s  # the target is 2 s; CI machines are slower and shared
     offline = subprocess.run(
         [
             sys.executable,
@@ -160,14 +175,14 @@ def test_apps_survive_cloud_loss_agent_restart_and_reconnect(fleet: Fleet, tmp_p
         lambda: linked(fleet, "edge-a") and linked(fleet, "edge-b"), 60, "both agents reconnected"
     )
     assert fleet.app_pids("edge-a") == pids_offline  # reconnect restarted nothing
-    assert pids_offline == pids_before  # and the agent restart adopted the running process
+    assert pids_offline != pids_before  # (the "machine restart" started a new process)
 
     # a spec change rolls out: new process
     apply(fleet, tmp_path, app_manifest("counter", digest, {"role": "camera"}, greeting="hello"))
     wait_until(
         lambda: (
             fleet.app_pids("edge-a").get("default/counter")
-            not in (None, pids_before["default/counter"])
+            not in (None, pids_offline["default/counter"])
         ),
         30,
         "the changed app restarted",
