@@ -68,3 +68,19 @@ async def test_a_second_node_with_the_same_name_is_refused(
 async def test_a_malformed_token_is_refused_without_a_network_call(tmp_path: Path) -> None:
     with pytest.raises(Unauthorized):
         await join("https://127.0.0.1:9", "not-a-token", "edge-1", tmp_path / "x")
+
+
+async def test_a_node_may_not_give_itself_the_platforms_labels(
+    cloud: TestCloud, tmp_path: Path
+) -> None:
+    from edgeweave.errors import Forbidden
+
+    with pytest.raises(Forbidden, match=r"edgeweave\.io/worker"):
+        await join(
+            cloud.url,
+            await token(cloud),
+            "edge-9",
+            tmp_path / "n",
+            {"edgeweave.io/worker": "cloud"},
+        )
+    assert (await cloud.http.get("/apis/edgeweave.io/v1/nodes/edge-9")).status_code == 404

@@ -639,3 +639,22 @@ async def test_one_nodes_upstream_burst_does_not_delay_anothers_heartbeat(env: E
     assert len(rtts) >= 3, (rtts, burst_s)  # the heartbeats really ran during the burst
     # relative, so a loaded machine slows both sides alike: a heartbeat never waits for the burst
     assert max(rtts) < burst_s / 3, (max(rtts), burst_s)
+
+
+async def test_a_node_ready_before_a_cloud_restart_goes_not_ready_if_it_never_returns(
+    env: Env,
+) -> None:
+    await add_node(env, "gone")
+    node = await env.store.get("Node", "", "gone")
+    node["status"] = {"phase": "Ready"}
+    await env.store.update(node)
+    # what a restarted hub does on start: track every node the store says is Ready
+    env.hub.lifecycle.track_stored((await env.store.list("Node")).items)
+    await env.hub.lifecycle.sweep()
+    assert (await env.store.get("Node", "", "gone"))["status"]["phase"] == "Ready"  # in grace
+    env.clock.now += 41
+    await env.hub.lifecycle.sweep()
+    status = (await env.store.get("Node", "", "gone"))["status"]
+    assert status["phase"] == "NotReady"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "HeartbeatMissed"

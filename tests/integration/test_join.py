@@ -223,3 +223,32 @@ async def test_secret_watch_events_come_out_decrypted(tmp_path: Path) -> None:
         assert stored["data"]["k"].startswith("enc:v1:")
     finally:
         await store.aclose()
+
+
+async def test_nodes_are_told_the_advertised_name_not_the_bind_address(tmp_path: Path) -> None:
+    import ssl
+
+    import httpx
+
+    from edgeweave.cloud.server import open_cloud
+    from edgeweave.config.settings import CloudSettings, ServerSettings
+
+    settings = CloudSettings(
+        data_dir=tmp_path / "adv",
+        server=ServerSettings(host="127.0.0.1", port=0, hub_port=0, advertise_hosts=["localhost"]),
+        write_user_config=False,
+    )
+    async with open_cloud(settings) as running:
+        assert running.endpoint.url.startswith("https://localhost:")
+        ctx = ssl.create_default_context(cadata=running.endpoint.ca_pem)
+        headers = {"Authorization": f"Bearer {running.endpoint.token}"}
+        async with httpx.AsyncClient(verify=ctx, headers=headers) as http:
+            token = (await http.post(running.endpoint.url + "/api/v1/tokens", json={})).json()
+            key, csr = generate_key_and_csr("far-node")
+            answer = await http.post(
+                running.endpoint.url + "/api/v1/join",
+                json={"token": token["token"], "node": "far-node", "csr": csr.decode()},
+            )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["hubUrl"].startswith("wss://localhost:")
+    assert answer.json()["apiUrl"].startswith("https://localhost:")

@@ -167,3 +167,15 @@ async def test_commit_of_ten_thousand_events_is_fast(store: CloudStore) -> None:
     assert elapsed < 1.5, f"10,000 events took {elapsed:.2f}s"
     assert len(await store.list_events(limit=20_000)) == 10_000
     assert (await store.get("App", "default", "a"))["status"] == {"n": 99}
+
+
+async def test_reset_forgets_a_nodes_acks_and_upstream_seq(store: CloudStore) -> None:
+    a = await store.create(app("a"))
+    await store.record_acks("n1", [("App", "default", "a", int(a["metadata"]["resourceVersion"]))])
+    await store.commit_upstream("n1", 7, [event("a", "Started")], [])
+    await store.record_acks("n2", [("App", "default", "a", 1)])
+    await store.reset_node_sync("n1")
+    assert await store.acked_versions("n1") == {}
+    assert await store.upstream_committed_seq("n1") == 0
+    assert await store.acked_versions("n2") == {("App", "default", "a"): 1}  # others untouched
+    assert await store.commit_upstream("n1", 1, [event("a", "Again")], []) == 1  # starts over

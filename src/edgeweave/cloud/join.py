@@ -30,6 +30,9 @@ NODE_API_VERSION = "edgeweave.io/v1"
 DEFAULT_TOKEN_TTL_S = 3600
 
 
+RESERVED_LABEL_DOMAIN = "edgeweave.io"  # node-supplied labels may not use it
+
+
 @dataclass(frozen=True)
 class JoinRequest:
     token: str
@@ -51,6 +54,15 @@ class JoinRequest:
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
         ):
             raise InvalidObject("labels must map strings to strings", field="labels")
+        reserved = sorted(
+            k for k in labels if "/" in k and k.split("/", 1)[0].endswith(RESERVED_LABEL_DOMAIN)
+        )
+        if reserved:
+            # labels decide what a node receives: a node may not give itself the platform's own
+            raise Forbidden(
+                f"labels {', '.join(reserved)} are reserved for the cloud; an admin sets them "
+                "on the Node (edgeweave apply / PATCH)"
+            )
         addresses = body.get("addresses") or []
         if not isinstance(addresses, list) or not all(
             isinstance(a, dict)
@@ -131,6 +143,9 @@ class JoinService:
                     f"node {name} is already joined; create a token with --node {name} "
                     "to re-join it"
                 ) from e
+        # a re-joined node may be a new machine or a wiped data dir: its outbox numbering and
+        # held objects start over, so the cloud's record of them must too
+        await self.store.reset_node_sync(name)
         updated = dict(existing)
         meta = dict(existing["metadata"])
         meta["labels"] = {**(meta.get("labels") or {}), **request.labels}

@@ -72,10 +72,10 @@ class SecretCodec:
             data[key] = base64.b64encode(str(text).encode()).decode("ascii")
         out.pop("stringData", None)
         ns, name = _where(obj)
-        out["data"] = {
-            k: v if v.startswith(PREFIX) else self._seal(v, f"{ns}/{name}/{k}")
-            for k, v in data.items()
-        }
+        # everything is sealed, even a value that looks sealed already: what arrives here is
+        # always plain (the API validates base64; reads come back decrypted), and a forged
+        # "enc:v1:" value must not be stored as if this cloud had sealed it
+        out["data"] = {k: self._seal(v, f"{ns}/{name}/{k}") for k, v in data.items()}
         if not out["data"] and "data" not in obj:
             out.pop("data")
         return out

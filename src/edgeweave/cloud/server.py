@@ -104,7 +104,7 @@ def _client_host(host: str) -> str:
     if host in ("0.0.0.0", ""):  # noqa: S104 - mapping a wildcard bind to a reachable address
         return "127.0.0.1"
     if host == "::":
-        return "::1"
+        return "[::1]"
     return f"[{host}]" if ":" in host else host
 
 
@@ -145,11 +145,16 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
     """Start every component; leaving the context stops them in reverse order."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # it holds the CA key, the tokens and the database: owner only
     host, port = settings.server.host, settings.server.port
     sock = _bind(host, port)
     real_port = sock.getsockname()[1]
     scheme = "https" if settings.server.tls else "http"
-    url = f"{scheme}://{_client_host(host)}:{real_port}"
+    # what nodes and remote admins dial: the first advertised name, else the bind address
+    public = _client_host(
+        settings.server.advertise_hosts[0] if settings.server.advertise_hosts else host
+    )
+    url = f"{scheme}://{public}:{real_port}"
 
     ca = CertificateAuthority.load_or_create(data_dir / "pki")
     ssl_kw: dict[str, str] = {}
@@ -176,7 +181,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         issuer = JoinTokenIssuer(load_or_create_join_secret(data_dir), ca.fingerprint)
         # the hub sets the real URL once it listens (hub_port 0 = known only then)
         hub_port = settings.server.hub_port
-        hub_url = {"url": f"wss://{_client_host(host)}:{hub_port}/link" if hub_port else ""}
+        hub_url = {"url": f"wss://{public}:{hub_port}/link" if hub_port else ""}
         hub_ref: list[Hub] = []  # the API is built before the hub listens
         join = JoinDeps(JoinService(store, ca, issuer), lambda: hub_url["url"], url)
         objects = ObjectDeps(
@@ -293,6 +298,9 @@ def _hub_deps(
         settings=settings.hub,
         host=host,
         port=settings.server.hub_port,
+        advertise_host=settings.server.advertise_hosts[0]
+        if settings.server.advertise_hosts
+        else None,
         replica_id=f"{socket.gethostname()}-{os.getpid()}",
         sign_url=sign_url,
         decode_secret=secrets.decrypt_object,

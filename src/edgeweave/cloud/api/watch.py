@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.store.base import Watch, WatchEvent, WatchFilter
-from edgeweave.errors import BadRequest, TooManyRequests
+from edgeweave.errors import BadRequest, EdgeweaveError, TooManyRequests
 
 QUEUE_EVENTS = 256
 _END = object()
@@ -61,11 +61,15 @@ async def _stream(
     queue: asyncio.Queue[WatchEvent | object] = asyncio.Queue(QUEUE_EVENTS)
 
     async def pump() -> None:
+        # not in a `finally`: a cancelled pump (the client went away) must not block on a
+        # full queue that nobody drains any more
         try:
             async for event in watch:
                 await queue.put(event)
-        finally:
-            await queue.put(_END)
+        except EdgeweaveError as e:  # Gone, StoreUnavailable: the client learns why it ended
+            await queue.put(e)
+            return
+        await queue.put(_END)
 
     pump_task = asyncio.create_task(pump(), name="api-watch-pump")
     last_rv = start
@@ -77,6 +81,10 @@ async def _stream(
                 yield _line("BOOKMARK", {"metadata": {"resourceVersion": str(last_rv)}})
                 continue
             if item is _END:
+                return
+            if isinstance(item, EdgeweaveError):
+                status = {"kind": "Status", "reason": item.reason, "message": item.message}
+                yield _line("ERROR", status)
                 return
             assert isinstance(item, WatchEvent)
             last_rv = item.resource_version

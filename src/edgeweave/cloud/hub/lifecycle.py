@@ -48,7 +48,7 @@ class _NodeState:
     connected: bool
     last_heartbeat: float  # clock()
     last_heartbeat_wall: float
-    hello: Hello
+    hello: Hello | None  # None: known from the store only (no link since this hub started)
     conditions: tuple[Condition, ...] = ()
     phase: str | None = None  # as last written
     written_at: float = field(default=float("-inf"))
@@ -99,6 +99,18 @@ class Lifecycle:
             self._wake.set()
         elif state.phase != READY:
             self._wake.set()
+
+    def track_stored(self, nodes: list[JSONObject]) -> None:
+        """Nodes the store says are Ready when this hub starts: unless they connect within
+        the grace period they become NotReady (a cloud restart must not leave them Ready)."""
+        now, wall = self._clock(), self._wall_clock()
+        for obj in nodes:
+            name = (obj.get("metadata") or {}).get("name")
+            phase = (obj.get("status") or {}).get("phase")
+            if isinstance(name, str) and phase == READY and name not in self._nodes:
+                self._nodes[name] = _NodeState(
+                    None, False, now, wall, None, phase=READY, dirty=False
+                )
 
     def disconnected(self, node: str, owner: object) -> None:
         state = self._nodes.get(node)
@@ -200,13 +212,12 @@ class Lifecycle:
                     "message": c.message,
                     "lastHeartbeatTime": heartbeat,
                 }
-        status.update(
-            phase=phase,
-            conditions=list(old.values()),
-            lastHeartbeat=heartbeat,
-            capacity={"cpu": hello.capacity.cpu, "memoryBytes": hello.capacity.memory_bytes},
-            addresses=[{"type": a.type, "address": a.address} for a in hello.addresses],
-            agentVersion=hello.agent_version,
-            connectionOwner=self._replica_id,
-        )
+        status.update(phase=phase, conditions=list(old.values()), lastHeartbeat=heartbeat)
+        if hello is not None:
+            status.update(
+                capacity={"cpu": hello.capacity.cpu, "memoryBytes": hello.capacity.memory_bytes},
+                addresses=[{"type": a.type, "address": a.address} for a in hello.addresses],
+                agentVersion=hello.agent_version,
+                connectionOwner=self._replica_id,
+            )
         return status

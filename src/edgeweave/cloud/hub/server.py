@@ -79,6 +79,7 @@ class HubDeps:
     settings: HubSettings = field(default_factory=HubSettings)
     host: str = "127.0.0.1"
     port: int = 0
+    advertise_host: str | None = None  # the name nodes dial, when not the bind address
     replica_id: str = "hub"
     sign_url: Callable[[str, str], tuple[str, float]] | None = None
     renew_cert: Callable[[str, bytes], bytes] | None = None
@@ -268,6 +269,7 @@ async def open_hub(deps: HubDeps) -> AsyncIterator[Hub]:
     )
     hub = Hub(deps)
     await hub.dispatcher.load()
+    hub.lifecycle.track_stored((await deps.store.list("Node")).items)
     tasks = [
         asyncio.create_task(_supervised("watch", hub.dispatcher.run), name="hub-watch"),
         asyncio.create_task(_supervised("committer", hub.committer.run), name="hub-committer"),
@@ -289,9 +291,11 @@ async def open_hub(deps: HubDeps) -> AsyncIterator[Hub]:
             backlog=LISTEN_BACKLOG,
         ) as server:
             port = next(iter(server.sockets)).getsockname()[1]
-            host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(  # noqa: S104
-                deps.host, deps.host
-            )
+            host = deps.advertise_host or {
+                "": "127.0.0.1",
+                "0.0.0.0": "127.0.0.1",  # noqa: S104 - naming a reachable address for a wildcard
+                "::": "::1",
+            }.get(deps.host, deps.host)
             host = f"[{host}]" if ":" in host else host
             hub.url = f"wss://{host}:{port}{LINK_PATH}"
             yield hub

@@ -8,44 +8,17 @@ and must not import a database library.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from edgeweave.cloud.store._objects import ObjectKey, prepare_update
-from edgeweave.cloud.store.base import MAX_EVENT_TEXT, EventRow, JSONObject, StatusWrite
+from edgeweave.cloud.store.base import JSONObject, StatusWrite
 from edgeweave.errors import BadRequest
 from edgeweave.models.patch import merge_patch
 
 DEFAULT_EVENTS_RETENTION = 100_000
 
 EVENT_COLUMNS = "node, time, object_kind, object_namespace, object_name, type, reason, message"
-
-
-def event_rows(node: str, events: Sequence[JSONObject], now: float | None = None) -> list[EventRow]:
-    """The rows for ``events`` (see :meth:`NodeSyncStore.commit_upstream` for the shape)."""
-    default_time = time.time() if now is None else now
-    rows: list[EventRow] = []
-    for i, event in enumerate(events):
-        if not isinstance(event, dict):
-            raise BadRequest(f"event {i} must be an object")
-        ref = event.get("object") or {}
-        if not isinstance(ref, dict):
-            raise BadRequest(f"event {i}: object must be {{kind, namespace, name}}")
-        when = event.get("time")
-        rows.append(
-            (
-                node,
-                float(when) if isinstance(when, int | float) else default_time,
-                str(ref.get("kind") or ""),
-                str(ref.get("namespace") or ""),
-                str(ref.get("name") or ""),
-                str(event.get("type") or "Normal"),
-                str(event.get("reason") or "")[:MAX_EVENT_TEXT],
-                str(event.get("message") or "")[:MAX_EVENT_TEXT],
-            )
-        )
-    return rows
 
 
 def event_from_row(row: Sequence[Any]) -> JSONObject:

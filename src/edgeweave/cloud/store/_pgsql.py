@@ -59,6 +59,7 @@ _UNNEST_ACKS = (
 SYNC_QUERIES = {
     "acked": "SELECT kind, namespace, name, rv FROM {s}.node_acks WHERE node = %s",
     "acks_clear": "DELETE FROM {s}.node_acks WHERE node = %s",
+    "upstream_clear": "DELETE FROM {s}.node_upstream WHERE node = %s",
     "acks_upsert": f"""INSERT INTO {{s}}.node_acks (node, kind, namespace, name, rv)
         SELECT %s, u.kind, u.namespace, u.name, u.rv FROM {_UNNEST_ACKS}
         ON CONFLICT (node, kind, namespace, name) DO UPDATE SET rv = EXCLUDED.rv""",  # noqa: S608

@@ -73,6 +73,7 @@ def list_query(by_namespace: bool, after: bool, limited: bool) -> str:
 # node sync tables
 ACKED = "SELECT kind, namespace, name, rv FROM node_acks WHERE node = ?"
 ACKS_CLEAR = "DELETE FROM node_acks WHERE node = ?"
+UPSTREAM_CLEAR = "DELETE FROM node_upstream WHERE node = ?"
 ACK_UPSERT = (
     "INSERT INTO node_acks (node, kind, namespace, name, rv) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (node, kind, namespace, name) DO UPDATE SET rv = excluded.rv"

@@ -154,6 +154,11 @@ class NodeSyncStore(Protocol):
         """Make ``items`` the node's whole acked set (after a resync's ``held``)."""
         ...
 
+    async def reset_node_sync(self, node: str) -> None:
+        """Forget what the node acked and which upstream seq it reached (a re-join: the
+        machine's data dir may be new, so its sequence numbers start over)."""
+        ...
+
     async def upstream_committed_seq(self, node: str) -> int:
         """The highest committed upstream seq of ``node``; 0 when none."""
         ...
@@ -170,8 +175,8 @@ class NodeSyncStore(Protocol):
         longer exist are skipped) and store ``committed_seq``. A ``committed_seq`` not above
         the stored one is a replay: nothing is written. Returns the stored seq afterwards.
 
-        An event is an :data:`EventRow` (build rows from event dicts with
-        ``_nodesync.event_rows``); reason and message are cut to ``MAX_EVENT_TEXT``."""
+        An event is an :data:`EventRow`; the caller cuts reason and message to
+        ``MAX_EVENT_TEXT``."""
         ...
 
     async def list_events(

@@ -71,6 +71,11 @@ class PostgresNodeSync:
     async def replace_acks(self, node: str, items: list[AckItem]) -> None:
         await self._write_acks(node, items, True)
 
+    async def reset_node_sync(self, node: str) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(self._q["acks_clear"], (node,))
+            await conn.execute(self._q["upstream_clear"], (node,))
+
     async def upstream_committed_seq(self, node: str) -> int:
         async with self._connection() as conn:
             row = await (await conn.execute(self._q["upstream_get"], (node,))).fetchone()

@@ -49,6 +49,14 @@ class SQLiteNodeSync:
     async def replace_acks(self, node: str, items: Sequence[AckItem]) -> None:
         await self._sql.run(self._db_record_acks, node, list(items), True)
 
+    async def reset_node_sync(self, node: str) -> None:
+        await self._sql.run(self._db_reset_node_sync, node)
+
+    def _db_reset_node_sync(self, node: str) -> None:
+        with self._sql.transaction() as db:
+            db.execute(q.ACKS_CLEAR, (node,))
+            db.execute(q.UPSTREAM_CLEAR, (node,))
+
     async def upstream_committed_seq(self, node: str) -> int:
         return await self._sql.run(self._db_committed_seq, node)
 
