@@ -244,7 +244,7 @@ async def test_nodes_are_told_the_advertised_name_not_the_bind_address(tmp_path:
         headers = {"Authorization": f"Bearer {running.endpoint.token}"}
         async with httpx.AsyncClient(verify=ctx, headers=headers) as http:
             token = (await http.post(running.endpoint.url + "/api/v1/tokens", json={})).json()
-            key, csr = generate_key_and_csr("far-node")
+            _, csr = generate_key_and_csr("far-node")
             answer = await http.post(
                 running.endpoint.url + "/api/v1/join",
                 json={"token": token["token"], "node": "far-node", "csr": csr.decode()},

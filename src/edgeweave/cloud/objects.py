@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import os
 import re
-import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -29,13 +28,12 @@ from urllib.parse import urlencode
 
 from edgeweave.errors import (
     BadRequest,
-    ConfigError,
     Forbidden,
     InvalidObject,
     NotFound,
     PayloadTooLarge,
 )
-from edgeweave.transport.certs import write_file_atomic
+from edgeweave.transport.certs import load_or_create_hex_key
 
 DIGEST_PREFIX = "sha256:"
 OBJECT_URL_SECRET_FILE = "object-url-secret"  # noqa: S105 (a file name)
@@ -156,15 +154,7 @@ def _flush(f: BinaryIO) -> None:
 
 def load_or_create_object_url_secret(data_dir: Path) -> bytes:
     """The HMAC key in ``data_dir/object-url-secret`` (hex text, 0600), made on first use."""
-    path = data_dir / OBJECT_URL_SECRET_FILE
-    write_file_atomic(path, secrets.token_hex(32).encode() + b"\n", mode=0o600, exclusive=True)
-    try:
-        secret = bytes.fromhex(path.read_text("ascii").strip())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the object URL secret {path}: {e}") from e
-    if len(secret) < 16:
-        raise ConfigError(f"the object URL secret {path} is shorter than 16 bytes")
-    return secret
+    return load_or_create_hex_key(data_dir / OBJECT_URL_SECRET_FILE, what="object URL secret")
 
 
 def _signature(secret: bytes, digest: str, node: str, expires_at: int) -> str:

@@ -22,7 +22,6 @@ import base64
 import binascii
 import copy
 import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -33,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from edgeweave.cloud.store.base import JSONObject, ListResult, Store, Watch, WatchEvent, WatchFilter
 from edgeweave.errors import ConfigError, StoreError
 from edgeweave.models.selectors import LabelSelector
-from edgeweave.transport.certs import write_file_atomic
+from edgeweave.transport.certs import load_or_create_hex_key
 
 SECRETS_KEY_FILE = "secrets.key"
 PREFIX = "enc:v1:"
@@ -43,15 +42,7 @@ _NONCE_BYTES = 12
 
 def load_or_create_secrets_key(pki_dir: Path) -> bytes:
     """The AES-256 key in ``pki_dir/secrets.key`` (hex text, 0600), made on first use."""
-    path = pki_dir / SECRETS_KEY_FILE
-    write_file_atomic(path, secrets.token_hex(32).encode() + b"\n", mode=0o600, exclusive=True)
-    try:
-        key = bytes.fromhex(path.read_text("ascii").strip())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the secrets key {path}: {e}") from e
-    if len(key) != 32:
-        raise ConfigError(f"the secrets key {path} must hold 32 bytes (64 hex characters)")
-    return key
+    return load_or_create_hex_key(pki_dir / SECRETS_KEY_FILE, what="secrets key", exact=True)
 
 
 class SecretCodec:

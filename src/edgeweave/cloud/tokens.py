@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeweave.errors import ConfigError, InvalidObject, Unauthorized
-from edgeweave.transport.certs import FINGERPRINT_PREFIX, parse_ca_pin, write_file_atomic
+from edgeweave.transport.certs import FINGERPRINT_PREFIX, load_or_create_hex_key, parse_ca_pin
 
 ADMIN_TOKEN_PREFIX = "ew_"  # noqa: S105 (a prefix, not a secret)
 JOIN_SECRET_FILE = "join-secret"  # noqa: S105 (a file name)
@@ -65,16 +65,7 @@ class TokenChecker:
 
 def load_or_create_join_secret(data_dir: Path) -> bytes:
     """The HMAC key in ``data_dir/join-secret`` (hex text, 0600), made on first use."""
-    path = data_dir / JOIN_SECRET_FILE
-    write_file_atomic(path, secrets.token_hex(32).encode() + b"\n", mode=0o600, exclusive=True)
-    try:
-        text = path.read_text("ascii").strip()
-        secret = bytes.fromhex(text)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the join secret {path}: {e}") from e
-    if len(secret) < MIN_SECRET_BYTES:
-        raise ConfigError(f"the join secret {path} is shorter than {MIN_SECRET_BYTES} bytes")
-    return secret
+    return load_or_create_hex_key(data_dir / JOIN_SECRET_FILE, what="join secret")
 
 
 @dataclass(frozen=True)

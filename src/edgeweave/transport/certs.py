@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import ssl
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -198,3 +199,19 @@ def _trust_only(ctx: ssl.SSLContext, ca_pem: bytes) -> None:
         ctx.load_verify_locations(cadata=ca_pem.decode("ascii"))
     except (UnicodeDecodeError, ValueError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load the CA certificate: {e}") from e
+
+
+def load_or_create_hex_key(
+    path: Path, *, what: str, nbytes: int = 32, exact: bool = False
+) -> bytes:
+    """A random key kept as hex text in ``path`` (mode 0600), made on first use; a file that
+    does not hold at least (``exact``: exactly) ``nbytes`` bytes is a :class:`ConfigError`
+    naming ``what`` and the file."""
+    write_file_atomic(path, secrets.token_hex(nbytes).encode() + b"\n", mode=0o600, exclusive=True)
+    try:
+        key = bytes.fromhex(path.read_text("ascii").strip())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read the {what} {path}: {e}") from e
+    if len(key) < nbytes or (exact and len(key) != nbytes):
+        raise ConfigError(f"the {what} {path} must hold {nbytes} bytes ({2 * nbytes} hex digits)")
+    return key
