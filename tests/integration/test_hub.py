@@ -658,3 +658,17 @@ async def test_a_node_ready_before_a_cloud_restart_goes_not_ready_if_it_never_re
     assert status["phase"] == "NotReady"
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["reason"] == "HeartbeatMissed"
+
+
+async def test_a_certificate_older_than_the_nodes_registration_is_refused(env: Env) -> None:
+    await add_node(env, "a")
+    ssl_context = env.client_ssl("a")  # issued now
+    node = await env.store.get("Node", "", "a")
+    node["status"] = {"joinedAt": "2999-01-01T00:00:00Z"}  # a later re-join replaced it
+    await env.store.update(node)
+    url = env.hub.url
+    with pytest.raises(ConnectionClosed) as info:
+        async with connect(url, ssl=ssl_context, compression=None) as ws:
+            await ws.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4003
+    assert "predates" in info.value.rcvd.reason

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeweave.cloud.pki import CertificateAuthority
+from edgeweave.cloud.store._objects import now_rfc3339
 from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.cloud.tokens import MAX_TTL_S, JoinTokenIssuer
 from edgeweave.errors import AlreadyExists, Forbidden, InvalidObject, NotFound, Unauthorized
@@ -153,6 +154,7 @@ class JoinService:
         updated["metadata"] = meta
         status = dict(existing.get("status") or {})
         status["addresses"] = fresh["status"]["addresses"]
+        status["joinedAt"] = fresh["status"]["joinedAt"]
         updated["status"] = status
         return await self.store.update(registry.validate(updated))
 
@@ -164,7 +166,9 @@ def _node_object(request: JoinRequest) -> JSONObject:
         "kind": "Node",
         "metadata": {"name": request.node, "labels": dict(request.labels)},
         "spec": {},
-        "status": {"phase": "Unknown", "addresses": addresses},
+        # recorded before the certificate is signed: the hub refuses certificates issued
+        # before the node's latest registration (an old machine after a re-join)
+        "status": {"phase": "Unknown", "addresses": addresses, "joinedAt": now_rfc3339()},
     }
     return registry.validate(body)
 

@@ -38,7 +38,8 @@ SERVER_CERT_FILE = "server.crt"
 SERVER_KEY_FILE = "server.key"
 DEFAULT_HOSTS = ("127.0.0.1", "::1", "localhost")
 
-_BACKDATE = timedelta(minutes=5)  # tolerate small clock skew between cloud and nodes
+CERT_BACKDATE_S = 300  # certificates start this early: small clock skew between cloud and nodes
+_BACKDATE = timedelta(seconds=CERT_BACKDATE_S)
 _DNS_NAME = re.compile(
     r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 )

@@ -159,9 +159,6 @@ class DesiredIndex:
     def __len__(self) -> int:
         return len(self._objects)
 
-    def has_node(self, name: str) -> bool:
-        return node_ref(name) in self._objects
-
     def desired(self, node: str, ref: ResourceRef) -> Entry | None:
         """The object ``node`` should hold under ``ref``, or None when it should hold nothing."""
         entry = self._objects.get(ref)

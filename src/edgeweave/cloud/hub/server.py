@@ -28,6 +28,7 @@ import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,7 +47,7 @@ from edgeweave.cloud.hub.session import (
     SessionDeps,
 )
 from edgeweave.cloud.hub.upstream import Committer
-from edgeweave.cloud.pki import CertificateAuthority
+from edgeweave.cloud.pki import CERT_BACKDATE_S, CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
 from edgeweave.errors import AuthError, LinkClosed, NotFound
@@ -208,14 +209,24 @@ class Hub:
 
     # ------------------------------------------------------------ connections
 
-    async def _node_exists(self, node: str) -> bool:
-        if self.dispatcher.index.has_node(node):
-            return True
-        try:  # created a moment ago, before the watch delivered it
-            await self.deps.store.get("Node", "", node)
+    async def _node_refusal(self, node: str, issued_at: float) -> tuple[int, str] | None:
+        """Why a certificate for ``node`` issued at ``issued_at`` may not connect, if it may
+        not: the node is unknown, or the certificate predates the node's latest registration
+        (a machine replaced by a re-join, or a node deleted and created again)."""
+        try:
+            obj = await self.deps.store.get("Node", "", node)
         except NotFound:
-            return False
-        return True
+            return CLOSE_UNKNOWN_NODE, f"unknown node {node}: join first"
+        registered = max(
+            _seconds((obj.get("metadata") or {}).get("creationTimestamp")),
+            _seconds((obj.get("status") or {}).get("joinedAt")),
+        )
+        if issued_at + 1 < registered:  # + 1: both sides are whole seconds
+            return (
+                CLOSE_UNKNOWN_NODE,
+                f"certificate predates node {node}'s registration: join again",
+            )
+        return None
 
     async def handle(self, ws: ServerConnection) -> None:
         """One connection, from TLS-verified handshake to close."""
@@ -229,8 +240,12 @@ class Hub:
         except AuthError as e:
             await ws.close(CLOSE_UNAUTHORIZED, e.message[:120])
             return
-        if not await self._node_exists(node):
-            await ws.close(CLOSE_UNKNOWN_NODE, f"unknown node {node}: join first"[:120])
+        peer = ssl_object.getpeercert() or {}
+        not_before = peer.get("notBefore")
+        issued_at = ssl.cert_time_to_seconds(not_before) + CERT_BACKDATE_S if not_before else 0.0
+        refusal = await self._node_refusal(node, issued_at)
+        if refusal is not None:
+            await ws.close(refusal[0], refusal[1][:120])
             return
         session = Session(node, _WsConn(ws), self._session_deps)
         previous = self.sessions.get(node)
@@ -243,6 +258,16 @@ class Hub:
             if self.sessions.get(node) is session:
                 del self.sessions[node]
             self.lifecycle.disconnected(node, session)
+
+
+def _seconds(rfc3339: object) -> float:
+    """Unix seconds of an RFC 3339 UTC timestamp (``...Z``); 0 when absent or unreadable."""
+    if not isinstance(rfc3339, str):
+        return 0.0
+    try:
+        return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
