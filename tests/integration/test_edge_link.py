@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from edgeweave.config.edge import LinkSettings
 from edgeweave.edge.identity import (
     NodeIdentity,
     identity_file,
+    load_identity,
     recorded_cert_not_after,
     save_identity,
 )
@@ -78,18 +80,20 @@ async def ca(tmp_path: Path) -> CertificateAuthority:
     return CertificateAuthority.load_or_create(tmp_path / "ca")
 
 
-async def open_rig(tmp: Path, ca: CertificateAuthority, valid_days: int = 90) -> Rig:
+async def open_rig(
+    tmp: Path, ca: CertificateAuthority, valid_days: int = 90, max_frame_bytes: int = 1 << 20
+) -> Rig:
     identity = make_identity(tmp, ca, valid_days)
     store = await open_edge_store(tmp / "state.db", secret_key=b"k" * 32)
     outbox = await open_outbox(tmp / "outbox.db")
-    edge_end, cloud_end = memory_link_pair()
+    edge_end, cloud_end = memory_link_pair(max_frame_bytes)
     session = LinkSession(
         edge_end,
         identity,
-        LinkSettings(upstream_in_flight=2),
+        LinkSettings(upstream_in_flight=2, max_frame_bytes=max_frame_bytes),
         Sync(store),
         outbox,
-        LogStreams(lambda ns, name: tmp / "apps" / ns / name / "app.log"),
+        lambda ns, name: tmp / "apps" / ns / name / "app.log",
         LinkState(),
         lambda: (0, 0),
         "boot-1",
@@ -274,3 +278,162 @@ async def test_an_older_node_yaml_gets_the_expiry_recorded(
         assert abs(recorded - expected) < timedelta(seconds=1)
     finally:
         await close_rig(r)
+
+
+# --- frame sizes, log streams, renewal crashes ------------------------------------------------
+
+SMALL_FRAMES = 64 * 1024
+
+
+def configmap(name: str, rv: int) -> tuple[ResourceRef, int, dict[str, object]]:
+    msg = upsert(name, rv)
+    return msg.ref, msg.rv, msg.object
+
+
+async def test_a_held_set_of_long_names_is_sent_in_frames_under_the_limit(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    r = await open_rig(tmp_path, ca, max_frame_bytes=SMALL_FRAMES)
+    try:
+        names = [f"{i:05d}-" + "n" * 240 for i in range(1000)]  # ~290 KB of refs
+        await r.store.apply_batch([configmap(n, 1) for n in names], [])
+        await r.until(m.Hello)
+        await r.send(welcome())
+        await r.send(m.Resync())
+        received: list[Versioned] = []
+        frames = 0
+        while True:
+            held = await r.until(m.Held)
+            assert isinstance(held, m.Held)
+            frames += 1
+            received += held.items
+            if held.last:
+                break
+        assert frames > 1 and sorted(v.ref.name for v in received) == names
+        assert not r.cloud.closed  # no frame was over the limit (that closes with 1009)
+    finally:
+        await close_rig(r)
+
+
+def write_log(tmp: Path, lines: list[str], ns: str = "default", name: str = "demo") -> Path:
+    path = tmp / "apps" / ns / name / "app.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+async def read_stream(r: Rig, stream_id: str) -> list[str]:
+    lines: list[str] = []
+    while True:
+        data = await r.until(m.LogsData)
+        assert isinstance(data, m.LogsData) and data.stream_id == stream_id
+        lines += data.lines
+        if data.eof:
+            return lines
+
+
+async def test_long_log_lines_are_sent_in_frames_under_the_limit(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    r = await open_rig(tmp_path, ca, max_frame_bytes=SMALL_FRAMES)
+    try:
+        long_lines = [f"{i:03d}" + "\u00e9\u0001" * 8000 for i in range(40)]  # escapes, UTF-8
+        write_log(tmp_path, long_lines)
+        await r.until(m.Hello)
+        await r.send(welcome())
+        app = m.AppName(namespace="default", name="demo")
+        await r.send(m.LogsRequest(stream_id="s1", app=app, tail_lines=500))
+        got = await read_stream(r, "s1")
+        assert len(got) == len(long_lines)
+        assert all(g and line.startswith(g) for g, line in zip(got, long_lines, strict=True))
+        await r.send(m.LogsRequest(stream_id="s2", app=app, tail_lines=0))
+        assert await read_stream(r, "s2") == []
+        assert not r.cloud.closed
+    finally:
+        await close_rig(r)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "name"), [("..", ".."), ("default", "../../pki"), ("a/b", "demo"), ("", "x")]
+)
+async def test_a_log_request_for_a_bad_app_name_is_refused(
+    tmp_path: Path, ca: CertificateAuthority, namespace: str, name: str
+) -> None:
+    r = await open_rig(tmp_path / "node", ca)
+    write_log(tmp_path, ["outside the apps dir"], ns="x", name="y")
+    try:
+        await r.until(m.Hello)
+        await r.send(welcome())
+        req = m.LogsRequest(stream_id="s1", app=m.AppName(namespace=namespace, name=name))
+        await r.send(req)
+        error = await r.until(m.Error)
+        assert isinstance(error, m.Error) and error.parent_id == req.id
+        assert error.reason == "Invalid"
+        assert r.session.logs.active == 0
+    finally:
+        await close_rig(r)
+
+
+async def test_log_streams_end_with_their_session(tmp_path: Path, ca: CertificateAuthority) -> None:
+    r = await open_rig(tmp_path, ca)
+    write_log(tmp_path, ["one"])
+    try:
+        await r.until(m.Hello)
+        await r.send(welcome())
+        app = m.AppName(namespace="default", name="demo")
+        await r.send(m.LogsRequest(stream_id="f1", app=app, tail_lines=10, follow=True))
+        data = await r.until(m.LogsData)
+        assert isinstance(data, m.LogsData) and data.lines == ("one",)
+        assert r.session.logs.active == 1
+    finally:
+        await close_rig(r)
+    assert r.session.logs.active == 0  # cancelled and awaited when run() ended
+
+
+async def test_a_log_stream_whose_link_died_ends_quietly(tmp_path: Path) -> None:
+    write_log(tmp_path, ["one", "two"])
+    streams = LogStreams(lambda ns, name: tmp_path / "apps" / ns / name / "app.log")
+    sent: list[m.Message] = []
+
+    async def dead_link(msg: m.Message) -> None:
+        sent.append(msg)
+        raise LinkBroken("link closed (1006 )")
+
+    app = m.AppName(namespace="default", name="demo")
+    await streams.start(m.LogsRequest(stream_id="s1", app=app, follow=True), dead_link)
+    task = next(t for t in asyncio.all_tasks() if t.get_name() == "logs-s1")
+    await task  # returns, does not raise
+    assert len(sent) == 1 and streams.active == 0
+
+
+async def test_a_crash_during_renewal_leaves_a_matching_key_and_certificate(
+    tmp_path: Path, ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+    crashed: list[str] = []
+
+    def crash_after_first_swap(src: object, dst: object) -> None:
+        real_replace(src, dst)  # type: ignore[arg-type]
+        if not crashed and Path(str(dst)).name in ("node.key", "node.crt"):
+            crashed.append(Path(str(dst)).name)
+            raise OSError("power lost")
+
+    r = await open_rig(tmp_path, ca, valid_days=10)  # inside the 30-day renewal window
+    save_identity(r.identity, datetime.now(UTC) + timedelta(days=10))
+    try:
+        await r.until(m.Hello)
+        await r.send(welcome())
+        renew = await r.until(m.Renew)
+        assert isinstance(renew, m.Renew)
+        fresh = ca.sign_csr(renew.csr.encode(), node_name="edge-1", valid_days=90)
+        monkeypatch.setattr(os, "replace", crash_after_first_swap)
+        await r.send(m.Renewed(certificate=fresh.decode(), parent_id=renew.id))
+        with pytest.raises(ExceptionGroup) as info:
+            await asyncio.wait_for(r.task, WAIT_S)
+        assert info.group_contains(OSError) and crashed
+        monkeypatch.setattr(os, "replace", real_replace)
+    finally:
+        await close_rig(r)
+    identity = load_identity(tmp_path)  # the next start finishes the interrupted swap
+    identity.ssl_context()  # raises if the key and the certificate do not belong together
+    assert identity.cert_path.read_bytes() == fresh

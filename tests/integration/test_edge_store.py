@@ -3,6 +3,7 @@ digest, secrets encrypted at rest, the store key file, meta and paged listing.""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -159,6 +160,27 @@ async def test_a_sealed_value_cannot_be_moved_to_another_secret(tmp_path: Path) 
     with pytest.raises(StoreError):
         await s.get(ref_of(two))
     await s.aclose()
+
+
+@pytest.mark.parametrize("damage", ["not base64 at all!", "QUJD", ""])
+async def test_a_damaged_sealed_value_is_a_store_error(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "store.db"
+    s = await open_edge_store(path, secret_key=KEY)
+    one = {"kind": "Secret", "metadata": {"name": "one", "namespace": "d"}, "data": {"k": "v1"}}
+    await s.apply_batch([(ref_of(one), 1, one)], [])
+    await s.aclose()
+    with sqlite3.connect(path) as raw:
+        stored = json.loads(raw.execute("SELECT json FROM objects").fetchone()[0])
+        prefix = stored["data"]["k"].split(":", 1)[0] + ":"
+        stored["data"]["k"] = prefix + damage
+        raw.execute("UPDATE objects SET json = ?", (json.dumps(stored),))
+    raw.close()
+    s = await open_edge_store(path, secret_key=KEY)
+    try:
+        with pytest.raises(StoreError, match="damaged"):
+            await s.get(ref_of(one))
+    finally:
+        await s.aclose()
 
 
 async def test_list_pages_through_more_than_one_page_and_filters(store: EdgeStore) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from edgeweave.edge.runtime import AppStatus, ArtifactCache, Runtime, RuntimeSettings
+from edgeweave.edge.runtime import AppStatus, ArtifactCache, Runtime, RuntimeSettings, process
 from edgeweave.edge.runtime.desired import resolve
 from edgeweave.edge.runtime.process import read_run_record, read_start_time
 
@@ -499,6 +499,22 @@ async def test_a_stale_pid_file_is_ignored_and_leftover_apps_are_swept(
         assert not (data_dir / "apps" / "default" / "gone-app").exists()
     finally:
         await b.runtime.aclose(stop_apps=True)
+
+
+async def test_a_leftover_process_that_ends_while_being_swept_does_not_abort_apply(
+    node: Node, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_dir = data_dir / "apps" / "default" / "left"
+    app_dir.mkdir(parents=True)
+    record = {"pid": os.getpid(), "start_time": read_start_time(os.getpid()), "spec_hash": "x"}
+    (app_dir / "run.json").write_text(json.dumps(record))
+
+    def ended(pid: int) -> Any:  # it exits between is_running and Watched
+        raise ProcessLookupError(pid)
+
+    monkeypatch.setattr(process, "Watched", ended)
+    await node.runtime.apply([])
+    assert not app_dir.exists()
 
 
 # --- limits -----------------------------------------------------------------------------------

@@ -73,3 +73,29 @@ def test_no_file_and_damaged_files(tmp_path: Path) -> None:
         load_identity(tmp_path)
     identity_file(tmp_path).write_text('{"certNotAfter": "soon"}')
     assert recorded_cert_not_after(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("staged", "expected"),
+    [
+        # crashed after staging the key only: the old pair stays
+        ({"node.key.new": "new-key"}, ("old-key", "old-cert")),
+        # crashed after staging both: the new pair is put in place
+        ({"node.key.new": "new-key", "node.crt.new": "new-cert"}, ("new-key", "new-cert")),
+        # crashed after replacing the key: the certificate follows
+        ({"node.crt.new": "new-cert"}, ("new-key", "new-cert")),
+    ],
+)
+def test_an_interrupted_renewal_is_finished_so_key_and_certificate_match(
+    tmp_path: Path, staged: dict[str, str], expected: tuple[str, str]
+) -> None:
+    make_pki(tmp_path)
+    save_identity(NodeIdentity(tmp_path, "n1", "wss://h/link", "https://h"), EXPIRY)
+    pki = tmp_path / "pki"
+    (pki / "node.crt").write_text("old-cert")
+    (pki / "node.key").write_text("new-key" if staged.keys() == {"node.crt.new"} else "old-key")
+    for name, text in staged.items():
+        (pki / name).write_text(text)
+    identity = load_identity(tmp_path)
+    assert (identity.key_path.read_text(), identity.cert_path.read_text()) == expected
+    assert not list(pki.glob("*.new"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,16 @@ from typing import Any
 from edgeweave.errors import ConfigError
 
 DEFAULT_DATA = Path("data/edge")
+DATA_ENV = "EDGEWEAVE_DATA_DIR"
+DATA_HELP = f"data dir (default: ${DATA_ENV}, else {DEFAULT_DATA})"
+
+
+def data_dir(arg: Path | None) -> Path:
+    """``--data`` when given, else ``$EDGEWEAVE_DATA_DIR``, else ``data/edge``."""
+    if arg is not None:
+        return arg
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else DEFAULT_DATA
 
 
 def add_parser(subparsers: Any) -> None:
@@ -25,12 +36,17 @@ def add_parser(subparsers: Any) -> None:
     join.add_argument("--server", required=True, help="cloud API URL, https://HOST:PORT")
     join.add_argument("--token", required=True, help="from `edgeweave token create`")
     join.add_argument("--name", required=True, help="node name")
-    join.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data dir (data/edge)")
+    join.add_argument("--data", type=Path, default=None, help=DATA_HELP)
     join.add_argument("--labels", default="", help="k=v,k=v labels for node selectors")
     join.set_defaults(func=run_join)
 
     run = sub.add_parser("run", help="run the agent (until SIGINT/SIGTERM)")
-    run.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data dir (data/edge)")
+    run.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data dir (default: data_dir from --settings or $EDGEWEAVE_DATA_DIR, else data/edge)",
+    )
     run.add_argument("--settings", type=Path, default=None, metavar="FILE")
     run.add_argument(
         "--stop-apps-on-exit",
@@ -41,7 +57,7 @@ def add_parser(subparsers: Any) -> None:
     run.set_defaults(func=run_agent)
 
     status = sub.add_parser("status", help="local state of this node (works offline)")
-    status.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data dir (data/edge)")
+    status.add_argument("--data", type=Path, default=None, help=DATA_HELP)
     status.add_argument("-o", "--output", choices=["table", "json"], default="table")
     status.set_defaults(func=run_status)
 
@@ -66,11 +82,12 @@ def run_join(args: argparse.Namespace) -> int:
 
     from edgeweave.edge.cloudapi import join
 
+    data = data_dir(args.data)
     identity = asyncio.run(
-        join(args.server, args.token, args.name, args.data, parse_labels(args.labels))
+        join(args.server, args.token, args.name, data, parse_labels(args.labels))
     )
     print(f"node {identity.node} joined; hub {identity.hub_url}")
-    print(f"start the agent with: edgeweave edge run --data {args.data}")
+    print(f"start the agent with: edgeweave edge run --data {data}")
     return 0
 
 
@@ -95,7 +112,7 @@ def run_agent(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from edgeweave.edge.localstatus import read_local_status
 
-    status = read_local_status(args.data)
+    status = read_local_status(data_dir(args.data))
     if args.output == "json":
         json.dump(status, sys.stdout, indent=2)
         print()

@@ -22,7 +22,6 @@ from edgeweave.edge import cloudapi
 from edgeweave.edge.identity import NodeIdentity, load_identity
 from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
 from edgeweave.edge.localstatus import StatusFile
-from edgeweave.edge.logs import LogStreams
 from edgeweave.edge.outbox import Outbox, open_outbox
 from edgeweave.edge.runtime.artifacts import ArtifactCache
 from edgeweave.edge.runtime.settings import RuntimeSettings as RuntimeTunables
@@ -30,7 +29,7 @@ from edgeweave.edge.runtime.status import AppStatus
 from edgeweave.edge.runtime.supervisor import Runtime
 from edgeweave.edge.store import EdgeStore, load_or_create_store_key, open_edge_store
 from edgeweave.edge.sync import Sync, reconcile_forever
-from edgeweave.errors import LinkBroken
+from edgeweave.errors import LinkBroken, StoreError
 from edgeweave.protocol import messages as m
 from edgeweave.transport.link import Link
 from edgeweave.transport.ws import WsOptions, open_ws_link
@@ -151,8 +150,6 @@ async def _start(
         link={"state": "starting"},
     )
     sync = Sync(store)
-    logs = LogStreams(lambda ns, name: data / "apps" / ns / name / "logs" / "app.log")
-    stack.push_async_callback(logs.aclose)
     boot_id = new_boot_id()
     opts = WsOptions(
         max_frame_bytes=settings.link.max_frame_bytes,
@@ -168,42 +165,65 @@ async def _start(
         states = runtime.status()
         return (sum(s.phase == "Running" for s in states), sum(s.phase == "Failed" for s in states))
 
+    def log_path(namespace: str, name: str) -> Path:
+        return data / "apps" / namespace / name / "logs" / "app.log"
+
     def make_session(link: Link) -> LinkSession:
         return LinkSession(
-            link, identity, settings.link, sync, outbox, logs, link_state, heartbeat_info, boot_id
+            link,
+            identity,
+            settings.link,
+            sync,
+            outbox,
+            log_path,
+            link_state,
+            heartbeat_info,
+            boot_id,
         )
 
     def on_session(session: LinkSession | None) -> None:
         agent.session = session
 
-    async def refresh_counts() -> None:
-        while True:
-            stats = outbox.statistics()
-            status_file.update(outbox={"entries": stats.entries}, objects=await store.count())
-            await asyncio.sleep(1.0)  # a periodic status refresh, not synchronisation
-
     tasks = [
         asyncio.create_task(reconcile_forever(sync, runtime.apply), name="agent-reconcile"),
         asyncio.create_task(status_file.run(), name="agent-status-file"),
-        asyncio.create_task(refresh_counts(), name="agent-status-counts"),
+        asyncio.create_task(refresh_counts(store, outbox, status_file), name="agent-status-counts"),
         asyncio.create_task(
             run_link(dial, make_session, settings.link, link_state, on_session),
             name="agent-link",
         ),
     ]
 
+    def report_end(task: asyncio.Task[None]) -> None:  # none of them ends on its own
+        if not task.cancelled() and task.exception() is not None:
+            log.error("agent task %s failed", task.get_name(), exc_info=task.exception())
+
+    for t in tasks:
+        t.add_done_callback(report_end)
+
     async def stop_tasks() -> None:
         for t in tasks:
             t.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
-                log.error("agent task failed", exc_info=r)
+        await asyncio.gather(*tasks, return_exceptions=True)  # failures: report_end
         status_file.update(link={"state": "stopped", "detail": time.ctime()})
         status_file.write_now()
 
     stack.push_async_callback(stop_tasks)
     return agent
+
+
+async def refresh_counts(
+    store: EdgeStore, outbox: Outbox, status_file: StatusFile, interval_s: float = 1.0
+) -> None:
+    """Keep the status file's outbox and object counts fresh; a store error skips one round."""
+    while True:
+        try:
+            objects = await store.count()
+        except StoreError as e:
+            log.warning("cannot count the held objects for the status file: %s", e)
+        else:
+            status_file.update(outbox={"entries": outbox.statistics().entries}, objects=objects)
+        await asyncio.sleep(interval_s)  # a periodic status refresh, not synchronisation
 
 
 async def run(settings: EdgeSettings) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import ssl
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from edgeweave.edge.hostinfo import local_addresses
 from edgeweave.edge.identity import NodeIdentity, save_identity
@@ -59,6 +60,40 @@ def _raise_for_status(status: int, phrase: str, content: bytes, what: str) -> No
     if cls is not None and cls is not APIError:
         raise cls(text)
     raise APIError(text, status=status, api_reason=reason)
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.rstrip(".").lower()
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def reachable_url(url: str, server: str) -> str:
+    """``url`` as the cloud sent it, unless it names a loopback host while ``server`` (the URL
+    the user joined with) does not: a cloud listening on 127.0.0.1 behind a proxy or NAT only
+    knows itself as loopback, and a remote node dialling that reaches itself. Then the host is
+    replaced by ``server``'s (scheme, port, path and query kept)."""
+    parts = urlsplit(url)
+    target = urlsplit(server)
+    if not _is_loopback(parts.hostname) or not target.hostname or _is_loopback(target.hostname):
+        return url
+    host = target.hostname
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        netloc = f"{userinfo}@{netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def join(
@@ -109,8 +144,8 @@ async def join(
     identity = NodeIdentity(
         data_dir=data_dir,
         node=node,
-        hub_url=str(answer["hubUrl"]),
-        api_url=str(answer.get("apiUrl") or server),
+        hub_url=reachable_url(str(answer["hubUrl"]), server),
+        api_url=reachable_url(str(answer.get("apiUrl") or server), server),
         labels=dict(labels or {}),
     )
     save_identity(identity, expires)

@@ -20,6 +20,7 @@ link's renewal (:mod:`.link`) decide what to write.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,6 +136,32 @@ def recorded_cert_not_after(data_dir: Path) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def pending_path(path: Path) -> Path:
+    """Where a renewal stages the new ``path`` (``node.key.new``, ``node.crt.new``)."""
+    return path.with_name(path.name + ".new")
+
+
+def finish_renewal(key_path: Path, cert_path: Path) -> None:
+    """Complete (or discard) a certificate renewal a crash interrupted, so the key and the
+    certificate in place always belong together.
+
+    A renewal writes ``node.key.new`` and ``node.crt.new``, then replaces the key, then the
+    certificate. So: only the key staged means the certificate never arrived (discard it);
+    both staged means nothing was replaced yet (replace both); only the certificate staged
+    means the key was replaced already (replace the certificate).
+    """
+    new_key, new_cert = pending_path(key_path), pending_path(cert_path)
+    try:
+        if not new_cert.exists():
+            new_key.unlink(missing_ok=True)
+            return
+        if new_key.exists():
+            os.replace(new_key, key_path)
+        os.replace(new_cert, cert_path)
+    except OSError as e:
+        raise ConfigError(f"cannot finish the certificate renewal in {key_path.parent}: {e}") from e
+
+
 def load_identity(data_dir: Path) -> NodeIdentity:
     path = identity_file(data_dir)
     try:
@@ -155,6 +182,7 @@ def load_identity(data_dir: Path) -> NodeIdentity:
         api_url=str(doc["apiUrl"]),
         labels={str(k): str(v) for k, v in (doc.get("labels") or {}).items()},
     )
+    finish_renewal(identity.key_path, identity.cert_path)
     for p in (identity.ca_path, identity.key_path, identity.cert_path):
         if not p.exists():
             raise ConfigError(f"{p} is missing; join the node again")

@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from edgeweave import __version__
 from edgeweave.aio.backoff import Backoff
 from edgeweave.config.edge import LinkSettings
 from edgeweave.edge.hostinfo import capacity, local_addresses
-from edgeweave.edge.identity import NodeIdentity, record_cert_not_after, recorded_cert_not_after
+from edgeweave.edge.identity import (
+    NodeIdentity,
+    pending_path,
+    record_cert_not_after,
+    recorded_cert_not_after,
+)
 from edgeweave.edge.logs import LogStreams
 from edgeweave.edge.outbox import Outbox
 from edgeweave.edge.sync import Sync
@@ -38,6 +45,7 @@ from edgeweave.errors import (
 )
 from edgeweave.protocol import codec
 from edgeweave.protocol import messages as m
+from edgeweave.protocol.refs import Versioned
 from edgeweave.transport.certs import (
     cert_not_after,
     generate_key_and_csr,
@@ -48,7 +56,8 @@ from edgeweave.transport.link import Link
 log = logging.getLogger(__name__)
 
 RENEW_BEFORE_DAYS = 30
-HELD_CHUNK = 5000
+HELD_CHUNK_MAX = 5000  # items per held frame, whatever their size
+_HELD_ENVELOPE_BYTES = 256  # a held frame's envelope, generously
 RECV_QUEUE = 1024
 DOWNSTREAM_BATCH = 1000
 DOWNSTREAM_GATHER_S = 0.002  # how long a started batch waits for more objects
@@ -82,7 +91,7 @@ class LinkSession:
         settings: LinkSettings,
         sync: Sync,
         outbox: Outbox,
-        logs: LogStreams,
+        log_path: Callable[[str, str], Path],
         state: LinkState,
         heartbeat_info: Callable[[], tuple[int, int]],
         boot_id: str,
@@ -92,7 +101,8 @@ class LinkSession:
         self.settings = settings
         self.sync = sync
         self.outbox = outbox
-        self.logs = logs
+        # this session's log streams: they end with it (run() closes them)
+        self.logs = LogStreams(log_path, max_frame_bytes=settings.max_frame_bytes)
         self.state = state
         self.heartbeat_info = heartbeat_info
         self.boot_id = boot_id
@@ -125,6 +135,12 @@ class LinkSession:
     # -- the session -----------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self.logs.aclose()
+
+    async def _run(self) -> None:
         digest, count = await self.sync.held_summary()
         await self.send(
             m.Hello(
@@ -210,10 +226,9 @@ class LinkSession:
             self.welcomed.set()
         elif isinstance(msg, m.Resync):
             items = await self.sync.held()
-            for start in range(0, max(len(items), 1), HELD_CHUNK):
-                chunk = tuple(items[start : start + HELD_CHUNK])
-                last = start + HELD_CHUNK >= len(items)
-                await self.send(m.Held(items=chunk, last=last))
+            chunks = held_chunks(items, self.settings.max_frame_bytes // 2)
+            for i, chunk in enumerate(chunks):
+                await self.send(m.Held(items=chunk, last=i == len(chunks) - 1))
         elif isinstance(msg, m.SyncDone):
             self.state.set("connected", self.identity.hub_url)
         elif isinstance(msg, m.Renewed):
@@ -280,14 +295,44 @@ class LinkSession:
         except InvalidObject:
             log.warning("the renewed certificate from the cloud is not PEM; keeping the old one")
             return
-        write_file_atomic(self.identity.key_path.with_suffix(".key.new"), self._new_key)
-        write_file_atomic(self.identity.cert_path, certificate.encode(), mode=0o644)
-        os.replace(self.identity.key_path.with_suffix(".key.new"), self.identity.key_path)
+        key_path, cert_path = self.identity.key_path, self.identity.cert_path
+        # stage both, then replace the key, then the certificate: load_identity finishes a
+        # swap a crash interrupted (finish_renewal), so the pair in place always matches
+        write_file_atomic(pending_path(key_path), self._new_key)
+        write_file_atomic(pending_path(cert_path), certificate.encode(), mode=0o644)
+        os.replace(pending_path(key_path), key_path)
+        os.replace(pending_path(cert_path), cert_path)
         self._new_key = None
         # after the certificate: a crash in between leaves the old expiry, so the next
         # connect renews once more (harmless), never the other way round
         record_cert_not_after(self.identity.data_dir, expires)
         log.info("node certificate renewed; used from the next connection")
+
+
+def _held_item_bytes(item: Versioned) -> int:
+    """An upper bound of ``item``'s encoded size in a held frame (with its comma)."""
+    ref = item.ref
+    parts = (ref.kind, ref.namespace, ref.name)
+    # {"ref":{"kind":K,"namespace":N,"name":M},"rv":R}, — strings as the codec writes them
+    return 48 + sum(len(json.dumps(p, ensure_ascii=False).encode()) for p in parts) + 20
+
+
+def held_chunks(items: Sequence[Versioned], budget_bytes: int) -> list[tuple[Versioned, ...]]:
+    """``items`` cut into held frames of at most ``budget_bytes`` each (at least one frame,
+    empty when nothing is held)."""
+    budget = budget_bytes - _HELD_ENVELOPE_BYTES
+    chunks: list[tuple[Versioned, ...]] = []
+    chunk: list[Versioned] = []
+    used = 0
+    for item in items:
+        size = _held_item_bytes(item)
+        if chunk and (used + size > budget or len(chunk) >= HELD_CHUNK_MAX):
+            chunks.append(tuple(chunk))
+            chunk, used = [], 0
+        chunk.append(item)
+        used += size
+    chunks.append(tuple(chunk))
+    return chunks
 
 
 async def run_link(
@@ -298,7 +343,12 @@ async def run_link(
     on_session: Callable[[LinkSession | None], None],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Keep a session up forever; reconnect with backoff + jitter after any link failure."""
+    """Keep a session up forever; reconnect with backoff + jitter after any failure.
+
+    Whatever ends a session — a broken link, or a bug (any other exception, logged with its
+    traceback) — the loop backs off and dials again: the link task never dies while the agent
+    runs. Only cancellation ends it.
+    """
     backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
     while True:
         state.set("connecting", "")
@@ -314,12 +364,22 @@ async def run_link(
                         backoff_reset.cancel()
                 finally:
                     on_session(None)
-        except* (EdgeweaveError, OSError) as group:
-            err = group.exceptions[0]
-            state.set("disconnected", str(err))
-            quiet = isinstance(err, (LinkError, ProtocolError, OSError))
-            log.log(logging.INFO if quiet else logging.WARNING, "cloud link down: %s", err)
+        except* Exception as group:
+            err = _first_leaf(group)
+            state.set("disconnected", str(err) or type(err).__name__)
+            if isinstance(err, (LinkError, ProtocolError, OSError)):
+                log.info("cloud link down: %s", err)
+            elif isinstance(err, EdgeweaveError):
+                log.warning("cloud link down: %s", err)
+            else:  # a bug: keep the traceback, and keep the node connected
+                log.error("cloud link session failed; reconnecting", exc_info=err)
         await sleep(backoff.next_delay())
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 async def _reset_when_welcomed(session: LinkSession, backoff: Backoff) -> None:

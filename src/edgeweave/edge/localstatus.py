@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from edgeweave.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
 MIN_INTERVAL_S = 0.25
@@ -68,5 +71,8 @@ class StatusFile:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            self.write_now()
+            try:
+                self.write_now()
+            except OSError as e:  # a full disk: keep going, the next update writes again
+                log.warning("cannot write %s: %s", self.path, e)
             await asyncio.sleep(MIN_INTERVAL_S)  # rate limit, not synchronisation

@@ -31,6 +31,7 @@ value to disk; import :mod:`sqlite3` (the kit in :mod:`edgeweave.aio.sqlite` doe
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -184,7 +185,12 @@ def _open_secret(aead: AESGCM, ref: ResourceRef, obj: JSONObject) -> JSONObject:
         for key, text in values.items():
             if not isinstance(text, str) or not text.startswith(_SEALED_PREFIX):
                 raise StoreError(f"{ref}: {field}.{key} is not sealed in the edge store")
-            box = base64.b64decode(text[len(_SEALED_PREFIX) :])
+            try:
+                box = base64.b64decode(text[len(_SEALED_PREFIX) :], validate=True)
+            except (binascii.Error, ValueError) as e:
+                raise StoreError(f"{ref}: {field}.{key} is damaged in the edge store: {e}") from e
+            if len(box) <= _NONCE_BYTES:
+                raise StoreError(f"{ref}: {field}.{key} is damaged in the edge store: too short")
             try:
                 plain = aead.decrypt(box[:_NONCE_BYTES], box[_NONCE_BYTES:], _aad(ref, field, key))
             except InvalidTag as e:

@@ -9,10 +9,12 @@ the cloud reachable or not (that is local autonomy).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from edgeweave.aio.backoff import Backoff
 from edgeweave.edge.store import EdgeStore
 from edgeweave.protocol import messages as m
 from edgeweave.protocol.refs import Versioned
@@ -23,6 +25,8 @@ Apply = Callable[
     [list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]
 ]
 WORKLOAD_KINDS = frozenset({"App", "ConfigMap", "Secret"})
+RETRY_BASE_S = 1.0  # after a failed reconcile pass
+RETRY_CAP_S = 30.0
 
 
 class Sync:
@@ -45,17 +49,32 @@ class Sync:
         return [Versioned(msg.ref, msg.rv) for msg in batch]
 
 
-async def reconcile_forever(sync: Sync, apply: Apply) -> None:
-    """Apply the held workload to the runtime at start and after every change (coalesced)."""
+async def reconcile_forever(sync: Sync, apply: Apply, backoff: Backoff | None = None) -> None:
+    """Apply the held workload to the runtime at start and after every change (coalesced).
+
+    A failed pass (the store unreadable, or ``apply`` raising) is retried after a backoff
+    delay until one succeeds, with no change needed: a node offline must not leave its apps
+    down until the cloud sends something. A change during the delay retries at once.
+    """
+    backoff = backoff or Backoff(base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S)
     sync.changed.set()  # start from the local store at once: apps come back with no cloud
     while True:
         await sync.changed.wait()
         sync.changed.clear()
-        store = sync.store
-        apps = await store.list("App")
-        configmaps = await store.list("ConfigMap")
-        secrets = await store.list("Secret")
         try:
-            await apply(apps, configmaps, secrets)
-        except Exception:  # a bad object must not stop reconciling the others next time
-            log.exception("reconciling %d apps failed", len(apps))
+            await _reconcile_once(sync.store, apply)
+        except Exception:  # a bad object must not stop reconciling; retry until it works
+            delay = backoff.next_delay()
+            log.exception("reconciling the held apps failed; retrying in %.1f s", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sync.changed.wait(), delay)
+            sync.changed.set()
+        else:
+            backoff.reset()
+
+
+async def _reconcile_once(store: EdgeStore, apply: Apply) -> None:
+    apps = await store.list("App")
+    configmaps = await store.list("ConfigMap")
+    secrets = await store.list("Secret")
+    await apply(apps, configmaps, secrets)

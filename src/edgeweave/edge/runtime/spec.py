@@ -421,6 +421,16 @@ class AppSpec:
         }
 
 
+def is_valid_name(name: str) -> bool:
+    """A valid object name (and so a safe directory name: no ``/``, never ``.`` or ``..``)."""
+    return bool(_NAME_RE.match(name))
+
+
+def is_valid_namespace(namespace: str) -> bool:
+    """A valid namespace (a DNS label, so a safe directory name)."""
+    return bool(_NAMESPACE_RE.match(namespace))
+
+
 def check_app_object(obj: dict[str, Any]) -> None:
     """The envelope of an App: its kind, and a name and namespace safe to use as directories."""
     if obj.get("kind") != "App":

@@ -120,9 +120,12 @@ class Runtime:
                 if (ns_dir.name, app_dir.name) in desired:
                     continue
                 record = process.read_run_record(app_dir / "run.json")
+                watched = None
                 if record is not None and process.is_running(record):
+                    with contextlib.suppress(ProcessLookupError):  # it ended just now
+                        watched = process.Watched(record.pid)
+                if watched is not None:
                     log.info("stopping %s left by an earlier agent", app_dir)
-                    watched = process.Watched(record.pid)
                     try:
                         await process.stop_group(watched, self.settings.stop_grace_s)
                     finally:
