@@ -24,6 +24,7 @@ from edgeweave.cloud.pki import CertificateAuthority
 from edgeweave.cloud.secrets import SecretCodec
 from edgeweave.cloud.store.base import CloudStore
 from edgeweave.cloud.store.factory import open_store
+from edgeweave.errors import InvalidObject
 from edgeweave.protocol import codec
 from edgeweave.protocol.messages import (
     Ack,
@@ -548,6 +549,25 @@ async def test_logs_are_relayed_from_the_node(env: Env) -> None:
                 chunks.append(lines)
         await responder
         assert chunks == [["one", "two"], ["three"]]
+
+
+async def test_a_node_refusing_a_log_request_ends_the_stream_with_its_reason(env: Env) -> None:
+    await add_node(env, "a")
+    async with open_agent(env, "a") as ws:
+        agent = Agent(ws)
+        await agent.sync()
+
+        async def node_side() -> None:
+            request = await agent.recv()
+            assert isinstance(request, LogsRequest)
+            await agent.send(Error(reason="Invalid", message="bad app name", parent_id=request.id))
+
+        responder = asyncio.create_task(node_side())
+        with pytest.raises(InvalidObject, match="bad app name"):
+            async with env.hub.open_log_stream("a", "default", "x", 10, False) as stream:
+                async for _ in stream:
+                    pass
+        await responder
 
 
 # ---------------------------------------------------------------- lifecycle

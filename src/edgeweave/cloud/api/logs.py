@@ -8,14 +8,13 @@ the log (or, with ``follow``, when the client goes away or the node disconnects)
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from edgeweave.errors import BadRequest, LinkError
+from edgeweave.errors import BadRequest, EdgeweaveError, LinkError
 
 # (node, namespace, app, tail_lines, follow) -> async CM yielding chunks of lines
 LogSource = Callable[
@@ -54,9 +53,12 @@ def build_logs_router(source: LogSource) -> APIRouter:
 
 async def _lines(chunks: AsyncIterable[list[str]], stack: AsyncExitStack) -> AsyncIterator[bytes]:
     try:
-        with contextlib.suppress(LinkError):  # the node went away: the log simply ends
-            async for lines in chunks:
-                if lines:
-                    yield ("\n".join(lines) + "\n").encode()
+        async for lines in chunks:
+            if lines:
+                yield ("\n".join(lines) + "\n").encode()
+    except LinkError:  # the node went away: the log simply ends
+        pass
+    except EdgeweaveError as e:  # the node refused (bad name, too many streams): say why
+        yield f"error: {e.message}\n".encode()
     finally:
         await stack.aclose()

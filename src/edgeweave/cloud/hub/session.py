@@ -42,12 +42,14 @@ from edgeweave.cloud.hub.upstream import Committer
 from edgeweave.cloud.store.base import AckItem, CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
 from edgeweave.errors import (
+    APIError,
     EdgeweaveError,
     LinkClosed,
     LinkError,
     PayloadTooLarge,
     ProtocolError,
     TooManyRequests,
+    error_for_reason,
 )
 from edgeweave.protocol import codec
 from edgeweave.protocol.messages import (
@@ -226,7 +228,12 @@ class Session:
         elif isinstance(msg, LogsData):
             self._on_logs_data(msg)
         elif isinstance(msg, Error):
-            log.info("node %s reported %s: %s", self.node, msg.reason, msg.message)
+            stream = self._streams.get(msg.parent_id or "")
+            if stream is not None:  # the node refused a log request
+                cls = error_for_reason(msg.reason) or APIError
+                stream.fail(cls(f"node {self.node}: {msg.message or msg.reason}"))
+            else:
+                log.info("node %s reported %s: %s", self.node, msg.reason, msg.message)
         else:  # a second hello
             raise ProtocolError(f"unexpected {msg.type} message")
 
@@ -400,6 +407,7 @@ class Session:
         self._streams[stream.stream_id] = stream
         self.send_control(
             LogsRequest(
+                id=stream.stream_id,  # so the node's refusal (its parent_id) finds the stream
                 stream_id=stream.stream_id,
                 app=AppName(namespace=namespace, name=name),
                 tail_lines=tail_lines,
