@@ -24,8 +24,8 @@ from edgeweave.edge.runtime.process import read_run_record, read_start_time
 
 PY = sys.executable
 FAST = RuntimeSettings(
-    backoff_base_s=0.05,
-    backoff_cap_s=0.4,
+    restart_backoff_base_s=0.05,
+    restart_backoff_cap_s=0.4,
     stop_grace_s=2.0,
     log_check_interval_s=0.05,
 )
@@ -408,7 +408,7 @@ async def test_a_failing_exec_probe_restarts_the_app(node: Node) -> None:
 
 async def test_the_app_log_rotates_past_its_size_limit(data_dir: Path, objects: Objects) -> None:
     settings = RuntimeSettings(
-        backoff_base_s=0.05, log_check_interval_s=0.02, max_log_bytes=2000, log_keep=2
+        restart_backoff_base_s=0.05, log_check_interval_s=0.02, max_log_bytes=2000, log_keep=2
     )
     n = Node(data_dir, objects, settings)
     writer = (

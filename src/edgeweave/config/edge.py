@@ -28,6 +28,7 @@ from edgeweave.errors import ConfigError
 
 ENV_PREFIX = "EDGEWEAVE_"
 DEFAULT_DATA_DIR = Path("data/edge")
+DEFAULT_CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 T = TypeVar("T")
 
@@ -99,8 +100,17 @@ class RuntimeSettings:
     stop_apps_on_exit: bool = _setting(
         False, "stop apps when the agent exits (default: keep them; adopt on start)"
     )
+    restart_backoff_reset_after_s: float = _setting(
+        600.0, "a run this long resets the restart delay", gt=0
+    )
+    stop_grace_s: float = _setting(10.0, "SIGTERM, then SIGKILL after this long", gt=0)
+    install_timeout_s: float = _setting(1800.0, "an install step longer than this fails", gt=0)
     max_log_bytes: int = _setting(10 << 20, "rotate app logs past this size", ge=1024)
     log_keep: int = _setting(3, "rotated log files kept per app", ge=1)
+    log_check_interval_s: float = _setting(2.0, "how often log sizes are checked", gt=0)
+    install_log_tail_lines: int = _setting(5, "install.log lines quoted when it fails", ge=0)
+    cgroup_root: Path = _setting(DEFAULT_CGROUP_ROOT, "cgroup v2 mount (limits when writable)")  # noqa: RUF009 - a field() wrapper, Path is immutable
+    cgroup_slice: str = _setting("edgeweave.slice", "cgroup the apps' groups go under")
 
     def __post_init__(self) -> None:
         _check_ranges(self)

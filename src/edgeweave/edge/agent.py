@@ -24,7 +24,6 @@ from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
 from edgeweave.edge.localstatus import StatusFile
 from edgeweave.edge.outbox import Outbox, open_outbox
 from edgeweave.edge.runtime.artifacts import ArtifactCache
-from edgeweave.edge.runtime.settings import RuntimeSettings as RuntimeTunables
 from edgeweave.edge.runtime.status import AppStatus
 from edgeweave.edge.runtime.supervisor import Runtime
 from edgeweave.edge.store import EdgeStore, load_or_create_store_key, open_edge_store
@@ -67,16 +66,6 @@ async def _fetch_artifact(agent_ref: list[Agent], digest: str, dest: Path) -> No
     if not isinstance(answer, m.ArtifactUrl):
         raise LinkBroken(f"artifact {digest}: unexpected answer {answer.type}")
     await cloudapi.download(answer.url, dest, digest, agent.identity)
-
-
-def _runtime_tunables(settings: EdgeSettings) -> RuntimeTunables:
-    r = settings.runtime
-    return RuntimeTunables(
-        backoff_base_s=r.restart_backoff_base_s,
-        backoff_cap_s=r.restart_backoff_cap_s,
-        max_log_bytes=r.max_log_bytes,
-        log_keep=r.log_keep,
-    )
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +114,7 @@ async def _start(
         await _fetch_artifact(agent_ref, digest, dest)
 
     cache = ArtifactCache(data / "cache", fetch)
-    runtime = Runtime(data, identity.node, cache, report, settings=_runtime_tunables(settings))
+    runtime = Runtime(data, identity.node, cache, report, settings=settings.runtime)
     stop_apps = settings.runtime.stop_apps_on_exit
 
     async def close_runtime() -> None:

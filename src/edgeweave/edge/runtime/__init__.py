@@ -13,8 +13,8 @@ open the agent's store, or import ``edgeweave.cloud``. Dependencies: the standar
 
 from __future__ import annotations
 
+from edgeweave.config.edge import RuntimeSettings
 from edgeweave.edge.runtime.artifacts import ArtifactCache, ArtifactMismatch, Fetcher, materialize
-from edgeweave.edge.runtime.settings import RuntimeSettings
 from edgeweave.edge.runtime.status import AppStatus
 from edgeweave.edge.runtime.supervisor import Runtime
 

@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgeweave.config.edge import RuntimeSettings
 from edgeweave.edge.runtime import logs, process
 from edgeweave.edge.runtime.artifacts import ArtifactCache
 from edgeweave.edge.runtime.cgroups import Cgroups
 from edgeweave.edge.runtime.desired import AppKey, resolve
-from edgeweave.edge.runtime.settings import RuntimeSettings
 from edgeweave.edge.runtime.status import AppStatus
 from edgeweave.edge.runtime.unit import AppUnit, UnitContext, cancel_and_wait
 from edgeweave.errors import EdgeweaveError

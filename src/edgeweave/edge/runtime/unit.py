@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeweave.aio.backoff import Backoff
+from edgeweave.config.edge import RuntimeSettings
 from edgeweave.edge.runtime import process, workspace
 from edgeweave.edge.runtime.artifacts import ArtifactCache, ArtifactMismatch
 from edgeweave.edge.runtime.cgroups import Cgroups
@@ -29,7 +30,6 @@ from edgeweave.edge.runtime.desired import DesiredApp
 from edgeweave.edge.runtime.install import run_install
 from edgeweave.edge.runtime.policy import should_restart
 from edgeweave.edge.runtime.probes import probe_loop
-from edgeweave.edge.runtime.settings import RuntimeSettings
 from edgeweave.edge.runtime.status import AppStatus
 from edgeweave.errors import EdgeweaveError
 
@@ -73,7 +73,7 @@ class AppUnit:
         self._watched: process.Watched | None = None
         self._running_hash = ""
         self._backoff = Backoff(
-            ctx.settings.backoff_base_s, ctx.settings.backoff_cap_s, jitter=False
+            ctx.settings.restart_backoff_base_s, ctx.settings.restart_backoff_cap_s, jitter=False
         )
         self._noted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -314,7 +314,7 @@ class AppUnit:
             )
             await self._wait_change()
             return True
-        if ran_s >= self._ctx.settings.backoff_reset_after_s:
+        if ran_s >= self._ctx.settings.restart_backoff_reset_after_s:
             self._backoff.reset()
         delay = self._backoff.next_delay()
         self._set(phase=phase, pid=None, ready=False, message=f"{why}; restarting in {delay:.3g} s")
