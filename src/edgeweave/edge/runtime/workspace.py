@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeweave.edge.runtime.artifacts import RESERVED_NAMES
 from edgeweave.edge.runtime.desired import DesiredApp
 from edgeweave.edge.runtime.spec import ObjectRef
 
@@ -61,12 +62,22 @@ class AppLayout:
 def _ref_dir(layout: AppLayout, default_parent: str, ref: ObjectRef) -> Path:
     if ref.mountPath is not None:
         parts = [p for p in ref.mountPath.split("/") if p not in ("", ".")]
-        if not parts or parts[0] in ("logs", "run.json") or ".." in parts:
+        reserved = bool(parts) and (
+            parts[0] in RESERVED_NAMES or parts[0].startswith(".installed-")
+        )
+        if not parts or reserved or ".." in parts:
             raise ValueError(
                 f"mountPath {ref.mountPath!r} of {ref.name!r} would overwrite the app "
-                "directory itself or its logs; choose a sub-directory such as 'conf'"
+                "directory itself or the runtime's own files (logs, config, secrets, "
+                "run.json, .artifacts); choose a sub-directory such as 'conf'"
             )
-        return layout.root.joinpath(*parts)
+        target = layout.root.joinpath(*parts)
+        # the app owns its directory: a symlink it planted must not lead the agent outside it
+        if not target.resolve().is_relative_to(layout.root.resolve()):
+            raise ValueError(
+                f"mountPath {ref.mountPath!r} of {ref.name!r} leaves the app directory"
+            )
+        return target
     return layout.root / default_parent / ref.name
 
 
