@@ -692,3 +692,26 @@ async def test_a_certificate_older_than_the_nodes_registration_is_refused(env: E
             await ws.recv()
     assert info.value.rcvd is not None and info.value.rcvd.code == 4003
     assert "predates" in info.value.rcvd.reason
+
+
+async def test_an_apps_status_for_a_node_is_dropped_when_it_leaves_that_node(env: Env) -> None:
+    await add_node(env, "a")
+    await add_node(env, "b")
+    created = await env.store.create(app("counter", nodeNames=["a", "b"]))
+    created["status"] = {"nodes": {"a": {"phase": "Running"}, "b": {"phase": "Running"}}}
+    await env.store.update(created)
+
+    async def applied() -> bool:  # the hub's index has seen the App on both nodes
+        index = env.hub.dispatcher.index
+        return index.desired("b", ref("App", "counter")) is not None
+
+    await wait_for(applied, "the App indexed")
+    current = await env.store.get("App", "default", "counter")
+    current["spec"]["nodeNames"] = ["a"]
+    await env.store.update(current)
+
+    async def pruned() -> bool:
+        status = (await env.store.get("App", "default", "counter")).get("status") or {}
+        return set(status.get("nodes") or {}) == {"a"}
+
+    await wait_for(pruned, "node b dropped from the App's status")

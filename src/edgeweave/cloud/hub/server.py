@@ -38,8 +38,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from edgeweave.cloud.hub.dispatch import Dispatcher
-from edgeweave.cloud.hub.index import Marks
+from edgeweave.cloud.hub.index import APP, Marks
 from edgeweave.cloud.hub.lifecycle import Lifecycle
+from edgeweave.cloud.hub.prune import StatusPruner
 from edgeweave.cloud.hub.session import (
     CLOSE_REPLACED,
     CLOSE_UNKNOWN_NODE,
@@ -138,6 +139,7 @@ class Hub:
             lambda: self.dispatcher.index,
             entries_per_turn=settings.upstream_entries_per_turn,
         )
+        self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
         self.lifecycle = Lifecycle(
             deps.store,
             replica_id=deps.replica_id,
@@ -192,10 +194,14 @@ class Hub:
 
     def _on_marks(self, marks: Marks) -> None:
         sessions = self.sessions
+        index = self.dispatcher.index
         for node, refs in marks.items():
             session = sessions.get(node)
             if session is not None:
                 session.mark(refs)
+            for ref in refs:
+                if ref.kind == APP and index.desired(node, ref) is None:
+                    self.pruner.note(node, ref)  # the App left this node: drop its status
 
     def _on_rebuilt(self) -> None:
         index = self.dispatcher.index
@@ -299,6 +305,7 @@ async def open_hub(deps: HubDeps) -> AsyncIterator[Hub]:
         asyncio.create_task(_supervised("watch", hub.dispatcher.run), name="hub-watch"),
         asyncio.create_task(_supervised("committer", hub.committer.run), name="hub-committer"),
         asyncio.create_task(_supervised("lifecycle", hub.lifecycle.run), name="hub-lifecycle"),
+        asyncio.create_task(_supervised("prune", hub.pruner.run), name="hub-status-prune"),
     ]
     try:
         async with serve(
