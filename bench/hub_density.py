@@ -134,8 +134,11 @@ def node_name(i: int) -> str:
     return f"{NODE_PREFIX}{i:05d}"
 
 
-def issue_node_certs(ca: CertificateAuthority, count: int, out: Path) -> tuple[Path, float]:
-    """One shared key, ``count`` certificates ``out/<name>.crt``; (key path, seconds)."""
+def issue_node_certs(
+    ca: CertificateAuthority, count: int, out: Path, key_path: Path | None = None
+) -> tuple[Path, float]:
+    """One shared key (made, or read from ``key_path``), ``count`` certificates
+    ``out/<name>.crt``; (key path, seconds)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -143,16 +146,21 @@ def issue_node_certs(ca: CertificateAuthority, count: int, out: Path) -> tuple[P
 
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    key_path = out / "shared-node.key"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+    if key_path is not None:
+        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        key = loaded
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        key_path = out / "shared-node.key"
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
         )
-    )
-    key_path.chmod(0o600)
+        key_path.chmod(0o600)
     for i in range(count):
         name = node_name(i)
         csr = (
@@ -216,7 +224,9 @@ async def running_floor(pki: Path, work: Path) -> AsyncIterator[Server]:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(ca_dir: Path, work: Path, n: int) -> AsyncIterator[Server]:
+async def running_hub(
+    ca_dir: Path, work: Path, n: int, certs: Path, key: Path
+) -> AsyncIterator[Server]:
     """``edgeweave cloud serve`` on a fresh data dir holding our CA, with n Nodes created."""
     data = work / f"cloud-{n}"
     (data / "pki").mkdir(parents=True)
@@ -227,6 +237,11 @@ async def running_hub(ca_dir: Path, work: Path, n: int) -> AsyncIterator[Server]
         log(f"cloud pid {cloud.pid}; creating {n} Node objects through the API")
         created_s = await create_nodes(cloud.admin_config, n)
         log(f"created {n} Nodes in {created_s:.1f} s")
+        # the hub refuses certificates issued before their Node was registered (a re-join
+        # locks out the old machine), so the nodes' certificates are issued after creating them
+        ca = CertificateAuthority.load_or_create(ca_dir)
+        _, issue_s = await asyncio.to_thread(issue_node_certs, ca, n, certs, key)
+        log(f"issued {n} node certificates in {issue_s:.1f} s")
         yield Server(cloud.pid, f"wss://127.0.0.1:{hub_port}/link", data, cloud.admin_config)
 
 
@@ -501,7 +516,7 @@ async def bench_count(
         async with running_floor(certs / "floor", work) as floor_server:
             floor = await measure(args, floor_server, "echo", n, certs, key, work)
     log(f"=== {n} nodes: hub (edgeweave cloud serve)")
-    async with running_hub(ca_dir, work, n) as hub_server:
+    async with running_hub(ca_dir, work, n, certs, key) as hub_server:
         hub = await measure(args, hub_server, "hub", n, certs, key, work)
         assert hub_server.admin_config is not None
         hub["nodes_ready_after_window"] = await count_ready(hub_server.admin_config)
