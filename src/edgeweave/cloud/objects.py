@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import hmac
 import os
-import re
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -33,18 +32,18 @@ from edgeweave.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from edgeweave.models.formats import DIGEST_RE
 from edgeweave.transport.certs import load_or_create_hex_key
 
 DIGEST_PREFIX = "sha256:"
 OBJECT_URL_SECRET_FILE = "object-url-secret"  # noqa: S105 (a file name)
 OBJECTS_PATH = "/api/v1/objects"
 READ_CHUNK_BYTES = 256 * 1024
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def check_digest(digest: str) -> str:
     """The hex part of a valid ``sha256:<64 lowercase hex>`` digest; BadRequest otherwise."""
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
         raise BadRequest(
             f"not an object digest: {str(digest)[:80]!r}; expected 'sha256:' and 64 lowercase "
             "hex characters"

@@ -25,10 +25,10 @@ from edgeweave.models.base import (
     exactly_one,
     raise_problems,
 )
+from edgeweave.models.formats import DIGEST_RE
 from edgeweave.models.meta import check_labels
 from edgeweave.models.quantities import parse_cpu_millis, parse_memory_bytes
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 PORT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 RestartPolicy = Literal["Always", "OnFailure", "Never"]
 Protocol = Literal["TCP", "UDP"]

@@ -20,8 +20,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
-from edgeweave.edge.runtime.spec import DIGEST_RE
 from edgeweave.errors import EdgeweaveError
+from edgeweave.models.formats import DIGEST_RE
 
 # Downloads the bytes of ``digest`` into ``dest`` (a fresh path the fetcher creates).
 Fetcher = Callable[[str, Path], Awaitable[None]]

@@ -24,13 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
+from edgeweave.models.formats import DIGEST_RE
 from edgeweave.models.quantities import parse_cpu_millis, parse_memory_bytes
 
 RestartPolicy = Literal["Always", "OnFailure", "Never"]
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 PROTOCOLS = ("TCP", "UDP")
 DEFAULT_NAMESPACE = "default"
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _PORT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
