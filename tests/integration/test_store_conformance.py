@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,15 @@ from typing import Any
 
 import pytest
 
-from edgeweave.cloud.store.base import JSONObject, Store, Watch, WatchEvent, WatchFilter
+from edgeweave.cloud.store.base import (
+    CloudStore,
+    JSONObject,
+    Store,
+    TwinSample,
+    Watch,
+    WatchEvent,
+    WatchFilter,
+)
 from edgeweave.errors import AlreadyExists, BadRequest, Conflict, Gone, NotFound
 from edgeweave.models.selectors import LabelSelector
 
@@ -473,6 +482,99 @@ async def test_leaving_a_watch_while_it_waits_stops_it(store: Store) -> None:
         with pytest.raises(TimeoutError):
             await take(watch, 1, timeout_s=0.05)
     await store.create(obj("after"))
+
+
+# ---- twin history (the samples of device.twin reports) ----------------------------------------
+
+
+def samples(prop: str, times_ms: list[int], device: str = "thermostat-1") -> list[TwinSample]:
+    return [("default", device, prop, t, f"{prop}@{t}") for t in times_ms]
+
+
+def values(items: list[JSONObject]) -> list[str]:
+    return [i["value"] for i in items]
+
+
+async def test_twin_history_is_written_with_the_upstream_commit_and_read_oldest_first(
+    store: CloudStore,
+) -> None:
+    now = int(time.time() * 1000)
+    batch = samples("temp", [now - 3000, now - 2000]) + samples("mode", [now - 2500])
+    assert await store.commit_upstream("n1", 1, [], [], batch) == 1
+    assert await store.commit_upstream("n1", 1, [], [], batch) == 1  # a replay writes nothing
+    await store.commit_upstream("n1", 2, [], [], samples("temp", [now - 1000]))
+    got = await store.list_twin_history("default", "thermostat-1", "temp")
+    assert got == [
+        {"property": "temp", "value": f"temp@{now - 3000}", "timestamp": now - 3000},
+        {"property": "temp", "value": f"temp@{now - 2000}", "timestamp": now - 2000},
+        {"property": "temp", "value": f"temp@{now - 1000}", "timestamp": now - 1000},
+    ]
+    every = await store.list_twin_history("default", "thermostat-1")
+    assert [i["property"] for i in every] == ["temp", "mode", "temp", "temp"]
+    newest = await store.list_twin_history("default", "thermostat-1", "temp", limit=2)
+    assert values(newest) == [f"temp@{now - 2000}", f"temp@{now - 1000}"]
+    since = await store.list_twin_history("default", "thermostat-1", "temp", since_ms=now - 2000)
+    assert values(since) == [f"temp@{now - 2000}", f"temp@{now - 1000}"]
+    assert await store.list_twin_history("default", "other", "temp") == []
+    assert await store.list_twin_history("default", "thermostat-1", "temp", limit=0) == []
+
+
+async def test_twin_history_keeps_the_newest_points_per_device_property(
+    backend: Backend,
+) -> None:
+    store: CloudStore = await backend.open(twin_history_points=5)
+    now = int(time.time() * 1000)
+    await store.commit_upstream("n1", 1, [], [], samples("other", [now]))
+    for seq in range(1, 4):
+        times = [now - 100_000 + seq * 1000 + i for i in range(4)]
+        await store.commit_upstream("n1", seq + 1, [], [], samples("temp", times))
+    kept = await store.list_twin_history("default", "thermostat-1", "temp")
+    assert [i["timestamp"] for i in kept] == [
+        now - 100_000 + 2003,
+        *(now - 100_000 + 3000 + i for i in range(4)),
+    ]
+    # out-of-order arrivals: the oldest by time go first; equal times keep the later insert
+    await store.commit_upstream("n1", 9, [], [], samples("temp", [now - 200_000, now, now]))
+    kept = await store.list_twin_history("default", "thermostat-1", "temp", limit=100)
+    assert [i["timestamp"] for i in kept] == [now - 100_000 + 3000 + i for i in (1, 2, 3)] + [
+        now,
+        now,
+    ]
+    assert len(await store.list_twin_history("default", "thermostat-1", "other")) == 1
+    # another device with the same property name has its own budget
+    await store.commit_upstream("n1", 10, [], [], samples("temp", [now - 5, now - 4], "t-2"))
+    assert len(await store.list_twin_history("default", "t-2", "temp")) == 2
+    assert len(await store.list_twin_history("default", "thermostat-1", "temp")) == 5
+
+
+async def test_twin_history_drops_values_older_than_the_maximum_age(backend: Backend) -> None:
+    store: CloudStore = await backend.open(twin_history_max_age_s=3600)
+    now = int(time.time() * 1000)
+    hour = 3_600_000
+    await store.commit_upstream("n1", 1, [], [], samples("temp", [now - 2 * hour, now - 60_000]))
+    kept = await store.list_twin_history("default", "thermostat-1", "temp")
+    assert [i["timestamp"] for i in kept] == [now - 60_000]
+    # what ages out later goes at the next insert for that property, counted right
+    store.twin_history_max_age_s = 30  # type: ignore[attr-defined]
+    await store.commit_upstream("n1", 2, [], [], samples("temp", [now]))
+    kept = await store.list_twin_history("default", "thermostat-1", "temp")
+    assert [i["timestamp"] for i in kept] == [now]
+    store.twin_history_points = 2  # type: ignore[attr-defined]
+    store.twin_history_max_age_s = 3600  # type: ignore[attr-defined]
+    await store.commit_upstream("n1", 3, [], [], samples("temp", [now + 1, now + 2]))
+    kept = await store.list_twin_history("default", "thermostat-1", "temp")
+    assert [i["timestamp"] for i in kept] == [now + 1, now + 2]
+
+
+async def test_events_appended_outside_a_commit_are_listed_with_the_others(
+    store: CloudStore,
+) -> None:
+    row = ("n1", 1_700_000_000.0, "Device", "default", "d1", "Warning", "TwinDesiredConflict", "m")
+    await store.append_events([row])
+    await store.append_events([])
+    (event,) = await store.list_events("Device", "default", "d1")
+    assert event["reason"] == "TwinDesiredConflict" and event["node"] == "n1"
+    assert await store.upstream_committed_seq("n1") == 0
 
 
 # ---- concurrency --------------------------------------------------------------------------

@@ -205,8 +205,12 @@ def test_columns_read_values_along_their_paths() -> None:
     assert cells["MODEL"] == "thermostat-model"
     assert cells["NODE"] == "edge-1"
     assert cells["STATE"] == "<none>"
-    assert cells["PROPERTIES"] == "temperature,target-temperature,heating"
-    assert cells["DESIRED"] == "-,21,false"
+    assert cells["DESIRED/REPORTED"] == "temperature=-/-,target-temperature=21/20,heating=false/-"
+    del device["status"]
+    assert column_text(device, "@desiredReported") == (
+        "temperature=-/-,target-temperature=21/-,heating=false/-"
+    )
+    assert column_text({"kind": "Device"}, "@desiredReported") == "<none>"
     app = _load(EXAMPLES / "app-occupancy.yaml")[0]
     assert column_text(app, "spec.nodeSelector") == "role=camera"
     assert column_text(app, "spec.lifecycle.run[3]") == "2"

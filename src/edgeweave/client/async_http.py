@@ -153,3 +153,28 @@ class AsyncClient(ClientCore):
                     yield check_event(event)
             finally:
                 await answer.aclose()
+
+    # -- device twins (docs/devices.md, "Twins from the cloud") ------------------------------
+
+    async def get_twin(self, namespace: str | None, name: str) -> dict[str, Any]:
+        """A Device's twin view (see :meth:`.http.Client.get_twin`)."""
+        return await self._object(rq.get_twin(namespace or self.namespace, name))
+
+    async def set_twin(
+        self, namespace: str | None, name: str, desired: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        """Set desired values; returns the new view (see :meth:`.http.Client.set_twin`)."""
+        return await self._object(rq.set_twin(namespace or self.namespace, name, desired))
+
+    async def twin_history(
+        self,
+        namespace: str | None,
+        name: str,
+        property_name: str | None = None,
+        *,
+        since_ms: int | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Reported values ``{"property", "value", "timestamp"}`` (Unix ms), oldest first."""
+        request = rq.twin_history(namespace or self.namespace, name, property_name, since_ms, limit)
+        return list((await self._object(request)).get("items") or [])

@@ -246,3 +246,30 @@ class Client(ClientCore):
                 params[key] = value
         answer = self._object(rq.Request("GET", "/api/v1/events", params=params))
         return list(answer.get("items") or [])
+
+    # -- device twins (docs/devices.md, "Twins from the cloud") ------------------------------
+
+    def get_twin(self, namespace: str | None, name: str) -> dict[str, Any]:
+        """A Device's twin view: per property type, access mode, desired, reported,
+        reportedAt (Unix ms), observedDesired; plus the device's state and lastOnlineTime."""
+        return self._object(rq.get_twin(namespace or self.namespace, name))
+
+    def set_twin(
+        self, namespace: str | None, name: str, desired: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        """Set desired values (``{prop: "value"}``; None clears one); returns the new view.
+        The cloud checks them against the DeviceModel (400 naming a bad property)."""
+        return self._object(rq.set_twin(namespace or self.namespace, name, desired))
+
+    def twin_history(
+        self,
+        namespace: str | None,
+        name: str,
+        property_name: str | None = None,
+        *,
+        since_ms: int | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Reported values ``{"property", "value", "timestamp"}`` (Unix ms), oldest first."""
+        request = rq.twin_history(namespace or self.namespace, name, property_name, since_ms, limit)
+        return list(self._object(request).get("items") or [])

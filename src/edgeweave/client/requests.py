@@ -112,3 +112,33 @@ def watch(
         params["labelSelector"] = str(LabelSelector.parse(selector))
     path = ref.object_path(name, namespace) if name else ref.collection_path(namespace)
     return Request("GET", path, params)
+
+
+DEVICES_PATH = "/apis/devices.kubeedge.io/v1beta1/namespaces/{namespace}/devices/{name}"
+
+
+def get_twin(namespace: str, name: str) -> Request:
+    return Request("GET", DEVICES_PATH.format(namespace=namespace, name=name) + "/twin")
+
+
+def set_twin(namespace: str, name: str, desired: Mapping[str, str | None]) -> Request:
+    path = DEVICES_PATH.format(namespace=namespace, name=name) + "/twin"
+    return Request("PUT", path, body={"desired": dict(desired)})
+
+
+def twin_history(
+    namespace: str,
+    name: str,
+    property_name: str | None = None,
+    since_ms: int | None = None,
+    limit: int | None = None,
+) -> Request:
+    params: dict[str, str] = {}
+    if property_name:
+        params["property"] = property_name
+    if since_ms is not None:
+        params["since"] = str(since_ms)
+    if limit is not None:
+        params["limit"] = str(limit)
+    path = DEVICES_PATH.format(namespace=namespace, name=name) + "/twinhistory"
+    return Request("GET", path, params)

@@ -31,6 +31,7 @@ from edgeweave.cloud.api.events import EventsDeps
 from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
 from edgeweave.cloud.api.objects import ObjectDeps
+from edgeweave.cloud.api.twins import TwinDeps
 from edgeweave.cloud.hub import Hub, HubDeps, open_hub
 from edgeweave.cloud.join import JoinService
 from edgeweave.cloud.objects import (
@@ -171,7 +172,11 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         return admin if checker.check(candidate) else None
 
     store: CloudStore = await open_store(
-        settings.store.url, data_dir, changelog_retention=settings.store.changelog_retention
+        settings.store.url,
+        data_dir,
+        changelog_retention=settings.store.changelog_retention,
+        twin_history_points=settings.store.twin_history_points,
+        twin_history_max_age_s=settings.store.twin_history_max_age_s,
     )
     try:
         store_kind = (
@@ -188,13 +193,15 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             ObjectStore(data_dir / "objects", settings.objects.max_bytes),
             load_or_create_object_url_secret(data_dir),
         )
+        api_store = EncryptingStore(store, codec)
         app = create_app(
-            ApiDeps(EncryptingStore(store, codec), settings.api, __version__, store_kind),
+            ApiDeps(api_store, settings.api, __version__, store_kind),
             check,
             join=join,
             objects=objects,
             logs=partial(_open_app_log, hub_ref),
             events=EventsDeps(store),
+            twins=TwinDeps(api_store, store),
         )
         config = uvicorn.Config(
             app,

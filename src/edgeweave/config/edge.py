@@ -117,6 +117,23 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class DeviceSettings:
+    enabled: bool = _setting(True, "run the device twin host and its MQTT bus")
+    mqtt_url: str = _setting("", "external broker (mqtt://host:port); empty: the embedded one")
+    broker_host: str = _setting("127.0.0.1", "the embedded broker's listen address")
+    broker_port: int = _setting(
+        1884, "the embedded broker's port (0: any free port)", ge=0, le=65535
+    )
+    max_payload_bytes: int = _setting(64 * 1024, "larger bus payloads get a 400 result", ge=1024)
+    start_mappers: bool = _setting(True, "start the mappers the node's devices need")
+    backoff_base_s: float = _setting(0.2, "bus reconnect backoff start", gt=0)
+    backoff_cap_s: float = _setting(10.0, "bus reconnect backoff ceiling", gt=0)
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     data_dir: Path = field(
         default=DEFAULT_DATA_DIR, metadata={"description": "node identity, local store, apps"}
@@ -124,6 +141,7 @@ class EdgeSettings:
     link: LinkSettings = field(default_factory=LinkSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    devices: DeviceSettings = field(default_factory=DeviceSettings)
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -266,6 +284,10 @@ def _coerce(raw: object, kind: object) -> Any:
         if number is None or not math.isfinite(number):
             raise ValueError(f"must be a finite number, got {raw!r}")
         return number
+    if kind is str:
+        if isinstance(raw, str):
+            return raw
+        raise ValueError(f"must be text, got {raw!r}")
     if kind is Path:
         if isinstance(raw, (str, os.PathLike)) and str(raw):
             return Path(raw)

@@ -61,6 +61,12 @@ class StoreSettings(_Section):
     changelog_retention: int = Field(
         100_000, ge=100, description="change-log entries kept for watch resume"
     )
+    twin_history_points: int = Field(
+        10_000, ge=1, description="reported twin values kept per device property"
+    )
+    twin_history_max_age_s: float = Field(
+        7 * 86400.0, gt=0, description="reported twin values older than this are dropped"
+    )
 
 
 class ApiSettings(_Section):

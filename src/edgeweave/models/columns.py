@@ -4,8 +4,10 @@ Path syntax: dotted keys (``status.phase``), list indexes (``spec.ports[0].port`
 ``[*]`` for every item (``spec.properties[*].name`` → ``"temp,mode"``; on a map: every value),
 ``[@]`` for a map's keys (``status.nodes[@]`` → ``"edge-1,edge-2"``). Values render as text:
 lists joined by ``,``, maps as ``k=v`` pairs, missing as ``<none>`` (``-`` for one missing
-item of a ``[*]`` list). Pure formatting: no knowledge of time (the CLI turns
-``metadata.creationTimestamp`` into an age) or of terminals.
+item of a ``[*]`` list). One computed path joins two lists no path can:
+:data:`DESIRED_REPORTED` (``@desiredReported``) shows a Device's properties as
+``name=desired/reported`` (``temp=22/21.5``; ``-`` for a missing value). Pure formatting: no
+knowledge of time (the CLI turns ``metadata.creationTimestamp`` into an age) or of terminals.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from typing import Any
 
 NONE = "<none>"
+DESIRED_REPORTED = "@desiredReported"
 _TOKEN_RE = re.compile(r"([^.\[\]]+)|\[(\*|@|[0-9]+)\]")
 
 
@@ -54,8 +57,31 @@ def render(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+def desired_reported(obj: Any) -> str:
+    """``name=desired/reported`` per property of a Device (spec order, then twins only
+    reported), ``-`` where a value is missing."""
+    desired: dict[str, Any] = {}
+    for prop in column_values(obj, "spec.properties[*]"):
+        if isinstance(prop, dict) and isinstance(prop.get("name"), str):
+            desired[prop["name"]] = column_values(prop, "desired.value")[0]
+    reported: dict[str, Any] = {}
+    for twin in column_values(obj, "status.twins[*]"):
+        if isinstance(twin, dict) and isinstance(twin.get("propertyName"), str):
+            reported[twin["propertyName"]] = column_values(twin, "reported.value")[0]
+    names = [*desired, *(n for n in reported if n not in desired)]
+    cells = []
+    for name in names:
+        want, have = desired.get(name), reported.get(name)
+        want_text = "-" if want is None or want == "" else render(want)
+        have_text = "-" if have is None or have == "" else render(have)
+        cells.append(f"{name}={want_text}/{have_text}")
+    return ",".join(cells) or NONE
+
+
 def column_text(obj: Any, path: str) -> str:
     """The text a table cell shows for ``path`` in ``obj``."""
+    if path == DESIRED_REPORTED:
+        return desired_reported(obj)
     values = column_values(obj, path)
     if all(v is None for v in values):
         return NONE

@@ -7,43 +7,13 @@ with both plain dicts (already shape-validated). Values travel as strings in Kub
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 from edgeweave.errors import InvalidObject
+from edgeweave.models.propvalue import PROPERTY_TYPES, parse_property_value
 from edgeweave.models.validation import invalid_from_problems
 
-PROPERTY_TYPES = ("INT", "FLOAT", "DOUBLE", "STRING", "BOOLEAN", "BYTES", "STREAM")
-_INT_RE = re.compile(r"^[+-]?[0-9]+$")
-_FLOAT_RE = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
-# the spellings Go's strconv.ParseBool accepts (KubeEdge mappers parse with it)
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-_INT64 = 2**63
-
-
-def parse_property_value(prop_type: str, value: str) -> int | float | bool | str:
-    """``value`` read as ``prop_type`` (a DeviceModel property type); ``ValueError`` if not."""
-    kind = prop_type.upper()
-    if kind == "INT":
-        if not _INT_RE.match(value) or not -_INT64 <= int(value) < _INT64:
-            raise ValueError(f"{value!r} is not an integer (INT)")
-        return int(value)
-    if kind in ("FLOAT", "DOUBLE"):
-        if not _FLOAT_RE.match(value) or not math.isfinite(float(value)):
-            raise ValueError(f"{value!r} is not a number ({kind}), e.g. 21.5")
-        return float(value)
-    if kind == "BOOLEAN":
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        raise ValueError(f"{value!r} is not a boolean (BOOLEAN): use true or false")
-    if kind in ("STRING", "BYTES", "STREAM"):
-        return value
-    raise ValueError(f"unknown property type {prop_type!r}; one of {', '.join(PROPERTY_TYPES)}")
-
+__all__ = ["PROPERTY_TYPES", "parse_property_value", "validate_device_against_model"]
 
 def _bound(prop: dict[str, Any], key: str) -> float | None:
     raw = prop.get(key)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from edgeweave.errors import InvalidObject, UnknownKind
 from edgeweave.models.apps import App
+from edgeweave.models.columns import DESIRED_REPORTED
 from edgeweave.models.configs import ConfigMap, Secret
 from edgeweave.models.devices import Device, DeviceModel
 from edgeweave.models.kinds import KindInfo
@@ -141,10 +142,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ),
         wide_columns=(
             ("PROTOCOL", "spec.protocol.protocolName"),
-            ("PROPERTIES", "spec.properties[*].name"),
-            ("DESIRED", "spec.properties[*].desired.value"),
-            ("TWINS", "status.twins[*].propertyName"),
-            ("REPORTED", "status.twins[*].reported.value"),
+            ("DESIRED/REPORTED", DESIRED_REPORTED),
         ),
     ),
     KindInfo(

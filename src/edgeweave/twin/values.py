@@ -4,7 +4,7 @@
 - a non-empty value uses the same characters and has at most 512 of them;
 - ``metadata.type`` is one of ``string``, ``int``, ``integer``, ``float``, ``boolean`` or
   ``deleted`` (a tombstone), and a value must parse as its type the way KubeEdge's mappers
-  parse it (the rules of :func:`edgeweave.models.device_checks.parse_property_value`).
+  parse it (the rules of :func:`edgeweave.models.propvalue.parse_property_value`).
 
 Every failure is a 400 :class:`~edgeweave.twin.errors.TwinError` naming the property. Pure
 functions; nothing here knows about topics, JSON or versions.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from edgeweave.models.device_checks import parse_property_value
+from edgeweave.models.propvalue import parse_property_value
 from edgeweave.twin.errors import bad_request
 
 MAX_KEY_CHARS: Final = 128

@@ -20,6 +20,7 @@ from edgeweave.cloud.api.logs import LogSource, build_logs_router
 from edgeweave.cloud.api.objects import ObjectDeps, build_objects_router
 from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
+from edgeweave.cloud.api.twins import TwinDeps, build_twins_router
 from edgeweave.errors import EdgeweaveError
 from edgeweave.models import registry
 
@@ -53,6 +54,7 @@ def create_app(
     objects: ObjectDeps | None = None,
     logs: LogSource | None = None,
     events: EventsDeps | None = None,
+    twins: TwinDeps | None = None,
 ) -> ASGIApp:
     api = FastAPI(
         title="edgeweave",
@@ -110,6 +112,8 @@ def create_app(
         api.include_router(build_join_router(join))
     if events is not None:
         api.include_router(build_events_router(events))
+    if twins is not None:
+        api.include_router(build_twins_router(twins))
     if logs is not None:
         api.include_router(build_logs_router(logs))
     if objects is not None:

@@ -2,8 +2,8 @@
 
 The adapter module for ``websockets`` on the cloud side: its connection errors become
 :class:`LinkClosed` here, so sessions never see a foreign exception. :func:`open_hub` lists the
-desired state, starts the three supervised tasks (store watch, upstream committer, lifecycle
-sweeper) and listens on ``wss://HOST:PORT/link``:
+desired state, starts the supervised tasks (store watch, upstream committer, lifecycle
+sweeper, status pruner, adoption of twin desired values set on the edge) and listens on ``wss://HOST:PORT/link``:
 
 - TLS demands a client certificate signed by the cloud CA (a node without one, or with one from
   another CA, fails the handshake); the node's name is the certificate's CN, checked again with
@@ -47,6 +47,7 @@ from edgeweave.cloud.hub.session import (
     Session,
     SessionDeps,
 )
+from edgeweave.cloud.hub.twinadopt import DesiredAdopter
 from edgeweave.cloud.hub.upstream import Committer
 from edgeweave.cloud.pki import CERT_BACKDATE_S, CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
@@ -134,10 +135,12 @@ class Hub:
             on_node_deleted=self._on_node_deleted,
             on_rebuilt=self._on_rebuilt,
         )
+        self.adopter = DesiredAdopter(deps.store, wall_clock=deps.wall_clock)
         self.committer = Committer(
             deps.store,
             lambda: self.dispatcher.index,
             entries_per_turn=settings.upstream_entries_per_turn,
+            on_local_desired=self.adopter.submit,
         )
         self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
         self.lifecycle = Lifecycle(
@@ -187,6 +190,7 @@ class Hub:
             "indexed_objects": len(self.dispatcher.index),
             "watch_events": self.dispatcher.events_applied,
             **self.committer.statistics(),
+            **self.adopter.statistics(),
             **self.lifecycle.statistics(),
         }
 
@@ -306,6 +310,7 @@ async def open_hub(deps: HubDeps) -> AsyncIterator[Hub]:
         asyncio.create_task(_supervised("committer", hub.committer.run), name="hub-committer"),
         asyncio.create_task(_supervised("lifecycle", hub.lifecycle.run), name="hub-lifecycle"),
         asyncio.create_task(_supervised("prune", hub.pruner.run), name="hub-status-prune"),
+        asyncio.create_task(_supervised("twin-adopt", hub.adopter.run), name="hub-twin-adopt"),
     ]
     try:
         async with serve(

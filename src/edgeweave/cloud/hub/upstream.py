@@ -10,13 +10,17 @@ another node's commit by at most one turn.
 Per batch (docs/design/edge-link.md §5): entries with ``seq`` ≤ the committed seq are skipped
 (replay is idempotent); ``app.status`` becomes ``App.status.nodes[<node>] = payload``, only the
 newest per app; ``node.status`` is merged into the Node's status; ``event`` entries are
-appended. Entries about objects not assigned to the node are **refused**: counted, reported as
-one Warning event on the Node, never committed (their seqs still count as consumed, so a replay
-does not loop). Other topics (``log``, ``metric``) are counted and skipped. After the commit the
-node gets ``upstream_ack{committed_seq}``.
+appended; ``device.twin`` (checked by :mod:`.twinreport`) becomes the Device's ``status``
+(``twins`` replaced whole, ``state``, ``lastOnlineTime``; only the newest per device), its
+``samples`` become twin history rows in the same transaction, and its ``localDesired`` items
+(newest per device property) go to ``on_local_desired`` once the commit succeeded. Entries
+about objects not assigned to the node, and malformed ``device.twin`` entries, are
+**refused**: counted, reported as one Warning event on the Node, never committed (their seqs
+still count as consumed, so a replay does not loop). Other topics (``log``, ``metric``) are
+counted and skipped. After the commit the node gets ``upstream_ack{committed_seq}``.
 
-This module must not read frames, decide what a node should hold, or retry a failed commit on
-its own (the agent replays unacked entries).
+This module must not read frames, decide what a node should hold, write anything but through
+``commit_upstream``, or retry a failed commit on its own (the agent replays unacked entries).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeweave.cloud.hub.index import APP, DesiredIndex, node_ref
+from edgeweave.cloud.hub.twinreport import TWIN_TOPIC, LocalDesired, parse_twin_report
 from edgeweave.cloud.store.base import (
     MAX_EVENT_TEXT,
     AckItem,
@@ -37,14 +42,19 @@ from edgeweave.cloud.store.base import (
     JSONObject,
     NodeSyncStore,
     StatusWrite,
+    TwinSample,
 )
-from edgeweave.errors import EdgeweaveError, TooManyRequests
+from edgeweave.errors import BadRequest, EdgeweaveError, TooManyRequests
 from edgeweave.protocol.messages import Error, Message, Upstream, UpstreamAck, UpstreamEntry
 from edgeweave.protocol.refs import ResourceRef
 
 log = logging.getLogger(__name__)
 
 Reply = Callable[[Message], None]
+LocalDesiredItems = list[tuple[ResourceRef, LocalDesired]]
+"""Desired values set on the edge, per Device (see :mod:`.twinadopt`)."""
+OnLocalDesired = Callable[[str, LocalDesiredItems], None]
+MAX_REFUSAL_TEXT = 300  # characters of one refused entry's description in the Warning event
 MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
 _NODE_STATUS_FIELDS = {
     "conditions": "conditions",
@@ -76,6 +86,8 @@ class Translated:
     status_writes: list[StatusWrite]
     refused: list[str]
     skipped_topics: int
+    samples: list[TwinSample] = field(default_factory=list)
+    local_desired: LocalDesiredItems = field(default_factory=list)
 
 
 def _ref_key(value: Any) -> tuple[str, str, str] | None:
@@ -104,6 +116,8 @@ def translate(
     """Map outbox entries above ``committed`` to events and status writes (pure)."""
     out = Translated(committed, [], [], [], 0)
     app_status: dict[ResourceRef, JSONObject] = {}
+    twin_status: dict[ResourceRef, JSONObject] = {}
+    local_desired: dict[tuple[ResourceRef, str], LocalDesired] = {}
     node_status: JSONObject = {}
     own = node_ref(node)
     now = time.time()
@@ -158,8 +172,28 @@ def translate(
                     str(payload.get("message") or "")[:MAX_EVENT_TEXT],
                 )
             )
+        elif entry.topic == TWIN_TOPIC:
+            try:
+                report = parse_twin_report(payload)
+            except BadRequest as e:
+                out.refused.append(f"device.twin #{entry.seq} is malformed: {e.message}")
+                continue
+            device = report.device
+            if index.desired(node, device) is None:
+                out.refused.append(f"device.twin #{entry.seq} about {device}")
+                continue
+            twin_status.pop(device, None)  # newest wins, in the order last reported
+            twin_status[device] = report.status
+            ns, name = device.namespace, device.name
+            out.samples.extend((ns, name, prop, ms, value) for prop, ms, value in report.samples)
+            for item in report.local_desired:
+                local_desired.pop((device, item.property), None)
+                local_desired[(device, item.property)] = item
         else:
             out.skipped_topics += 1
+    for ref, status in twin_status.items():
+        out.status_writes.append((ref.kind, ref.namespace, ref.name, status))
+    out.local_desired = [(ref, item) for (ref, _), item in local_desired.items()]
     for ref, payload in app_status.items():
         # clear, then set: the node's entry becomes exactly the payload (not a merge)
         out.status_writes.append((APP, ref.namespace, ref.name, {"nodes": {node: None}}))
@@ -167,10 +201,11 @@ def translate(
     if node_status:
         out.status_writes.append((own.kind, "", node, node_status))
     if out.refused:
-        shown = "; ".join(out.refused[:3]) + (" ..." if len(out.refused) > 3 else "")
+        shown = "; ".join(r[:MAX_REFUSAL_TEXT] for r in out.refused[:3])
+        shown += " ..." if len(out.refused) > 3 else ""
         message = (
-            f"refused {len(out.refused)} upstream entries about objects not assigned to node "
-            f"{node}: {shown}"
+            f"refused {len(out.refused)} upstream entries from node {node} (about objects not "
+            f"assigned to it, or malformed): {shown}"
         )
         out.events.append((node, now, own.kind, "", node, "Warning", "UpstreamRefused", message))
     return out
@@ -183,10 +218,14 @@ class Committer:
         index: Callable[[], DesiredIndex],
         *,
         entries_per_turn: int = 5000,
+        on_local_desired: OnLocalDesired | None = None,
     ) -> None:
+        """``on_local_desired(node, items)`` is called (it must not block) after a commit
+        whose entries carried desired values set on the edge."""
         self._store = store
         self._index = index
         self._entries_per_turn = entries_per_turn
+        self._on_local_desired = on_local_desired
         self._ring: OrderedDict[str, _NodeWork] = OrderedDict()
         self._committed: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -279,11 +318,13 @@ class Committer:
         try:
             if done.last_seq > committed:
                 committed = await self._store.commit_upstream(
-                    node, done.last_seq, done.events, done.status_writes
+                    node, done.last_seq, done.events, done.status_writes, done.samples
                 )
                 self._committed[node] = committed
                 self.commits += 1
                 self.refused_total += len(done.refused)
+                if done.local_desired and self._on_local_desired is not None:
+                    self._on_local_desired(node, done.local_desired)
         except EdgeweaveError as e:
             log.warning("upstream commit of node %s failed: %s", node, e)
             for batch in batches:

@@ -1,8 +1,10 @@
-"""Backend-independent logic of the per-node sync tables (acks, upstream commits, events).
+"""Backend-independent logic of the per-node sync tables (acks, upstream commits, events,
+twin history).
 
 Both adapters turn an upstream commit into the same rows: events become flat tuples, status
-patches are grouped per object (applied in order, one write per object per commit), and an
-events row reads back as the dict the hub wrote. Pure functions: this module must not do I/O
+patches are grouped per object (applied in order, one write per object per commit), twin
+samples become history rows counted per (device, property) for retention, and an events or
+history row reads back as the dict the hub wrote. Pure functions: this module must not do I/O
 and must not import a database library.
 """
 
@@ -12,13 +14,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgeweave.cloud.store._objects import ObjectKey, prepare_update
-from edgeweave.cloud.store.base import JSONObject, StatusWrite
+from edgeweave.cloud.store.base import JSONObject, StatusWrite, TwinSample
 from edgeweave.errors import BadRequest
 from edgeweave.models.patch import merge_patch
 
 DEFAULT_EVENTS_RETENTION = 100_000
 
 EVENT_COLUMNS = "node, time, object_kind, object_namespace, object_name, type, reason, message"
+HISTORY_COLUMNS = "node, namespace, name, property, time_ms, value"
+
+HistoryKey = tuple[str, str, str]  # (device namespace, device name, property)
+HistoryRow = tuple[str, str, str, str, int, str]  # in HISTORY_COLUMNS order
 
 
 def event_from_row(row: Sequence[Any]) -> JSONObject:
@@ -71,4 +77,43 @@ def events_query_filters(
         if value is not None:
             conditions.append(f"{column} = {{p}}")
             params.append(value)
+    return conditions, params
+
+
+def history_rows(
+    node: str, samples: Sequence[TwinSample]
+) -> tuple[list[HistoryRow], dict[HistoryKey, int]]:
+    """The history rows of ``samples`` reported by ``node``, and how many each (device,
+    property) gets, keys sorted (so concurrent writers lock counter rows in one order)."""
+    rows: list[HistoryRow] = []
+    added: dict[HistoryKey, int] = {}
+    for namespace, name, prop, time_ms, value in samples:
+        rows.append((node, namespace, name, prop, int(time_ms), value))
+        key = (namespace, name, prop)
+        added[key] = added.get(key, 0) + 1
+    return rows, dict(sorted(added.items()))
+
+
+def history_cutoff_ms(max_age_s: float, now_s: float) -> int:
+    """Samples with a time (Unix ms) below this are older than the retention allows."""
+    return int((now_s - max_age_s) * 1000)
+
+
+def history_item(row: Sequence[Any]) -> JSONObject:
+    """``(property, value, time_ms)`` as the dict :meth:`list_twin_history` returns."""
+    return {"property": row[0], "value": row[1], "timestamp": int(row[2])}
+
+
+def history_query_filters(
+    property_name: str | None, since_ms: int | None
+) -> tuple[list[str], list[Any]]:
+    """Extra conditions of a history read (``{p}`` stands for the adapter's placeholder)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if property_name is not None:
+        conditions.append("property = {p}")
+        params.append(property_name)
+    if since_ms is not None:
+        conditions.append("time_ms >= {p}")
+        params.append(int(since_ms))
     return conditions, params

@@ -51,11 +51,23 @@ DDL = [
     """CREATE INDEX IF NOT EXISTS events_by_object
         ON {s}.events (object_kind, object_namespace, object_name, id)""",
     "CREATE TABLE IF NOT EXISTS {s}.join_tokens (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL)",
+    # reported twin values; rows per (device, property) counted for cheap retention by count
+    """CREATE TABLE IF NOT EXISTS {s}.twin_history (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, node TEXT NOT NULL,
+        namespace TEXT NOT NULL, name TEXT NOT NULL, property TEXT NOT NULL,
+        time_ms BIGINT NOT NULL, value TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS twin_history_by_property
+        ON {s}.twin_history (namespace, name, property, time_ms, id)""",
+    """CREATE TABLE IF NOT EXISTS {s}.twin_history_points (
+        namespace TEXT NOT NULL, name TEXT NOT NULL, property TEXT NOT NULL,
+        points BIGINT NOT NULL, PRIMARY KEY (namespace, name, property))""",
 ]
 # the same statements work on a schema made before the sync tables existed (IF NOT EXISTS)
 _UNNEST_ACKS = (
     "unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) AS u(kind, namespace, name, rv)"
 )
+_UNNEST_KEYS = "unnest(%s::text[], %s::text[], %s::text[]) AS k(namespace, name, property)"
+_HISTORY_MATCH = "h.namespace = k.namespace AND h.name = k.name AND h.property = k.property"
 SYNC_QUERIES = {
     "acked": "SELECT kind, namespace, name, rv FROM {s}.node_acks WHERE node = %s",
     "acks_clear": "DELETE FROM {s}.node_acks WHERE node = %s",
@@ -91,6 +103,27 @@ SYNC_QUERIES = {
       l AS (INSERT INTO {s}.changelog (rv, kind, namespace, name, type, json)
         SELECT rv, kind, namespace, name, 'MODIFIED', json FROM u)
     SELECT pg_notify(%s::text, %s::text)""",
+    "history_copy": (
+        "COPY {s}.twin_history (node, namespace, name, property, time_ms, value) FROM STDIN"
+    ),
+    # per touched key: how many rows retention by age dropped
+    "history_drop_old": f"""WITH d AS (DELETE FROM {{s}}.twin_history h USING {_UNNEST_KEYS}
+          WHERE {_HISTORY_MATCH} AND h.time_ms < %s
+          RETURNING h.namespace, h.name, h.property)
+        SELECT namespace, name, property, count(*) FROM d GROUP BY 1, 2, 3""",  # noqa: S608
+    "history_points_add": """INSERT INTO {s}.twin_history_points AS p
+        (namespace, name, property, points)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])
+        ON CONFLICT (namespace, name, property)
+        DO UPDATE SET points = GREATEST(0, p.points + EXCLUDED.points)
+        RETURNING namespace, name, property, points""",
+    "history_drop_oldest": f"""DELETE FROM {{s}}.twin_history WHERE id IN (
+        SELECT x.id FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])
+          AS k(namespace, name, property, excess)
+        CROSS JOIN LATERAL (SELECT h.id FROM {{s}}.twin_history h WHERE {_HISTORY_MATCH}
+          ORDER BY h.time_ms, h.id LIMIT k.excess) x)""",  # noqa: S608
+    "history_points_set": f"""UPDATE {{s}}.twin_history_points h SET points = %s
+        FROM {_UNNEST_KEYS} WHERE {_HISTORY_MATCH}""",  # noqa: S608
     "tokens_expire": "DELETE FROM {s}.join_tokens WHERE exp < %s",
     "token_use": (
         "INSERT INTO {s}.join_tokens VALUES (%s, %s) ON CONFLICT (jti) DO NOTHING RETURNING jti"
@@ -174,4 +207,11 @@ def list_query(by_namespace: bool, after: bool, limited: bool) -> str:
 EVENTS_LIST_TEMPLATE = (
     "SELECT id, node, time, object_kind, object_namespace, object_name, type, reason, "
     "message FROM {s}.events{where} ORDER BY id DESC LIMIT %s"
+)
+
+
+# a device's reported values, newest first; ``{where}`` is built from fixed column names only
+HISTORY_LIST_TEMPLATE = (
+    "SELECT property, value, time_ms FROM {s}.twin_history "
+    "WHERE namespace = %s AND name = %s{where} ORDER BY time_ms DESC, id DESC LIMIT %s"
 )

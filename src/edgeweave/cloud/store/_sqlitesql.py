@@ -6,7 +6,7 @@ only :mod:`.sqlite` and :mod:`.sqlite_sync` use these.
 
 from __future__ import annotations
 
-from edgeweave.cloud.store._nodesync import EVENT_COLUMNS
+from edgeweave.cloud.store._nodesync import EVENT_COLUMNS, HISTORY_COLUMNS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -39,6 +39,18 @@ CREATE TABLE IF NOT EXISTS events (
 -- rare per-object read scans newest-first by id and stops at its LIMIT
 DROP INDEX IF EXISTS events_by_object;
 CREATE TABLE IF NOT EXISTS join_tokens (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL) WITHOUT ROWID;
+-- reported twin values (device.twin samples); rows per (device, property) are counted in
+-- twin_history_points so retention by count costs an index range, not a count(*)
+CREATE TABLE IF NOT EXISTS twin_history (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    property TEXT NOT NULL, time_ms INTEGER NOT NULL, value TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS twin_history_by_property
+    ON twin_history (namespace, name, property, time_ms);
+CREATE TABLE IF NOT EXISTS twin_history_points (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, property TEXT NOT NULL, points INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name, property)
+) WITHOUT ROWID;
 """
 
 # objects, change log, counters
@@ -91,5 +103,19 @@ EVENT_INSERT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 
 EVENTS_NEWEST_ID = "SELECT max(id) FROM events"
 EVENTS_TRIM = "DELETE FROM events WHERE id <= ?"
 EVENTS_LIST = f"SELECT id, {EVENT_COLUMNS} FROM events"  # noqa: S608 (fixed column names)
+_HISTORY_KEY = "namespace = ? AND name = ? AND property = ?"
+HISTORY_INSERT = f"INSERT INTO twin_history ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"  # noqa: S608
+HISTORY_DROP_OLD = f"DELETE FROM twin_history WHERE {_HISTORY_KEY} AND time_ms < ?"  # noqa: S608
+HISTORY_POINTS_ADD = (
+    "INSERT INTO twin_history_points (namespace, name, property, points) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (namespace, name, property) "
+    "DO UPDATE SET points = max(0, points + excluded.points) RETURNING points"
+)
+HISTORY_POINTS_SET = f"UPDATE twin_history_points SET points = ? WHERE {_HISTORY_KEY}"  # noqa: S608
+HISTORY_DROP_OLDEST = (
+    "DELETE FROM twin_history WHERE id IN (SELECT id FROM twin_history "  # noqa: S608
+    f"WHERE {_HISTORY_KEY} ORDER BY time_ms, id LIMIT ?)"
+)
+HISTORY_LIST = "SELECT property, value, time_ms FROM twin_history WHERE namespace = ? AND name = ?"
 JTI_EXPIRE = "DELETE FROM join_tokens WHERE exp < ?"
 JTI_INSERT = "INSERT INTO join_tokens (jti, exp) VALUES (?, ?) ON CONFLICT DO NOTHING"

@@ -130,6 +130,11 @@ StatusWrite = tuple[str, str, str, JSONObject]  # (kind, namespace, name, status
 EventRow = tuple[str, float, str, str, str, str, str, str]
 MAX_EVENT_TEXT = 4096  # characters kept of an event's reason or message
 
+# one reported twin value: (device namespace, device name, property, time in Unix ms, value)
+TwinSample = tuple[str, str, str, int, str]
+DEFAULT_TWIN_HISTORY_POINTS = 10_000  # values kept per (device, property)
+DEFAULT_TWIN_HISTORY_MAX_AGE_S = 7 * 86400.0  # values older than this are dropped
+
 
 class NodeSyncStore(Protocol):
     """Per-node sync bookkeeping the hub keeps beside the objects (docs/design/edge-link.md).
@@ -139,6 +144,10 @@ class NodeSyncStore(Protocol):
       (a node holds nothing for a deleted object), so the acked set mirrors the node's held set.
     - upstream: the highest outbox sequence number committed per node, and the ``events``
       table those commits append to (newest ``events_retention`` kept).
+    - twin history: the reported values of device properties (``device.twin`` samples),
+      appended by the same commits; per (device, property) at most ``twin_history_points``
+      are kept and none older than ``twin_history_max_age_s`` (enforced on insert, for the
+      properties an insert touches).
     - used join tokens, so a join token works once.
     """
 
@@ -169,14 +178,36 @@ class NodeSyncStore(Protocol):
         committed_seq: int,
         events: Sequence[EventRow],
         status_writes: list[StatusWrite],
+        samples: Sequence[TwinSample] = (),
     ) -> int:
         """In one transaction: append ``events``, merge each status patch into its object's
         ``status`` (a write with a new resourceVersion and a MODIFIED change; objects that no
-        longer exist are skipped) and store ``committed_seq``. A ``committed_seq`` not above
-        the stored one is a replay: nothing is written. Returns the stored seq afterwards.
+        longer exist are skipped), append ``samples`` to the twin history (as reported by
+        ``node``; retention applied to the properties they touch) and store ``committed_seq``.
+        A ``committed_seq`` not above the stored one is a replay: nothing is written. Returns
+        the stored seq afterwards.
 
         An event is an :data:`EventRow`; the caller cuts reason and message to
         ``MAX_EVENT_TEXT``."""
+        ...
+
+    async def append_events(self, events: Sequence[EventRow]) -> None:
+        """Append ``events`` outside an upstream commit (what the cloud itself reports about
+        an object, e.g. a twin conflict); same rows and retention as :meth:`commit_upstream`."""
+        ...
+
+    async def list_twin_history(
+        self,
+        namespace: str,
+        name: str,
+        property: str | None = None,
+        *,
+        since_ms: int | None = None,
+        limit: int = 1000,
+    ) -> list[JSONObject]:
+        """The newest ``limit`` reported values of device ``namespace/name`` (one property, or
+        every property when None) at or after ``since_ms``, oldest first, each
+        ``{"property", "value", "timestamp"}`` (timestamp: Unix ms)."""
         ...
 
     async def list_events(

@@ -9,7 +9,8 @@ Accepted forms:
   and is not passed to the driver.
 
 Each adapter is imported only when chosen, so a SQLite deployment never imports psycopg.
-Must not hold configuration beyond the URL: sizing knobs belong to the adapters.
+Must not hold configuration beyond the URL: sizing knobs belong to the adapters (retention
+bounds are passed through as given).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from edgeweave.cloud.store.base import CloudStore
+from edgeweave.cloud.store.base import (
+    DEFAULT_TWIN_HISTORY_MAX_AGE_S,
+    DEFAULT_TWIN_HISTORY_POINTS,
+    CloudStore,
+)
 from edgeweave.errors import ConfigError
 
 DEFAULT_SQLITE_FILE = "edgeweave.db"
@@ -28,23 +33,34 @@ ACCEPTED_FORMS = (
 
 
 async def open_store(
-    url: str | None, data_dir: Path, *, changelog_retention: int = 100_000
+    url: str | None,
+    data_dir: Path,
+    *,
+    changelog_retention: int = 100_000,
+    twin_history_points: int = DEFAULT_TWIN_HISTORY_POINTS,
+    twin_history_max_age_s: float = DEFAULT_TWIN_HISTORY_MAX_AGE_S,
 ) -> CloudStore:
     """Open the store named by ``url``; raises ConfigError for an unknown form."""
     url = (url or "").strip()
+    retention = {
+        "changelog_retention": changelog_retention,
+        "twin_history_points": twin_history_points,
+        "twin_history_max_age_s": twin_history_max_age_s,
+    }
     if not url or url.startswith("sqlite:"):
         from edgeweave.cloud.store.sqlite import open_sqlite_store
 
         return await open_sqlite_store(
-            sqlite_path(url, data_dir), changelog_retention=changelog_retention
+            sqlite_path(url, data_dir),
+            changelog_retention=changelog_retention,
+            twin_history_points=twin_history_points,
+            twin_history_max_age_s=twin_history_max_age_s,
         )
     if url.startswith(("postgresql://", "postgres://")):
         from edgeweave.cloud.store.postgres import open_postgres_store
 
         conninfo, schema = split_schema(url)
-        return await open_postgres_store(
-            conninfo, schema=schema, changelog_retention=changelog_retention
-        )
+        return await open_postgres_store(conninfo, schema=schema, **retention)
     raise ConfigError(f"store URL {_redact(url)!r} is not one of: {ACCEPTED_FORMS}")
 
 

@@ -48,7 +48,14 @@ from edgeweave.cloud.store._objects import (
 )
 from edgeweave.cloud.store._paging import PageBuilder
 from edgeweave.cloud.store._watch import ChangeRow, LogWatch, Notifier
-from edgeweave.cloud.store.base import JSONObject, ListResult, Watch, WatchFilter
+from edgeweave.cloud.store.base import (
+    DEFAULT_TWIN_HISTORY_MAX_AGE_S,
+    DEFAULT_TWIN_HISTORY_POINTS,
+    JSONObject,
+    ListResult,
+    Watch,
+    WatchFilter,
+)
 from edgeweave.cloud.store.postgres_sync import PostgresNodeSync
 from edgeweave.errors import (
     AlreadyExists,
@@ -93,6 +100,8 @@ class PostgresStore(PostgresNodeSync):
         timeout_s: float = 10.0,
         poll_interval_s: float = 1.0,
         changelog_retention: int = DEFAULT_CHANGELOG_RETENTION,
+        twin_history_points: int = DEFAULT_TWIN_HISTORY_POINTS,
+        twin_history_max_age_s: float = DEFAULT_TWIN_HISTORY_MAX_AGE_S,
     ) -> None:
         self.schema = "" if schema is None else _pgsql.check_schema(schema)
         self._url = url
@@ -117,6 +126,8 @@ class PostgresStore(PostgresNodeSync):
         self._writes_since_retention = 0
         self._closed = False
         self.events_retention = DEFAULT_EVENTS_RETENTION
+        self.twin_history_points = twin_history_points
+        self.twin_history_max_age_s = twin_history_max_age_s
 
     @classmethod
     async def open(cls, url: str, **kwargs: Any) -> PostgresStore:

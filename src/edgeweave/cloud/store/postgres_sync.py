@@ -1,5 +1,5 @@
-"""The per-node sync tables of the PostgreSQL store: acks, upstream commits, events, used
-join tokens (:class:`~edgeweave.cloud.store.base.NodeSyncStore`).
+"""The per-node sync tables of the PostgreSQL store: acks, upstream commits, events, twin
+history, used join tokens (:class:`~edgeweave.cloud.store.base.NodeSyncStore`).
 
 A mixin of :class:`~edgeweave.cloud.store.postgres.PostgresStore`, which provides the pooled
 connections, the bound statements (SQL text in :mod:`._pgsql`) and the wake-up of watches
@@ -12,6 +12,7 @@ Must not open connections of its own or let a psycopg exception out (the store's
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -21,14 +22,27 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from edgeweave.cloud.store._nodesync import (
+    HistoryKey,
+    HistoryRow,
     apply_status,
     event_from_row,
     events_query_filters,
     group_status_writes,
+    history_cutoff_ms,
+    history_item,
+    history_query_filters,
+    history_rows,
 )
 from edgeweave.cloud.store._objects import ObjectKey, decode_json, encode_json
-from edgeweave.cloud.store._pgsql import EVENTS_LIST_TEMPLATE
-from edgeweave.cloud.store.base import AckItem, AckKey, EventRow, JSONObject, StatusWrite
+from edgeweave.cloud.store._pgsql import EVENTS_LIST_TEMPLATE, HISTORY_LIST_TEMPLATE
+from edgeweave.cloud.store.base import (
+    AckItem,
+    AckKey,
+    EventRow,
+    JSONObject,
+    StatusWrite,
+    TwinSample,
+)
 
 Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -38,6 +52,8 @@ class PostgresNodeSync:
 
     schema: str
     events_retention: int
+    twin_history_points: int
+    twin_history_max_age_s: float
     _q: dict[str, bytes]  # the store's statements, bound to its schema
     _quoted_schema: str
     _channel: str
@@ -87,9 +103,11 @@ class PostgresNodeSync:
         committed_seq: int,
         events: Sequence[EventRow],
         status_writes: list[StatusWrite],
+        samples: Sequence[TwinSample] = (),
     ) -> int:
         rows = list(events)
         grouped = group_status_writes(status_writes)
+        history, added = history_rows(node, samples)
         wrote = False
         async with self._connection() as conn, conn.transaction():
             await conn.execute(self._q["upstream_init"], (node,))
@@ -98,16 +116,67 @@ class PostgresNodeSync:
             if committed_seq <= stored:
                 return stored
             if rows:
-                async with conn.cursor() as cur, cur.copy(self._q["events_copy"]) as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-                await conn.execute(self._q["events_trim"], (self.events_retention,))
+                await self._insert_events(conn, rows)
+            if history:
+                await self._insert_history(conn, history, added)
             if grouped:
                 wrote = await self._merge_statuses(conn, grouped)
             await conn.execute(self._q["upstream_set"], (committed_seq, node))
         if wrote:
             await self._after_write()
         return committed_seq
+
+    async def _insert_events(self, conn: Conn, rows: list[EventRow]) -> None:
+        async with conn.cursor() as cur, cur.copy(self._q["events_copy"]) as copy:
+            for row in rows:
+                await copy.write_row(row)
+        await conn.execute(self._q["events_trim"], (self.events_retention,))
+
+    async def append_events(self, events: Sequence[EventRow]) -> None:
+        if not events:
+            return
+        async with self._connection() as conn, conn.transaction():
+            await self._insert_events(conn, list(events))
+
+    async def _insert_history(
+        self, conn: Conn, rows: list[HistoryRow], added: dict[HistoryKey, int]
+    ) -> None:
+        """Append ``rows``, then apply retention to each (device, property) they touch, in a
+        fixed number of statements: drop what is too old, count, drop the oldest over the
+        limit."""
+        async with conn.cursor() as cur, cur.copy(self._q["history_copy"]) as copy:
+            for row in rows:
+                await copy.write_row(row)
+        keys = [list(c) for c in zip(*added, strict=True)]
+        cutoff = history_cutoff_ms(self.twin_history_max_age_s, time.time())
+        cur = await conn.execute(self._q["history_drop_old"], (*keys, cutoff))
+        dropped = {(ns, n, p): int(c) for ns, n, p, c in await cur.fetchall()}
+        deltas = [count - dropped.get(key, 0) for key, count in added.items()]
+        cur = await conn.execute(self._q["history_points_add"], (*keys, deltas))
+        keep = self.twin_history_points
+        over = [(ns, n, p, int(points) - keep) for ns, n, p, points in await cur.fetchall()]
+        over = [row for row in over if row[3] > 0]
+        if over:
+            columns = [list(c) for c in zip(*over, strict=True)]
+            await conn.execute(self._q["history_drop_oldest"], columns)
+            await conn.execute(self._q["history_points_set"], (keep, *columns[:3]))
+
+    async def list_twin_history(
+        self,
+        namespace: str,
+        name: str,
+        property: str | None = None,
+        *,
+        since_ms: int | None = None,
+        limit: int = 1000,
+    ) -> list[JSONObject]:
+        where, params = history_query_filters(property, since_ms)
+        clause = "".join(" AND " + c.format(p="%s") for c in where)
+        query = HISTORY_LIST_TEMPLATE.format(s=self._quoted_schema, where=clause)
+        args = (namespace, name, *params, max(0, limit))
+        async with self._connection() as conn:
+            rows = await (await conn.execute(query.encode(), args)).fetchall()
+        return [history_item(r) for r in reversed(rows)]
 
     async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
         # the counter row first, as every writer does: it orders this commit among them

@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.cloud.store import _sqlitesql as q
@@ -40,7 +41,14 @@ from edgeweave.cloud.store._objects import (
 )
 from edgeweave.cloud.store._paging import PageBuilder
 from edgeweave.cloud.store._watch import ChangeRow, LogWatch, Notifier
-from edgeweave.cloud.store.base import JSONObject, ListResult, Watch, WatchFilter
+from edgeweave.cloud.store.base import (
+    DEFAULT_TWIN_HISTORY_MAX_AGE_S,
+    DEFAULT_TWIN_HISTORY_POINTS,
+    JSONObject,
+    ListResult,
+    Watch,
+    WatchFilter,
+)
 from edgeweave.cloud.store.sqlite_sync import SQLiteNodeSync
 from edgeweave.errors import AlreadyExists, BadRequest, NotFound, StoreError
 from edgeweave.models.selectors import LabelSelector
@@ -67,6 +75,8 @@ class SQLiteStore(SQLiteNodeSync):
         *,
         changelog_retention: int = DEFAULT_CHANGELOG_RETENTION,
         busy_timeout_ms: int = 5000,
+        twin_history_points: int = DEFAULT_TWIN_HISTORY_POINTS,
+        twin_history_max_age_s: float = DEFAULT_TWIN_HISTORY_MAX_AGE_S,
     ) -> None:
         self.path = Path(path)
         self._changelog_retention = changelog_retention
@@ -87,9 +97,11 @@ class SQLiteStore(SQLiteNodeSync):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writes_since_retention = 0
         self.events_retention = DEFAULT_EVENTS_RETENTION
+        self.twin_history_points = twin_history_points
+        self.twin_history_max_age_s = twin_history_max_age_s
 
     @classmethod
-    async def open(cls, path: Path, **kwargs: int) -> SQLiteStore:
+    async def open(cls, path: Path, **kwargs: Any) -> SQLiteStore:
         store = cls(path, **kwargs)
         store._loop = asyncio.get_running_loop()
         await store._sql.open()
@@ -267,8 +279,14 @@ async def open_sqlite_store(
     *,
     changelog_retention: int = DEFAULT_CHANGELOG_RETENTION,
     busy_timeout_ms: int = 5000,
+    twin_history_points: int = DEFAULT_TWIN_HISTORY_POINTS,
+    twin_history_max_age_s: float = DEFAULT_TWIN_HISTORY_MAX_AGE_S,
 ) -> SQLiteStore:
     """Open (creating file and schema when needed) the SQLite store at ``path``."""
     return await SQLiteStore.open(
-        path, changelog_retention=changelog_retention, busy_timeout_ms=busy_timeout_ms
+        path,
+        changelog_retention=changelog_retention,
+        busy_timeout_ms=busy_timeout_ms,
+        twin_history_points=twin_history_points,
+        twin_history_max_age_s=twin_history_max_age_s,
     )

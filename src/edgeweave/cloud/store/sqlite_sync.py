@@ -1,5 +1,5 @@
-"""The per-node sync tables of the SQLite store: acks, upstream commits, events, used join
-tokens (:class:`~edgeweave.cloud.store.base.NodeSyncStore`).
+"""The per-node sync tables of the SQLite store: acks, upstream commits, events, twin history,
+used join tokens (:class:`~edgeweave.cloud.store.base.NodeSyncStore`).
 
 A mixin of :class:`~edgeweave.cloud.store.sqlite.SQLiteStore`, which provides the worker
 thread (``_sql``, a :class:`~edgeweave.aio.sqlite.SQLiteThread`: ``run``, its connection and
@@ -13,25 +13,42 @@ translates them) or import sqlite3.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 from edgeweave.aio.sqlite import Connection, SQLiteThread
 from edgeweave.cloud.store import _sqlitesql as q
 from edgeweave.cloud.store._nodesync import (
+    HistoryKey,
+    HistoryRow,
     apply_status,
     event_from_row,
     events_query_filters,
     group_status_writes,
+    history_cutoff_ms,
+    history_item,
+    history_query_filters,
+    history_rows,
 )
 from edgeweave.cloud.store._objects import decode_json, encode_json
-from edgeweave.cloud.store.base import AckItem, AckKey, EventRow, JSONObject, StatusWrite
+from edgeweave.cloud.store.base import (
+    AckItem,
+    AckKey,
+    EventRow,
+    JSONObject,
+    StatusWrite,
+    TwinSample,
+)
 
 
 class SQLiteNodeSync:
     """The :class:`~edgeweave.cloud.store.base.NodeSyncStore` half of the SQLite store."""
 
     events_retention: int
+    twin_history_points: int
+    twin_history_max_age_s: float
     _sql: SQLiteThread  # the worker thread, its connection and transactions
 
     @abstractmethod
@@ -66,10 +83,32 @@ class SQLiteNodeSync:
         committed_seq: int,
         events: Sequence[EventRow],
         status_writes: Sequence[StatusWrite],
+        samples: Sequence[TwinSample] = (),
     ) -> int:
+        history = history_rows(node, samples)
         return await self._sql.run(
-            self._db_commit_upstream, node, committed_seq, events, status_writes
+            self._db_commit_upstream, node, committed_seq, events, status_writes, history
         )
+
+    async def append_events(self, events: Sequence[EventRow]) -> None:
+        if events:
+            await self._sql.run(self._db_append_events, list(events))
+
+    async def list_twin_history(
+        self,
+        namespace: str,
+        name: str,
+        property: str | None = None,
+        *,
+        since_ms: int | None = None,
+        limit: int = 1000,
+    ) -> list[JSONObject]:
+        where, params = history_query_filters(property, since_ms)
+        query = q.HISTORY_LIST + "".join(" AND " + c.format(p="?") for c in where)
+        query += " ORDER BY time_ms DESC, id DESC LIMIT ?"
+        args = (namespace, name, *params, max(0, limit))
+        rows = await self._sql.run(self._db_fetch, query, args)
+        return [history_item(r) for r in reversed(rows)]
 
     async def list_events(
         self,
@@ -104,7 +143,12 @@ class SQLiteNodeSync:
         return 0 if found is None else int(found[0])
 
     def _db_commit_upstream(
-        self, node: str, seq: int, events: Sequence[EventRow], writes: Sequence[StatusWrite]
+        self,
+        node: str,
+        seq: int,
+        events: Sequence[EventRow],
+        writes: Sequence[StatusWrite],
+        history: tuple[list[HistoryRow], dict[HistoryKey, int]],
     ) -> int:
         rows = list(events)
         grouped = group_status_writes(writes)
@@ -114,9 +158,9 @@ class SQLiteNodeSync:
             if seq <= stored:
                 return stored
             if rows:
-                db.executemany(q.EVENT_INSERT, rows)
-                last: int = db.execute(q.EVENTS_NEWEST_ID).fetchone()[0]
-                db.execute(q.EVENTS_TRIM, (last - self.events_retention,))
+                self._db_insert_events(db, rows)
+            if history[0]:
+                self._db_insert_history(db, *history)
             found = [(key, db.execute(q.GET, key).fetchone(), p) for key, p in grouped.items()]
             present = [(key, row, p) for key, row, p in found if row is not None]
             if present:
@@ -133,6 +177,33 @@ class SQLiteNodeSync:
         if wrote:
             self._db_after_write()
         return seq
+
+    def _db_insert_events(self, db: Connection, rows: list[EventRow]) -> None:
+        db.executemany(q.EVENT_INSERT, rows)
+        last: int = db.execute(q.EVENTS_NEWEST_ID).fetchone()[0]
+        db.execute(q.EVENTS_TRIM, (last - self.events_retention,))
+
+    def _db_append_events(self, rows: list[EventRow]) -> None:
+        with self._sql.transaction() as db:
+            self._db_insert_events(db, rows)
+
+    def _db_insert_history(
+        self, db: Connection, rows: list[HistoryRow], added: dict[HistoryKey, int]
+    ) -> None:
+        """Append ``rows``, then apply retention to each (device, property) they touch: drop
+        what is too old, then the oldest beyond ``twin_history_points`` (index ranges only)."""
+        db.executemany(q.HISTORY_INSERT, rows)
+        cutoff = history_cutoff_ms(self.twin_history_max_age_s, time.time())
+        keep = self.twin_history_points
+        for key, count in added.items():
+            dropped = db.execute(q.HISTORY_DROP_OLD, (*key, cutoff)).rowcount
+            points: int = db.execute(q.HISTORY_POINTS_ADD, (*key, count - dropped)).fetchone()[0]
+            if points > keep:
+                db.execute(q.HISTORY_DROP_OLDEST, (*key, points - keep))
+                db.execute(q.HISTORY_POINTS_SET, (keep, *key))
+
+    def _db_fetch(self, query: str, args: Sequence[Any]) -> list[Any]:
+        return self._sql.connection.execute(query, args).fetchall()
 
     def _db_list_events(self, where: list[str], params: list[str], limit: int) -> list[JSONObject]:
         query = q.EVENTS_LIST
