@@ -98,3 +98,12 @@ def postgres_url() -> str:
     parts = urlsplit(url)
     require_service("PostgreSQL", parts.hostname or "127.0.0.1", parts.port or 5432)
     return url
+
+
+@pytest.fixture(scope="session")
+def mosquitto_url() -> str:
+    """The external MQTT broker (mosquitto) the device tests use besides the embedded one."""
+    url = os.environ.get("EDGEWEAVE_TEST_MQTT", "mqtt://127.0.0.1:1883")
+    parts = urlsplit(url)
+    require_service("mosquitto", parts.hostname or "127.0.0.1", parts.port or 1883)
+    return url

@@ -18,6 +18,7 @@ client maps it back to the same class, so a caller can branch on the type on eit
     ├── LinkError                the cloud-edge link
     │   ├── LinkClosed           closed on purpose
     │   └── LinkBroken           lost (timeout, reset, half-open)
+    ├── BusError                 the MQTT event bus (broker unreachable, connection lost)
     ├── StoreError               the state store
     │   ├── NotFound
     │   ├── AlreadyExists
@@ -97,6 +98,12 @@ class LinkClosed(LinkError):
 
 class LinkBroken(LinkError):
     reason = "LinkBroken"
+
+
+class BusError(EdgeweaveError):
+    """The MQTT event bus: the broker cannot be reached or dropped the connection."""
+
+    reason = "BusUnavailable"
 
 
 class StoreError(EdgeweaveError):

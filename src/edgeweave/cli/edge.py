@@ -54,6 +54,19 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="stop apps when the agent exits (default: keep them running)",
     )
+    run.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="URL",
+        help="use this MQTT broker (mqtt://host:port) instead of the embedded one",
+    )
+    run.add_argument(
+        "--mqtt-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="the embedded broker's port on 127.0.0.1 (default 1884; 0: any free port)",
+    )
     run.set_defaults(func=run_agent)
 
     status = sub.add_parser("status", help="local state of this node (works offline)")
@@ -103,7 +116,12 @@ def run_agent(args: argparse.Namespace) -> int:
     )
     settings = load_edge_settings(
         file=args.settings,
-        overrides={"data_dir": args.data, "runtime.stop_apps_on_exit": args.stop_apps_on_exit},
+        overrides={
+            "data_dir": args.data,
+            "runtime.stop_apps_on_exit": args.stop_apps_on_exit,
+            "devices.mqtt_url": args.mqtt,
+            "devices.broker_port": args.mqtt_port,
+        },
     )
     asyncio.run(run(settings))
     return 0

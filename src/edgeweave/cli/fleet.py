@@ -186,6 +186,8 @@ class Fleet:
         return data
 
     def start_agent(self, name: str, *extra: str) -> Proc:
+        if "--mqtt" not in extra and "--mqtt-port" not in extra:
+            extra = (*extra, "--mqtt-port", "0")  # several agents on one machine
         argv = _edgeweave("edge", "run", "--data", str(self.agent_dir(name)), *extra)
         proc = Proc(name, argv, self.root / "logs" / f"{name}.log", self.env)
         proc.start()

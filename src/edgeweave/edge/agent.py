@@ -1,7 +1,8 @@
 """The edge agent's composition root: builds every component from settings and runs them.
 
 Start order: identity → local store → outbox → runtime (apps come back from the local store
-at once, before any network) → status file → cloud link. Stop order is the reverse. Nothing
+at once, before any network) → status file → devices (twin store, embedded MQTT broker, twin
+host, mappers) → cloud link. Stop order is the reverse. Nothing
 else in the agent reads settings, opens files of its own accord or dials the network.
 """
 
@@ -17,8 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeweave.aio.backoff import Backoff
 from edgeweave.config.edge import EdgeSettings
 from edgeweave.edge import cloudapi
+from edgeweave.edge.devices.bus import BusState, run_bus
+from edgeweave.edge.devices.host import DeviceHost
+from edgeweave.edge.devices.mapperapps import SYSTEM_NAMESPACE, MapperApps
+from edgeweave.edge.devices.reporter import Reporter
+from edgeweave.edge.devices.twinstore import open_twin_store
 from edgeweave.edge.identity import NodeIdentity, load_identity
 from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
 from edgeweave.edge.localstatus import StatusFile
@@ -48,6 +55,8 @@ class Agent:
     link_state: LinkState
     status_file: StatusFile
     session: LinkSession | None = None
+    devices: DeviceHost | None = None
+    bus: BusState | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_stop(self) -> None:
@@ -106,7 +115,8 @@ async def _start(
     def report(status: AppStatus) -> None:
         payload = status.to_payload()
         key = f"{status.namespace}/{status.name}"
-        outbox.append_nowait("app.status", payload, key=key)
+        if status.namespace != SYSTEM_NAMESPACE:  # the node's own mappers: no App in the cloud
+            outbox.append_nowait("app.status", payload, key=key)
         statuses[key] = {**payload, "app": key}
         status_file.update(apps=sorted(statuses.values(), key=lambda s: s["app"]))
 
@@ -139,6 +149,7 @@ async def _start(
         link={"state": "starting"},
     )
     sync = Sync(store)
+    mappers = await _start_devices(settings, identity, agent, sync, stack)
     boot_id = new_boot_id()
     opts = WsOptions(
         max_frame_bytes=settings.link.max_frame_bytes,
@@ -173,8 +184,12 @@ async def _start(
     def on_session(session: LinkSession | None) -> None:
         agent.session = session
 
+    async def apply(apps: list[Any], configmaps: list[Any], secrets: list[Any]) -> None:
+        system = mappers.apps() if mappers is not None else []
+        await runtime.apply([*apps, *system], configmaps, secrets)
+
     tasks = [
-        asyncio.create_task(reconcile_forever(sync, runtime.apply), name="agent-reconcile"),
+        asyncio.create_task(reconcile_forever(sync, apply), name="agent-reconcile"),
         asyncio.create_task(status_file.run(), name="agent-status-file"),
         asyncio.create_task(refresh_counts(store, outbox, status_file), name="agent-status-counts"),
         asyncio.create_task(
@@ -182,6 +197,16 @@ async def _start(
             name="agent-link",
         ),
     ]
+
+    if agent.devices is not None and agent.bus is not None:
+        host, reporter = agent.devices, agent.devices.reporter
+        bus_backoff = Backoff(settings.devices.backoff_base_s, settings.devices.backoff_cap_s)
+        tasks += [
+            asyncio.create_task(host.run_reconcile(), name="agent-devices-reconcile"),
+            asyncio.create_task(host.run_flush(), name="agent-devices-flush"),
+            asyncio.create_task(reporter.run(), name="agent-devices-reporter"),
+            asyncio.create_task(run_bus(host, agent.bus, bus_backoff), name="agent-devices-bus"),
+        ]
 
     def report_end(task: asyncio.Task[None]) -> None:  # none of them ends on its own
         if not task.cancelled() and task.exception() is not None:
@@ -199,6 +224,62 @@ async def _start(
 
     stack.push_async_callback(stop_tasks)
     return agent
+
+
+async def _start_devices(
+    settings: EdgeSettings,
+    identity: NodeIdentity,
+    agent: Agent,
+    sync: Sync,
+    stack: contextlib.AsyncExitStack,
+) -> MapperApps | None:
+    """The twin store, the bus (embedded broker unless an external one is set), the twin host
+    and the mapper apps; their tasks start with the agent's other tasks."""
+    opts = settings.devices
+    if not opts.enabled:
+        return None
+    twins = await open_twin_store(settings.data_dir / "twins.db")
+    stack.push_async_callback(twins.aclose)
+    url = opts.mqtt_url
+    if not url:
+        # imported here: amqtt (and the YAML parser it loads) only when the node runs it
+        from edgeweave.edge.devices.broker import open_embedded_broker
+
+        broker = await stack.enter_async_context(
+            open_embedded_broker(opts.broker_host, opts.broker_port)
+        )
+        url = broker.url
+    outbox = agent.outbox
+    loop = asyncio.get_running_loop()
+    reporter = Reporter(outbox.append_nowait, outbox.wait_durable, clock=loop.time)
+
+    def emit_event(payload: dict[str, Any]) -> None:
+        outbox.append_nowait("event", payload)
+
+    host = DeviceHost(
+        identity.node,
+        agent.store,
+        twins,
+        reporter,
+        emit_event,
+        max_payload_bytes=opts.max_payload_bytes,
+    )
+    host.changed = sync.devices_changed
+    await host.load()
+    agent.devices, agent.bus = host, BusState(url)
+    agent.status_file.update(bus={"url": url, "embedded": not opts.mqtt_url})
+    if not opts.start_mappers:
+        return None
+    mappers = MapperApps(settings.data_dir, identity.node, lambda: url)
+
+    def on_devices(infos: Any) -> bool:
+        changed = mappers.update(infos)
+        if changed:
+            sync.changed.set()  # the runtime starts or stops mapper apps
+        return changed
+
+    host.on_devices = on_devices
+    return mappers
 
 
 async def refresh_counts(

@@ -1,0 +1,92 @@
+"""The mappers a node's devices need, as system apps the runtime supervises.
+
+For each device protocol with a built-in mapper (``modbus``, ``virtual``) the agent writes a
+config file ``<data>/mappers/<protocol>.json`` — ``{"node", "protocol", "devices": [{"device",
+"model"}]}`` with the Device and DeviceModel objects of that protocol — and runs
+``python -m edgeweave mapper run PROTOCOL --mqtt URL --node NODE --config FILE`` as an App
+in the ``edgeweave-system`` namespace (restart Always, logs and supervision as any app). A
+changed file is followed by ``membership/updated`` on the bus, on which the mapper reloads it.
+Devices of other protocols are left to the user's own mappers (KubeEdge mappers connect to
+the same bus). Status of system apps stays on the node (the cloud has no such App).
+
+Must not talk MQTT or apply twin rules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from edgeweave.edge.devices.info import DeviceInfo
+from edgeweave.protocol.refs import ResourceRef
+from edgeweave.transport.certs import write_file_atomic
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACE: Final = "edgeweave-system"
+BUILT_IN: Final = frozenset({"modbus", "virtual"})
+
+
+class MapperApps:
+    def __init__(
+        self, data_dir: Path, node: str, bus_url: Callable[[], str], *, python: str = ""
+    ) -> None:
+        self._dir = data_dir / "mappers"
+        self._node = node
+        self._bus_url = bus_url
+        self._python = python or sys.executable
+        self._written: dict[str, bytes] = {}
+        self._unserved: set[str] = set()
+
+    def update(self, infos: Mapping[ResourceRef, DeviceInfo]) -> bool:
+        """Write the config file of each protocol in use; True when any file changed or a
+        protocol came or went (the runtime must then be reconciled)."""
+        by_protocol: dict[str, list[dict[str, Any]]] = {}
+        for ref, info in sorted(infos.items(), key=lambda i: str(i[0])):
+            if info.protocol not in BUILT_IN:
+                if info.protocol not in self._unserved:
+                    self._unserved.add(info.protocol)
+                    log.info("no built-in mapper for protocol %r (device %s)", info.protocol, ref)
+                continue
+            entry = {"device": dict(info.device), "model": dict(info.model)}
+            by_protocol.setdefault(info.protocol, []).append(entry)
+        docs = {
+            protocol: json.dumps(
+                {"node": self._node, "protocol": protocol, "devices": devices},
+                indent=1,
+                sort_keys=True,
+            ).encode()
+            for protocol, devices in by_protocol.items()
+        }
+        changed = set(docs) != set(self._written)
+        for protocol, data in docs.items():
+            if self._written.get(protocol) != data:
+                self._dir.mkdir(parents=True, exist_ok=True)
+                write_file_atomic(self.config_path(protocol), data)
+                changed = True
+        self._written = docs
+        return changed
+
+    def config_path(self, protocol: str) -> Path:
+        return self._dir / f"{protocol}.json"
+
+    def apps(self) -> list[dict[str, Any]]:
+        """The App objects of the mappers in use."""
+        return [self._app(protocol) for protocol in sorted(self._written)]
+
+    def _app(self, protocol: str) -> dict[str, Any]:
+        run = [
+            self._python, "-m", "edgeweave", "mapper", "run", protocol,
+            "--mqtt", self._bus_url(), "--node", self._node,
+            "--config", str(self.config_path(protocol)),
+        ]  # fmt: skip
+        return {
+            "apiVersion": "edgeweave.io/v1",
+            "kind": "App",
+            "metadata": {"name": f"mapper-{protocol}", "namespace": SYSTEM_NAMESPACE},
+            "spec": {"lifecycle": {"run": run}, "restartPolicy": "Always"},
+        }

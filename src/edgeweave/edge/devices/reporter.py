@@ -1,0 +1,224 @@
+"""Reported twin values to the cloud: ``device.twin`` outbox entries, throttled per device.
+
+The cloud keeps ``Device.status.twins`` and a history of reported values (COMPAT.md §1,
+DESIGN.md §5). A device's changes are sent at most once per its report cycle — the smallest
+``reportCycle`` (ms) of its reported properties — with the first change after a quiet cycle
+sent at once (leading edge) and later ones coalesced to the end of the cycle (trailing edge).
+Every reported value in between travels as a *sample* for the history, so throttling loses
+no reading. State changes, observed-desired changes and local desired writes are sent at once.
+
+The payload (the contract with the cloud's upstream committer)::
+
+    {"device": {"namespace", "name"}, "state", "lastOnlineTime",
+     "twins": [{"propertyName", "reported": {"value", "metadata": {"timestamp", "type"}},
+                "observedDesired": {...}}],
+     "samples": [{"property", "value", "timestamp"}],
+     "localDesired": [{"property", "value", "base", "timestamp"}]}
+
+Entries go into the durable outbox, which the link replays in order after a reconnect: none
+is lost while the cloud is away. Must not read MQTT or apply twin rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from edgeweave.errors import EdgeweaveError, PayloadTooLarge, TooManyRequests
+from edgeweave.protocol.refs import ResourceRef
+from edgeweave.twin.messages import TwinValue
+from edgeweave.twin.state import DeviceTwin, last_online_time
+
+log = logging.getLogger(__name__)
+
+TOPIC: Final = "device.twin"
+DEFAULT_REPORT_CYCLE_MS: Final = 1000
+MAX_SAMPLES: Final = 1000  # per entry; more in one cycle keeps the newest (counted in stats)
+RETRY_S: Final = 1.0  # the outbox was full
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    property: str
+    value: str
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDesired:
+    property: str
+    value: str
+    base: str | None
+    timestamp_ms: int
+
+
+@dataclass
+class _Pending:
+    twin: DeviceTwin
+    hidden: frozenset[str]  # reportToCloud: false
+    samples: list[Sample] = field(default_factory=list)
+    local: list[LocalDesired] = field(default_factory=list)
+    due: float = 0.0
+
+
+def _value(v: TwinValue | None, value_type: str) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    meta = {"type": value_type}
+    if v.timestamp_ms is not None:
+        meta["timestamp"] = str(v.timestamp_ms)
+    return {"value": v.value, "metadata": meta}
+
+
+def payload_of(
+    twin: DeviceTwin,
+    hidden: frozenset[str] = frozenset(),
+    samples: list[Sample] | None = None,
+    local: list[LocalDesired] | None = None,
+) -> dict[str, Any]:
+    twins = []
+    for key, prop in sorted(twin.visible().items()):
+        if key in hidden:
+            continue
+        entry: dict[str, Any] = {"propertyName": key}
+        reported = _value(prop.actual, prop.type)
+        if reported is not None:
+            entry["reported"] = reported
+        observed = _value(prop.expected, prop.type)
+        if observed is not None:
+            entry["observedDesired"] = observed
+        twins.append(entry)
+    out: dict[str, Any] = {
+        "device": {"namespace": twin.device.namespace, "name": twin.device.name},
+        "state": twin.state,
+        "twins": twins,
+    }
+    if twin.last_online_ms is not None:
+        out["lastOnlineTime"] = last_online_time(twin.last_online_ms)
+    if samples:
+        out["samples"] = [
+            {"property": s.property, "value": s.value, "timestamp": s.timestamp_ms} for s in samples
+        ]
+    if local:
+        out["localDesired"] = [
+            {"property": d.property, "value": d.value, "base": d.base, "timestamp": d.timestamp_ms}
+            for d in local
+        ]
+    return out
+
+
+class Reporter:
+    """Call :meth:`note` on every twin change; :meth:`run` is the sending task."""
+
+    def __init__(
+        self,
+        append: Callable[[str, Any], int],
+        wait_durable: Callable[[int], Any],
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self._append = append
+        self._wait_durable = wait_durable
+        self._clock = clock
+        self._pending: dict[ResourceRef, _Pending] = {}
+        self._last_sent: dict[ResourceRef, float] = {}
+        self._wake = asyncio.Event()
+        self.sent = 0
+        self.samples_dropped = 0
+
+    def note(
+        self,
+        twin: DeviceTwin,
+        *,
+        cycles_ms: Mapping[str, int],
+        hidden: frozenset[str] = frozenset(),
+        samples: Sequence[Sample] = (),
+        local: Sequence[LocalDesired] = (),
+        urgent: bool = False,
+    ) -> None:
+        """Queue ``twin`` (the device's newest) with the ``samples`` that changed it."""
+        ref = twin.device
+        pending = self._pending.get(ref)
+        if pending is None:
+            pending = self._pending[ref] = _Pending(twin, hidden)
+            pending.due = self._due(ref, samples, cycles_ms, urgent)
+        else:
+            pending.twin, pending.hidden = twin, hidden
+            pending.due = min(pending.due, self._due(ref, samples, cycles_ms, urgent))
+        shown = [s for s in samples if s.property not in hidden]
+        pending.samples.extend(shown)
+        if len(pending.samples) > MAX_SAMPLES:
+            extra = len(pending.samples) - MAX_SAMPLES
+            self.samples_dropped += extra
+            del pending.samples[:extra]
+        pending.local.extend(local)
+        self._wake.set()
+
+    def forget(self, ref: ResourceRef) -> None:
+        self._pending.pop(ref, None)
+        self._last_sent.pop(ref, None)
+
+    def _due(
+        self,
+        ref: ResourceRef,
+        samples: Sequence[Sample],
+        cycles_ms: Mapping[str, int],
+        urgent: bool,
+    ) -> float:
+        now = self._clock()
+        if urgent:
+            return now
+        cycle_ms = min(
+            (cycles_ms.get(s.property, DEFAULT_REPORT_CYCLE_MS) for s in samples),
+            default=DEFAULT_REPORT_CYCLE_MS,
+        )
+        return max(now, self._last_sent.get(ref, float("-inf")) + cycle_ms / 1000)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "pending": len(self._pending),
+            "sent": self.sent,
+            "samples_dropped": self.samples_dropped,
+        }
+
+    async def run(self) -> None:
+        """Until cancelled: send what is due, then wait for the next due time or a note."""
+        while True:
+            now = self._clock()
+            due = [ref for ref, p in self._pending.items() if p.due <= now]
+            if due:
+                await self._send(due, now)
+                continue
+            self._wake.clear()
+            wait_s = min((p.due for p in self._pending.values()), default=None)
+            if wait_s is None:
+                await self._wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, wait_s - now))
+
+    async def _send(self, due: list[ResourceRef], now: float) -> None:
+        last_seq = 0
+        for ref in due:
+            pending = self._pending.pop(ref)
+            payload = payload_of(pending.twin, pending.hidden, pending.samples, pending.local)
+            try:
+                last_seq = self._append(TOPIC, payload)
+            except TooManyRequests:
+                pending.due = now + RETRY_S  # keep it: the outbox drains, then we retry
+                self._pending[ref] = pending
+                continue
+            except PayloadTooLarge as e:
+                log.error("twin report of %s dropped: %s", ref, e)
+                continue
+            self._last_sent[ref] = now
+            self.sent += 1
+        if last_seq:
+            try:  # flush now rather than on the outbox's timer: reports are latency-bound
+                await self._wait_durable(last_seq)
+            except EdgeweaveError as e:
+                log.warning("twin reports not flushed yet: %s", e)

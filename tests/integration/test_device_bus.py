@@ -1,0 +1,154 @@
+"""The agent's twin host on the MQTT bus, driven by a real MQTT client (paho) with KubeEdge
+payloads, through the embedded broker and through mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devices_rig import MODEL, NODE, PahoClient, Rig, device, open_rig
+
+from edgeweave.twin.messages import Versions
+from edgeweave.twin.topics import device_ref
+
+TOPIC = "$hw/events/device/default/thermo-1"
+THERMO = device_ref("default", "thermo-1")
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
+    broker = "embedded"
+    if request.param == "mosquitto":
+        broker = request.getfixturevalue("mosquitto_url")
+    async with open_rig(tmp_path, broker) as r:
+        await r.put(MODEL, device())
+        async with asyncio.timeout(10):
+            while r.host.twin(THERMO) is None:
+                await asyncio.sleep(0.01)  # polling the host's state, bounded by the timeout
+        yield r
+
+
+@pytest.fixture
+async def mapper(rig: Rig) -> AsyncIterator[PahoClient]:
+    client = PahoClient(rig.url)
+    await client.subscribe("$hw/events/device/#", f"$hw/events/node/{NODE}/#")
+    yield client
+    client.close()
+
+
+def update(value: str, event_id: str = "e1") -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "timestamp": 1_700_000_000_000,
+        "twin": {"temperature": {"actual": {"value": value}, "metadata": {"type": "float"}}},
+    }
+
+
+async def test_a_mapper_update_gets_a_result_and_reaches_the_outbox(
+    rig: Rig, mapper: PahoClient
+) -> None:
+    mapper.publish(f"{TOPIC}/twin/update", update("21.5"))
+    _topic, body = await mapper.next(lambda t, _b: t.endswith("/twin/update/result"))
+    assert isinstance(body, dict) and body["event_id"] == "e1"
+    assert body["twin"]["temperature"]["actual"]["value"] == "21.5"
+    found = await rig.wait_entries("device.twin", lambda p: p.get("samples"))
+    report = found[-1]
+    assert report["device"] == {"namespace": "default", "name": "thermo-1"}
+    assert report["samples"][0]["property"] == "temperature"
+    assert report["samples"][0]["value"] == "21.5"
+    twins = {t["propertyName"]: t for t in report["twins"]}
+    assert twins["temperature"]["reported"]["value"] == "21.5"
+    assert twins["target"]["observedDesired"]["value"] == "21"
+
+
+async def test_a_cloud_desired_value_reaches_the_mapper_as_a_delta(
+    rig: Rig, mapper: PahoClient
+) -> None:
+    await rig.put(device(target="23.5"))
+    _, body = await mapper.next(lambda t, _b: t.endswith("/twin/update/delta"))
+    assert isinstance(body, dict)
+    assert body["delta"] == {"target": "23.5"}
+    report = await rig.wait_entries(
+        "device.twin",
+        lambda p: any(t.get("observedDesired", {}).get("value") == "23.5" for t in p["twins"]),
+    )
+    assert report
+
+
+async def test_twin_get_and_membership_get_answer_in_kubeedge_shape(
+    rig: Rig, mapper: PahoClient
+) -> None:
+    mapper.publish(f"{TOPIC}/twin/get", {"event_id": "g1"})
+    _, body = await mapper.next(lambda t, _b: t.endswith("/twin/get/result"))
+    assert isinstance(body, dict) and body["event_id"] == "g1"
+    assert body["twin"]["target"]["expected"]["value"] == "21"
+    mapper.publish(f"$hw/events/node/{NODE}/membership/get", {"event_id": "m1"})
+    _, body = await mapper.next(lambda t, _b: t.endswith("/membership/get/result"))
+    assert isinstance(body, dict)
+    assert [d["id"] for d in body["devices"]] == ["default/thermo-1"]
+    mapper.publish("$hw/events/device/default/nope/twin/get", {"event_id": "g2"})
+    _, body = await mapper.next(lambda t, _b: "/nope/twin/get/result" in t)
+    assert isinstance(body, dict) and body.get("code") == 404
+
+
+async def test_state_update_is_answered_and_reported_at_once(rig: Rig, mapper: PahoClient) -> None:
+    mapper.publish(f"{TOPIC}/state/update", {"event_id": "s1", "timestamp": 1, "state": "online"})
+    _, body = await mapper.next(lambda t, _b: t.endswith("/state/update/result"))
+    assert isinstance(body, dict) and body["device"]["state"] == "online"
+    await rig.wait_entries("device.twin", lambda p: p["state"] == "online")
+
+
+async def test_a_local_desired_write_is_reported_with_its_base(
+    rig: Rig, mapper: PahoClient
+) -> None:
+    local = {"event_id": "l1", "twin": {"target": {"expected": {"value": "25"}}}}
+    mapper.publish(f"{TOPIC}/twin/update", local)
+    _, body = await mapper.next(lambda t, _b: t.endswith("/twin/update/delta"))
+    assert isinstance(body, dict) and body["delta"] == {"target": "25"}
+    found = await rig.wait_entries("device.twin", lambda p: p.get("localDesired"))
+    assert found[-1]["localDesired"][0] | {"timestamp": 0} == {
+        "property": "target",
+        "value": "25",
+        "base": "21",
+        "timestamp": 0,
+    }
+
+
+async def test_a_new_cloud_value_replaces_a_local_one(rig: Rig, mapper: PahoClient) -> None:
+    local = {"event_id": "l1", "twin": {"target": {"expected": {"value": "25"}}}}
+    mapper.publish(f"{TOPIC}/twin/update", local)
+    await rig.wait_entries("device.twin", lambda p: p.get("localDesired"))
+    await rig.put(device(target="19"))  # the cloud changed it too, meanwhile: the cloud wins
+    await mapper.next(
+        lambda t, b: t.endswith("/twin/update/delta") and b["delta"] == {"target": "19"}
+    )
+    twin = rig.host.twin(THERMO)
+    assert twin is not None and twin.properties["target"].expected is not None
+    assert twin.properties["target"].expected.value == "19"
+    assert twin.properties["target"].expected_version.cloud == 2
+    assert twin.properties["target"].expected_version.edge == 1
+
+
+async def test_the_cloud_adopting_a_local_value_changes_nothing_on_the_device(
+    rig: Rig, mapper: PahoClient
+) -> None:
+    mapper.publish(
+        f"{TOPIC}/twin/update",
+        {"event_id": "l1", "twin": {"target": {"expected": {"value": "25"}}}},
+    )
+    await rig.wait_entries("device.twin", lambda p: p.get("localDesired"))
+    await rig.put(device(target="25"))  # what the cloud does when its value was the base
+    async with asyncio.timeout(10):
+        while rig.host.held[THERMO].cloud_desired.get("target") != "25":
+            await asyncio.sleep(0.01)  # polling the host's state, bounded by the timeout
+    twin = rig.host.twin(THERMO)
+    assert twin is not None and twin.properties["target"].expected_version == Versions(
+        1, 1
+    )  # no new cloud write
+    await rig.put(device(target="26"))  # a later cloud change is an ordinary one
+    await mapper.next(
+        lambda t, b: t.endswith("/twin/update/delta") and b["delta"] == {"target": "26"}
+    )
