@@ -4,7 +4,8 @@
   ``spec``), reported value and the desired value the node last observed (the node's
   ``status``), and the age of the report;
 - ``twin set DEVICE PROP=VALUE [PROP=VALUE ...]``: new desired values, checked by the cloud
-  against the DeviceModel and sent down to the device's node (``PROP=`` clears one);
+  against the DeviceModel and sent down to the device's node (``PROP=`` clears one); with
+  ``--local``, set on the node through the agent's bus (:mod:`edgeweave.cli.twinlocal`);
 - ``twin history DEVICE PROP [--since 1h] [--limit N] [-o table|json]``: reported values.
 
 ``set`` is built in two steps so a variant can be added without touching the rest: the
@@ -59,6 +60,9 @@ def add_set_parser(
     p.add_argument(
         "assignments", nargs="+", metavar="PROP=VALUE", help="new desired values; PROP= clears"
     )
+    from edgeweave.cli.twinlocal import add_local_options
+
+    add_local_options(p)
     p.set_defaults(func=run_set)
     return p
 
@@ -139,6 +143,10 @@ def parse_assignments(items: list[str]) -> dict[str, str | None]:
 
 def run_set(args: argparse.Namespace) -> int:
     values = parse_assignments(args.assignments)
+    if args.local:
+        from edgeweave.cli.twinlocal import set_locally
+
+        return set_locally(args, getattr(args, "namespace", None) or "default", values)
     return set_on_cloud(args, values)
 
 
