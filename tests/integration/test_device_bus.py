@@ -4,6 +4,7 @@ payloads, through the embedded broker and through mosquitto."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,61 @@ async def test_the_cloud_adopting_a_local_value_changes_nothing_on_the_device(
     await mapper.next(
         lambda t, b: t.endswith("/twin/update/delta") and b["delta"] == {"target": "26"}
     )
+
+
+def _malformed_payloads() -> list[bytes]:
+    """Property-based: raw bytes, and JSON objects shaped almost like a twin update."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=600)
+    values = st.recursive(
+        scalars,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=20), c, max_size=3),
+        max_leaves=8,
+    )
+    keys = st.sampled_from(["temperature", "target", "", "bad key!", "x" * 200]) | st.text(
+        max_size=10
+    )
+    twin = st.dictionaries(
+        keys,
+        st.fixed_dictionaries(
+            {}, optional={"actual": values, "expected": values, "metadata": values}
+        )
+        | values,
+        max_size=3,
+    )
+    updates = st.fixed_dictionaries(
+        {}, optional={"event_id": values, "timestamp": values, "twin": twin | values}
+    )
+    payloads = st.binary(max_size=200) | updates.map(lambda d: json.dumps(d).encode())
+    found: list[bytes] = []
+
+    @settings(max_examples=150, database=None, suppress_health_check=list(HealthCheck))
+    @given(payloads)
+    def collect(payload: bytes) -> None:
+        found.append(payload)
+
+    collect()
+    return found
+
+
+async def test_malformed_payloads_get_error_results_and_the_bus_stays_up(
+    rig: Rig, mapper: PahoClient
+) -> None:
+    payloads = _malformed_payloads()
+    for payload in payloads:
+        mapper.publish(f"{TOPIC}/twin/update", payload)
+    codes = []
+    for _ in payloads:
+        _, body = await mapper.next(lambda t, _b: t.endswith("/twin/update/result"))
+        assert isinstance(body, dict), body
+        codes.append(body.get("code"))
+    assert 500 not in codes
+    assert set(codes) <= {None, 400, 404}  # None: the rare payload that is a valid update
+    assert 400 in codes
+    mapper.publish(f"{TOPIC}/twin/update", update("22.5", "after"))
+    _, body = await mapper.next(
+        lambda t, b: t.endswith("/twin/update/result") and b.get("event_id") == "after"
+    )
+    assert isinstance(body, dict) and "code" not in body
