@@ -39,6 +39,8 @@ COMMAND_MODULES = (
     "edgeweave.cli.token",
     "edgeweave.cli.artifact",
     "edgeweave.cli.logs",
+    "edgeweave.cli.mapper",
+    "edgeweave.cli.twin",
 )
 
 

@@ -15,6 +15,7 @@ from edgeweave.models.validation import invalid_from_problems
 
 __all__ = ["PROPERTY_TYPES", "parse_property_value", "validate_device_against_model"]
 
+
 def _bound(prop: dict[str, Any], key: str) -> float | None:
     raw = prop.get(key)
     if raw is None or raw == "" or isinstance(raw, bool):
