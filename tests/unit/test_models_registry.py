@@ -202,7 +202,7 @@ def test_columns_read_values_along_their_paths() -> None:
     device = next(d for d in _load(EXAMPLES / "devices-kubeedge.yaml") if d["kind"] == "Device")
     info = registry.lookup("device")
     cells = {header: column_text(device, path) for header, path in info.columns + info.wide_columns}
-    assert cells["MODEL"] == "thermostat-model"
+    assert cells["MODEL"] == "kubeedge-thermostat-model"
     assert cells["NODE"] == "edge-1"
     assert cells["STATE"] == "<none>"
     assert cells["DESIRED/REPORTED"] == "temperature=-/-,target-temperature=21/20,heating=false/-"

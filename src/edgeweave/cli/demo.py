@@ -3,7 +3,10 @@
 Runs the real commands a user would (via :mod:`edgeweave.cli.fleet`): `cloud serve` (SQLite,
 TLS), `token create` + `edge join` + `edge run` for three nodes with their own data dirs (two
 labelled ``role=camera``, one ``role=gateway``), `artifact push` of the sample app, `apply -f
-examples/`, and waits until the app runs on the camera nodes only. It stops after
+examples/`, and waits until the app runs on the camera nodes only. Then the smart-building
+devices: thermostats on a simulated Modbus TCP server and rooms on the virtual mapper, both
+served by edge-3's mappers; a target set in the cloud drives the simulated thermostat and its
+reading follows. It stops after
 ``--duration`` seconds, or on Ctrl-C, and always stops every process it started.
 """
 
@@ -29,6 +32,8 @@ NODES = {
 }
 SAMPLE_APP = "occupancy-counter"
 READY_TIMEOUT_S = 90.0
+MODBUS_PORT = 5020  # what examples/building-devices.yaml names
+DEMO_TARGET = "26"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             "-o",
             "wide",
         )
+        _building_devices(fleet, root, stack)
         _say("edge-1's own view, read locally (works with the cloud down too)")
         status = subprocess.run(
             [
@@ -122,6 +128,58 @@ def run(args: argparse.Namespace) -> int:
         _wait(args.duration)
         _say("stopping the agents, their apps and the cloud")
     return 0
+
+
+def _reported(fleet: Any, device: str, prop: str) -> str | None:
+    try:
+        doc = json.loads(fleet.cli("twin", "get", device, "-o", "json"))
+    except (ValueError, Exception):  # not reported yet, or the cloud is still busy
+        return None
+    for p in doc.get("properties") or []:
+        if p.get("name") == prop:
+            value = p.get("reported")
+            return str(value) if value is not None else None
+    return None
+
+
+def _building_devices(fleet: Any, root: Path, stack: contextlib.ExitStack) -> None:
+    """Thermostats on a simulated Modbus TCP server, rooms on the virtual mapper, all on
+    edge-3: a target set in the cloud drives the simulated device and the reading follows."""
+    from edgeweave.cli.fleet import Proc, wait_until
+
+    _say(f"starting the Modbus thermostat simulator on 127.0.0.1:{MODBUS_PORT}")
+    argv = [sys.executable, "-m", "edgeweave", "mapper", "simulate", "modbus"]
+    argv += ["--port", str(MODBUS_PORT), "--units", "1,2", "--speed", "60"]
+    sim = Proc("modbus-sim", argv, root / "logs" / "modbus-sim.log", fleet.env)
+    sim.start()
+    stack.callback(sim.stop)
+    _say("waiting for edge-3's mappers to report the thermostats and rooms")
+    wait_until(
+        lambda: (
+            _reported(fleet, "thermostat-1", "temperature") is not None
+            and _reported(fleet, "occupancy-1", "co2") is not None
+        ),
+        READY_TIMEOUT_S,
+        "the first readings",
+    )
+    _show(fleet, "devices: desired vs reported", "get", "devices", "-o", "wide")
+    before = _reported(fleet, "thermostat-1", "temperature")
+    _show(fleet, "raise thermostat-1's target", "twin", "set", "thermostat-1",
+          f"target-temperature={DEMO_TARGET}")  # fmt: skip
+    wait_until(
+        lambda: _reported(fleet, "thermostat-1", "target-temperature") in (DEMO_TARGET, "26.0"),
+        READY_TIMEOUT_S,
+        "the simulated thermostat to take the new target",
+    )
+    wait_until(
+        lambda: (_reported(fleet, "thermostat-1", "temperature") or "") != before,
+        READY_TIMEOUT_S,
+        "the room temperature to move",
+    )
+    _show(fleet, "thermostat-1 after the change (read back over Modbus)", "twin", "get",
+          "thermostat-1")  # fmt: skip
+    _show(fleet, "its temperature history", "twin", "history", "thermostat-1", "temperature",
+          "--limit", "5")  # fmt: skip
 
 
 def _running_on(fleet: Any) -> set[str]:

@@ -41,7 +41,7 @@ async def run_bus(host: DeviceHost, state: BusState, backoff: Backoff) -> None:
                 state.connects += 1
                 state.detail = ""
                 backoff.reset()
-                await host.attach(c.publish)
+                await host.attach(c.publish_nowait)
                 state.connected.set()
                 await _serve(host, c)
         except BusError as e:

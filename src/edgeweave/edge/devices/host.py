@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -49,7 +49,7 @@ from edgeweave.twin.topics import parse_topic as parse_bus_topic
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], Awaitable[None]]
+Publish = Callable[[str, bytes], None]  # queues a QoS 0 publish, raises BusError
 EmitEvent = Callable[[dict[str, Any]], None]
 FLUSH_DELAY_S = 0.05  # twins are written behind; reported values are in the outbox already
 MAX_EVENT_TEXT = 4096
@@ -154,7 +154,7 @@ class DeviceHost:
             return
         for pub in publications:
             try:
-                await publish(pub.topic, pub.payload)
+                publish(pub.topic, pub.payload)
             except EdgeweaveError as e:  # the bus loop reconnects; attach() resends deltas
                 log.warning("cannot publish %s: %s", pub.topic, e)
                 return

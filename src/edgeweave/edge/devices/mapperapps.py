@@ -5,7 +5,9 @@ config file ``<data>/mappers/<protocol>.json`` — ``{"node", "protocol", "devic
 "model"}]}`` with the Device and DeviceModel objects of that protocol — and runs
 ``python -m edgeweave mapper run PROTOCOL --mqtt URL --node NODE --config FILE`` as an App
 in the ``edgeweave-system`` namespace (restart Always, logs and supervision as any app). A
-changed file is followed by ``membership/updated`` on the bus, on which the mapper reloads it.
+changed file is followed by ``membership/updated`` on the bus, on which the mapper reloads it;
+desired values, versions and status are left out of the file, so a ``twin set`` does not
+make a mapper reload (it gets the value as a delta).
 Devices of other protocols are left to the user's own mappers (KubeEdge mappers connect to
 the same bus). Status of system apps stays on the node (the cloud has no such App).
 
@@ -31,6 +33,26 @@ SYSTEM_NAMESPACE: Final = "edgeweave-system"
 BUILT_IN: Final = frozenset({"modbus", "virtual"})
 
 
+_VOLATILE_META = ("resourceVersion", "generation", "creationTimestamp", "managedFields")
+
+
+def _config_of(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj`` without what changes when nothing a mapper reads changed: status, versions and
+    desired values (those reach the mapper as deltas; a rewrite would make it reload)."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping):
+        out["metadata"] = {k: v for k, v in meta.items() if k not in _VOLATILE_META}
+    spec = out.get("spec")
+    if isinstance(spec, Mapping) and isinstance(spec.get("properties"), list):
+        props = [
+            {k: v for k, v in p.items() if k != "desired"} if isinstance(p, Mapping) else p
+            for p in spec["properties"]
+        ]
+        out["spec"] = {**spec, "properties": props}
+    return out
+
+
 class MapperApps:
     def __init__(
         self, data_dir: Path, node: str, bus_url: Callable[[], str], *, python: str = ""
@@ -52,7 +74,7 @@ class MapperApps:
                     self._unserved.add(info.protocol)
                     log.info("no built-in mapper for protocol %r (device %s)", info.protocol, ref)
                 continue
-            entry = {"device": dict(info.device), "model": dict(info.model)}
+            entry = {"device": _config_of(info.device), "model": _config_of(info.model)}
             by_protocol.setdefault(info.protocol, []).append(entry)
         docs = {
             protocol: json.dumps(
