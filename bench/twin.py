@@ -1,0 +1,253 @@
+"""Device twin latency: cloud `twin set` → mapper → reported in the cloud, and the bus overhead.
+
+Side by side in one run, on loopback:
+
+(a) **set → reported**: a real cloud and agent (:class:`edgeweave.cli.fleet.Fleet`), the
+    agent's built-in virtual mapper serving an actuator property. Each round sets a new
+    desired value through the API and waits on a Device watch for ``status.twins`` to report
+    it: API → hub → agent → bus → mapper → bus → agent → outbox → hub → store → watch.
+(b) **broker floor**: a raw two-hop MQTT round trip through the same broker (a client
+    publishes, a responder republishes, the client receives) — what (a) cannot beat twice.
+(c) **bus overhead**: a device publishing ``twin/update`` and a local subscriber getting the
+    agent's ``twin/update/document`` (through the agent's twin host), versus the same publish
+    going straight to a subscriber through the broker. Run with mosquitto as the agent's
+    external broker (``--mqtt``), and with the embedded broker.
+
+Targets: (a) p50 ≤ 5 ms, p99 ≤ 20 ms; (c) with mosquitto ≤ 3x the direct path.
+Prints one JSON document on stdout, progress on stderr.
+
+    .venv/bin/python bench/twin.py [--rounds 300] [--mqtt mqtt://127.0.0.1:1883]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _util import latency_summary_ms, log, machine_info, ratio, source_info, target
+from edgeweave.cli.fleet import Fleet, free_port, wait_until
+from edgeweave.client.async_http import AsyncClient
+from edgeweave.client.config import load_config
+from edgeweave.transport.mqtt import MqttClient, open_mqtt_client
+
+DEVICE = "bench-dev"
+TOPIC = f"$hw/events/device/default/{DEVICE}/twin/update"
+MANIFESTS = f"""
+apiVersion: devices.kubeedge.io/v1beta1
+kind: DeviceModel
+metadata: {{name: bench-model, namespace: default}}
+spec:
+  protocol: virtual
+  properties:
+    - {{name: level, type: INT, accessMode: ReadWrite, minimum: "0", maximum: "1000000000"}}
+    - {{name: reading, type: INT, accessMode: ReadOnly}}
+---
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {{name: {DEVICE}, namespace: default}}
+spec:
+  deviceModelRef: {{name: bench-model}}
+  nodeName: node-a
+  protocol: {{protocolName: virtual, configData: {{seed: 1}}}}
+  properties:
+    - name: level
+      desired: {{value: "0"}}
+      reportCycle: 1
+      collectCycle: 60000
+      visitors: {{protocolName: virtual, configData: {{kind: actuator, initial: "0"}}}}
+    - name: reading
+      reportCycle: 1
+      collectCycle: 60000
+      visitors: {{protocolName: virtual, configData: {{kind: actuator, initial: "0"}}}}
+"""
+
+
+def reported(obj: dict[str, Any], prop: str) -> str | None:
+    for twin in (obj.get("status") or {}).get("twins") or []:
+        if twin.get("propertyName") == prop:
+            return (twin.get("reported") or {}).get("value")
+    return None
+
+
+async def set_to_reported(fleet: Fleet, rounds: int) -> list[float]:
+    config = load_config(str(fleet.admin_config))
+    client = AsyncClient(config)
+    seen: dict[str, float] = {}
+    arrived = asyncio.Event()
+    try:
+        current = await client.get("devices", DEVICE, namespace="default")
+        since = current["metadata"]["resourceVersion"]
+
+        async def watch() -> None:
+            stream = client.watch("devices", namespace="default", resource_version=since)
+            async for event in stream:
+                value = reported(event.get("object") or {}, "level")
+                if value is not None and value not in seen:
+                    seen[value] = time.perf_counter()
+                    arrived.set()
+
+        watcher = asyncio.create_task(watch(), name="bench-twin-watch")
+        samples: list[float] = []
+        try:
+            for i in range(1, rounds + 1):
+                value = str(i)
+                arrived.clear()
+                start = time.perf_counter()
+                await client.set_twin("default", DEVICE, {"level": value})
+                try:
+                    async with asyncio.timeout(5):
+                        while value not in seen:
+                            await arrived.wait()
+                            arrived.clear()
+                except TimeoutError:
+                    raise RuntimeError(f"{value} never reported; seen {sorted(seen)}") from None
+                samples.append(seen[value] - start)
+                await asyncio.sleep(0.005)  # pacing between rounds, not synchronisation
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        return samples
+    finally:
+        await client.aclose()
+
+
+async def _next(client: MqttClient, it: Any, want: str) -> None:
+    while True:
+        message = await it.__anext__()
+        if message.topic == want:
+            return
+
+
+async def broker_floor(url: str, rounds: int) -> list[float]:
+    """(b): client → broker → responder → broker → client."""
+    ping, pong = f"bench/{uuid.uuid4().hex}/ping", f"bench/{uuid.uuid4().hex}/pong"
+    async with open_mqtt_client(url) as a, open_mqtt_client(url) as b:
+        await a.subscribe(pong)
+        await b.subscribe(ping)
+
+        async def responder() -> None:
+            async for message in b:
+                await b.publish(pong, message.payload)
+
+        task = asyncio.create_task(responder(), name="bench-responder")
+        it = a.__aiter__()
+        samples = []
+        try:
+            for i in range(rounds + 20):
+                start = time.perf_counter()
+                await a.publish(ping, str(i).encode())
+                await _next(a, it, pong)
+                if i >= 20:
+                    samples.append(time.perf_counter() - start)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return samples
+
+
+async def one_way(url: str, rounds: int, through_agent: bool) -> list[float]:
+    """(c): a device's publish to a local subscriber, through the agent's twin host or not."""
+    direct = f"bench/{uuid.uuid4().hex}/direct"
+    listen = f"{TOPIC}/document" if through_agent else direct
+    send = TOPIC if through_agent else direct
+    async with open_mqtt_client(url) as device, open_mqtt_client(url) as sub:
+        await sub.subscribe(listen)
+        it = sub.__aiter__()
+        samples = []
+        for i in range(rounds + 20):
+            twin = {"reading": {"actual": {"value": str(i)}, "metadata": {"type": "int"}}}
+            payload = json.dumps({"event_id": f"e{i}", "twin": twin}).encode()
+            start = time.perf_counter()
+            await device.publish(send, payload)
+            await _next(sub, it, listen)
+            if i >= 20:
+                samples.append(time.perf_counter() - start)
+        return samples
+
+
+def start_fleet(root: Path, mqtt: str | None) -> tuple[Fleet, str]:
+    fleet = Fleet(root)
+    fleet.start_cloud()
+    fleet.join("node-a")
+    extra = ("--mqtt", mqtt) if mqtt else ("--mqtt-port", str(free_port()))
+    fleet.start_agent("node-a", *extra)
+    manifests = root / "devices.yaml"
+    manifests.write_text(MANIFESTS)
+    fleet.cli("apply", "-f", str(manifests))
+    wait_until(lambda: "bus" in fleet.agent_status("node-a"), 30, "the agent's bus")
+    bus = fleet.agent_status("node-a")["bus"]
+    assert isinstance(bus, dict)
+    return fleet, str(bus["url"])
+
+
+async def run_broker(root: Path, mqtt: str | None, rounds: int) -> dict[str, Any]:
+    fleet, url = start_fleet(root, mqtt)
+    try:
+        wait_until(
+            lambda: "mapper-virtual" in json.dumps(fleet.agent_status("node-a").get("apps")),
+            60,
+            "the virtual mapper",
+        )
+        log(f"{url}: warming up")
+        await set_to_reported(fleet, 20)
+        log(f"{url}: (a) set -> reported, {rounds} rounds")
+        a = await set_to_reported(fleet, rounds)
+        log(f"{url}: (b) broker floor")
+        b = await broker_floor(url, rounds)
+        log(f"{url}: (c) device -> subscriber, through the agent and direct")
+        through = await one_way(url, rounds, through_agent=True)
+        direct = await one_way(url, rounds, through_agent=False)
+    finally:
+        fleet.stop()
+    sa, sb = latency_summary_ms(a), latency_summary_ms(b)
+    st, sd = latency_summary_ms(through), latency_summary_ms(direct)
+    return {
+        "broker": mqtt or "embedded",
+        "a_set_to_reported": sa,
+        "a_targets": [
+            target(sa["p50_ms"], 5.0, "ms", "set -> reported p50"),
+            target(sa["p99_ms"], 20.0, "ms", "set -> reported p99"),
+        ],
+        "b_broker_two_hop_floor": sb,
+        "a_over_floor_p50": ratio(sa["p50_ms"], sb["p50_ms"]),
+        "c_through_agent": st,
+        "c_direct": sd,
+        "c_overhead_p50": ratio(st["p50_ms"], sd["p50_ms"]),
+        "c_target": target(ratio(st["p50_ms"], sd["p50_ms"]) or 0.0, 3.0, "x", "bus overhead"),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="external broker")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="edgeweave-bench-twin-") as tmp:
+        for mqtt in (args.mqtt, None):
+            results.append(
+                await run_broker(Path(tmp) / ((mqtt and "ext") or "emb"), mqtt, args.rounds)
+            )
+    json.dump(
+        {
+            "benchmark": "twin",
+            "rounds": args.rounds,
+            "results": results,
+            "machine": machine_info(),
+            "source": source_info(),
+        },
+        sys.stdout,
+        indent=2,
+    )
+    print()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
