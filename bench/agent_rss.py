@@ -7,6 +7,10 @@ waits until all run and the agent has been idle for a while, then reads the agen
 (``/proc/PID/smaps_rollup``). Baselines measured in the same run: a bare asyncio Python
 process (``ratio_to_bare_asyncio``) and the import-only RSS of ``edgeweave.edge.agent``.
 
+Then a Device is assigned to the node, which starts the agent's device side (twin host and
+embedded MQTT broker; a node without devices loads neither), and the RSS is read again
+(``with_device_bus_rss_mb``, no target: reported beside the idle figure).
+
 Prints one JSON document on stdout, progress on stderr. The fleet is always stopped.
 
     .venv/bin/python bench/agent_rss.py [--apps 5] [--idle-s 10]
@@ -37,6 +41,26 @@ IMPORT_ONLY = (
     f"print('LOADED', *[m in sys.modules for m in {HEAVY_MODULES!r}])"
 )
 KB_PER_MB = 1024.0
+# a device with no built-in mapper: the measurement is the agent's own device side
+DEVICE_DOCS = [
+    {
+        "apiVersion": "devices.kubeedge.io/v1beta1",
+        "kind": "DeviceModel",
+        "metadata": {"name": "rss-model", "namespace": "default"},
+        "spec": {"properties": [{"name": "t", "type": "FLOAT", "accessMode": "ReadOnly"}]},
+    },
+    {
+        "apiVersion": "devices.kubeedge.io/v1beta1",
+        "kind": "Device",
+        "metadata": {"name": "rss-device", "namespace": "default"},
+        "spec": {
+            "deviceModelRef": {"name": "rss-model"},
+            "nodeName": NODE,
+            "protocol": {"protocolName": "custom"},
+            "properties": [{"name": "t"}],
+        },
+    },
+]
 
 
 def log(message: str) -> None:
@@ -133,9 +157,18 @@ def measure_agent(root: Path, apps: int, idle_s: float) -> dict[str, Any]:
         time.sleep(idle_s)
         if not agent.alive():
             raise RuntimeError(f"the agent exited; its log:\n{agent.log_tail()}")
-        result = memory_of(agent.pid)
+        result: dict[str, Any] = memory_of(agent.pid)
         result["threads"] = threads_of(agent.pid)
         result["apps_running"] = len(fleet.app_pids(NODE))
+        log("adding a Device: the device side starts (twin host, embedded MQTT broker)")
+        devices = root / "devices.json"
+        devices.write_text(json.dumps(DEVICE_DOCS))
+        fleet.cli("apply", "-f", str(devices))
+        wait_until(lambda: "bus" in fleet.agent_status(NODE), 60, "the agent's device bus")
+        time.sleep(idle_s)
+        with_devices = memory_of(agent.pid)
+        result["with_device_bus_rss_mb"] = with_devices["rss_mb"]
+        result["with_device_bus_pss_mb"] = with_devices["pss_mb"]
         return result
     finally:
         fleet.stop()

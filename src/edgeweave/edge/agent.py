@@ -1,8 +1,8 @@
 """The edge agent's composition root: builds every component from settings and runs them.
 
 Start order: identity → local store → outbox → runtime (apps come back from the local store
-at once, before any network) → status file → devices (twin store, embedded MQTT broker, twin
-host, mappers) → cloud link. Stop order is the reverse. Nothing
+at once, before any network) → status file → cloud link, and the device side (twin store,
+MQTT bus, mappers) once the node holds a Device. Stop order is the reverse. Nothing
 else in the agent reads settings, opens files of its own accord or dials the network.
 """
 
@@ -18,14 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeweave.aio.backoff import Backoff
 from edgeweave.config.edge import EdgeSettings
 from edgeweave.edge import cloudapi
-from edgeweave.edge.devices.bus import BusState, run_bus
-from edgeweave.edge.devices.host import DeviceHost
-from edgeweave.edge.devices.mapperapps import SYSTEM_NAMESPACE, MapperApps
-from edgeweave.edge.devices.reporter import Reporter
-from edgeweave.edge.devices.twinstore import open_twin_store
+from edgeweave.edge.devices.mapperapps import SYSTEM_NAMESPACE
 from edgeweave.edge.identity import NodeIdentity, load_identity
 from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
 from edgeweave.edge.localstatus import StatusFile
@@ -55,8 +50,7 @@ class Agent:
     link_state: LinkState
     status_file: StatusFile
     session: LinkSession | None = None
-    devices: DeviceHost | None = None
-    bus: BusState | None = None
+    devices: Any = None  # a devices.service.Devices once the node holds a Device
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_stop(self) -> None:
@@ -149,7 +143,6 @@ async def _start(
         link={"state": "starting"},
     )
     sync = Sync(store)
-    mappers = await _start_devices(settings, identity, agent, sync, stack)
     boot_id = new_boot_id()
     opts = WsOptions(
         max_frame_bytes=settings.link.max_frame_bytes,
@@ -185,7 +178,7 @@ async def _start(
         agent.session = session
 
     async def apply(apps: list[Any], configmaps: list[Any], secrets: list[Any]) -> None:
-        system = mappers.apps() if mappers is not None else []
+        system = agent.devices.mapper_apps if agent.devices is not None else []
         await runtime.apply([*apps, *system], configmaps, secrets)
 
     tasks = [
@@ -198,15 +191,8 @@ async def _start(
         ),
     ]
 
-    if agent.devices is not None and agent.bus is not None:
-        host, reporter = agent.devices, agent.devices.reporter
-        bus_backoff = Backoff(settings.devices.backoff_base_s, settings.devices.backoff_cap_s)
-        tasks += [
-            asyncio.create_task(host.run_reconcile(), name="agent-devices-reconcile"),
-            asyncio.create_task(host.run_flush(), name="agent-devices-flush"),
-            asyncio.create_task(reporter.run(), name="agent-devices-reporter"),
-            asyncio.create_task(run_bus(host, agent.bus, bus_backoff), name="agent-devices-bus"),
-        ]
+    if settings.devices.enabled:
+        tasks.append(asyncio.create_task(_devices(settings, agent, sync), name="agent-devices"))
 
     def report_end(task: asyncio.Task[None]) -> None:  # none of them ends on its own
         if not task.cancelled() and task.exception() is not None:
@@ -226,60 +212,26 @@ async def _start(
     return agent
 
 
-async def _start_devices(
-    settings: EdgeSettings,
-    identity: NodeIdentity,
-    agent: Agent,
-    sync: Sync,
-    stack: contextlib.AsyncExitStack,
-) -> MapperApps | None:
-    """The twin store, the bus (embedded broker unless an external one is set), the twin host
-    and the mapper apps; their tasks start with the agent's other tasks."""
-    opts = settings.devices
-    if not opts.enabled:
-        return None
-    twins = await open_twin_store(settings.data_dir / "twins.db")
-    stack.push_async_callback(twins.aclose)
-    url = opts.mqtt_url
-    if not url:
-        # imported here: amqtt (and the YAML parser it loads) only when the node runs it
-        from edgeweave.edge.devices.broker import open_embedded_broker
+async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
+    """The device side; its module (the twin engine, MQTT) loads only once it is needed."""
+    from edgeweave.edge.devices.service import Devices, serve_devices
 
-        broker = await stack.enter_async_context(
-            open_embedded_broker(opts.broker_host, opts.broker_port)
-        )
-        url = broker.url
-    outbox = agent.outbox
-    loop = asyncio.get_running_loop()
-    reporter = Reporter(outbox.append_nowait, outbox.wait_durable, clock=loop.time)
+    agent.devices = devices = Devices()
 
-    def emit_event(payload: dict[str, Any]) -> None:
-        outbox.append_nowait("event", payload)
+    def on_bus(url: str) -> None:
+        agent.status_file.update(bus={"url": url, "embedded": not settings.devices.mqtt_url})
 
-    host = DeviceHost(
-        identity.node,
+    await serve_devices(
+        agent.identity.node,
+        settings.data_dir,
+        settings.devices,
         agent.store,
-        twins,
-        reporter,
-        emit_event,
-        max_payload_bytes=opts.max_payload_bytes,
+        agent.outbox,
+        sync.devices_changed,
+        devices,
+        on_bus=on_bus,
+        on_mappers=sync.changed.set,
     )
-    host.changed = sync.devices_changed
-    await host.load()
-    agent.devices, agent.bus = host, BusState(url)
-    agent.status_file.update(bus={"url": url, "embedded": not opts.mqtt_url})
-    if not opts.start_mappers:
-        return None
-    mappers = MapperApps(settings.data_dir, identity.node, lambda: url)
-
-    def on_devices(infos: Any) -> bool:
-        changed = mappers.update(infos)
-        if changed:
-            sync.changed.set()  # the runtime starts or stops mapper apps
-        return changed
-
-    host.on_devices = on_devices
-    return mappers
 
 
 async def refresh_counts(
