@@ -210,6 +210,7 @@ class DeviceHost:
         samples: Sequence[Sample] = (),
         local: Sequence[LocalDesired] = (),
         urgent: bool = False,
+        observed: bool = False,
     ) -> None:
         info = self.infos.get(twin.device)
         self.reporter.note(
@@ -219,6 +220,7 @@ class DeviceHost:
             samples=samples,
             local=local,
             urgent=urgent,
+            observed=observed,
         )
 
     def _upload(self, topic: UploadTopic, payload: bytes) -> None:
@@ -331,7 +333,7 @@ class DeviceHost:
         if updated != held:
             self._store(updated)
         if desired:
-            self._report(change.twin, urgent=True)
+            self._report(change.twin, observed=True)
             await self._send(dispatch.publications(change))
 
     def statistics(self) -> dict[str, int]:

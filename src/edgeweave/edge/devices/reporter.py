@@ -5,7 +5,9 @@ DESIGN.md §5). A device's changes are sent at most once per its report cycle �
 ``reportCycle`` (ms) of its reported properties — with the first change after a quiet cycle
 sent at once (leading edge) and later ones coalesced to the end of the cycle (trailing edge).
 Every reported value in between travels as a *sample* for the history, so throttling loses
-no reading. State changes, observed-desired changes and local desired writes are sent at once.
+no reading. State changes and local desired writes are sent at once; a newly applied desired
+value waits :data:`OBSERVED_COALESCE_S`, because the device's reported value usually follows
+within milliseconds and both then travel in one entry (one outbox flush, one cloud commit).
 
 The payload (the contract with the cloud's upstream committer)::
 
@@ -39,6 +41,7 @@ TOPIC: Final = "device.twin"
 DEFAULT_REPORT_CYCLE_MS: Final = 1000
 MAX_SAMPLES: Final = 1000  # per entry; more in one cycle keeps the newest (counted in stats)
 RETRY_S: Final = 1.0  # the outbox was full
+OBSERVED_COALESCE_S: Final = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +142,18 @@ class Reporter:
         samples: Sequence[Sample] = (),
         local: Sequence[LocalDesired] = (),
         urgent: bool = False,
+        observed: bool = False,
     ) -> None:
-        """Queue ``twin`` (the device's newest) with the ``samples`` that changed it."""
+        """Queue ``twin`` (the device's newest) with the ``samples`` that changed it;
+        ``observed``: a new desired value was applied (sent soon, not at once)."""
         ref = twin.device
         pending = self._pending.get(ref)
         if pending is None:
             pending = self._pending[ref] = _Pending(twin, hidden)
-            pending.due = self._due(ref, samples, cycles_ms, urgent)
+            pending.due = self._due(ref, samples, cycles_ms, urgent, observed)
         else:
             pending.twin, pending.hidden = twin, hidden
-            pending.due = min(pending.due, self._due(ref, samples, cycles_ms, urgent))
+            pending.due = min(pending.due, self._due(ref, samples, cycles_ms, urgent, observed))
         shown = [s for s in samples if s.property not in hidden]
         pending.samples.extend(shown)
         if len(pending.samples) > MAX_SAMPLES:
@@ -168,10 +173,13 @@ class Reporter:
         samples: Sequence[Sample],
         cycles_ms: Mapping[str, int],
         urgent: bool,
+        observed: bool = False,
     ) -> float:
         now = self._clock()
         if urgent:
             return now
+        if observed and not samples:
+            return now + OBSERVED_COALESCE_S
         cycle_ms = min(
             (cycles_ms.get(s.property, DEFAULT_REPORT_CYCLE_MS) for s in samples),
             default=DEFAULT_REPORT_CYCLE_MS,
