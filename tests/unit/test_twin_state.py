@@ -30,7 +30,6 @@ from edgeweave.twin.state import (
     DeviceTwin,
     PropertyTwin,
     apply_cloud_desired,
-    apply_local_desired,
     apply_state,
     apply_update,
     define_property,
@@ -165,7 +164,7 @@ def test_a_read_only_property_takes_no_expected_value() -> None:
     with pytest.raises(TwinError):
         apply_update(thermostat(), update, NOW)
     with pytest.raises(TwinError):
-        apply_local_desired(thermostat(), {"temperature": "25"}, event_id="e", now_ms=NOW)
+        apply_cloud_desired(thermostat(), {"temperature": "25"}, event_id="e", now_ms=NOW)
 
 
 # ---------------------------------------------------------------- delta and document
@@ -236,7 +235,8 @@ def test_a_cloud_desired_value_bumps_the_cloud_expected_version_and_sends_a_delt
 
 
 def test_a_local_desired_write_bumps_the_edge_expected_version() -> None:
-    change = apply_local_desired(thermostat(), {"target": "22"}, event_id="l1", now_ms=NOW)
+    local = TwinUpdate("l1", None, {"target": MsgTwin(expected=TwinValue("22"))})
+    change = apply_update(thermostat(), local, NOW)
     assert change.twin.properties["target"].expected_version == Versions(cloud=1, edge=1)
     assert change.delta is not None
 
@@ -249,7 +249,7 @@ def test_desired_values_for_unknown_properties_are_a_404() -> None:
 
 def test_desired_values_are_checked_against_the_type() -> None:
     with pytest.raises(TwinError) as caught:
-        apply_local_desired(thermostat(), {"target": "warm"}, event_id="e", now_ms=NOW)
+        apply_cloud_desired(thermostat(), {"target": "warm"}, event_id="e", now_ms=NOW)
     assert caught.value.code == 400
 
 

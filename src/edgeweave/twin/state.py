@@ -3,15 +3,15 @@
 Per property the twin keeps the ``expected`` (desired) and ``actual`` (reported) values with
 their timestamps, the value type, ``optional``, and two version counters
 ``expected_version``/``actual_version``, each ``{cloud, edge}``: a side bumps its own
-counter each time it changes that value, which is what :mod:`edgeweave.twin.sync` compares
-after a partition.
+counter each time it changes that value (the agent reports them; the conflict rule itself is
+decided by the cloud against the value a node's local write was based on — see
+``edgeweave.edge.devices.host``).
 
 - :func:`apply_update` — a mapper's or app's ``twin/update``: sets ``actual`` (and
-  ``expected`` if sent), bumps the ``edge`` counter of what it set;
+  ``expected`` if sent — that is how ``edgeweave twin set --local`` sets a desired value on
+  the node), bumps the ``edge`` counter of what it set;
 - :func:`apply_cloud_desired` — the cloud (``twin set``, a Device edit): sets ``expected``,
   bumps ``expected_version.cloud``;
-- :func:`apply_local_desired` — ``edgeweave twin set --local`` on the node: sets
-  ``expected``, bumps ``expected_version.edge``;
 - :func:`apply_state` — a mapper's ``state/update``: the device state, no versions.
 
 Each returns a :class:`TwinChange`: the new twin (the old one is never modified) and the
@@ -133,7 +133,7 @@ class TwinChange:
 def changes(before: DeviceTwin, after: DeviceTwin, *, event_id: str, now_ms: int) -> TwinChange:
     """The document and delta that tell mappers how ``before`` became ``after``.
 
-    Used by every operation here and by the caller after a :func:`~.sync.merge`.
+    Used by every operation here and by the host when property definitions change.
     """
     entries: dict[str, DocumentEntry] = {}
     for key, new in after.properties.items():
@@ -235,16 +235,6 @@ def apply_cloud_desired(
     ``expected_version.cloud``. Unknown properties are a 404."""
     return _set_expected(
         twin, desired, Versions.bump_cloud, event_id=event_id, now_ms=now_ms, may_delete=True
-    )
-
-
-def apply_local_desired(
-    twin: DeviceTwin, desired: Mapping[str, str], *, event_id: str, now_ms: int
-) -> TwinChange:
-    """A desired write made on the node while (possibly) offline; bumps
-    ``expected_version.edge``. The cloud's value wins if it changed too (see ``sync``)."""
-    return _set_expected(
-        twin, desired, Versions.bump_edge, event_id=event_id, now_ms=now_ms, may_delete=False
     )
 
 
