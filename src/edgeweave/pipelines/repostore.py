@@ -20,8 +20,9 @@ Garbage collection (:meth:`RepoDB.collect_garbage`) drops objects no tree or cha
 chunks no object uses, in one transaction, and returns the large chunks to unlink; the
 database runs with ``auto_vacuum = INCREMENTAL`` and gives freed pages back to the file system.
 
-Must not: touch chunk files (the caller does, in a thread), chunk or hash content, or import
-:mod:`sqlite3` (the kit does). Every method is async and runs its SQL on the worker.
+Every method is async and runs its SQL on the worker; the longer worker-side functions live
+in ``reposql.py``. Must not: touch chunk files (the caller does, in a thread), chunk or hash
+content, or import :mod:`sqlite3` (the kit does).
 """
 
 from __future__ import annotations
@@ -30,49 +31,27 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from edgeweave.aio.sqlite import Connection, SQLiteThread
-from edgeweave.errors import AlreadyExists, Conflict, InvalidObject, NotFound
+from edgeweave.aio.sqlite import SQLiteThread
+from edgeweave.errors import AlreadyExists, Conflict, NotFound
 from edgeweave.pipelines.commits import CommitInfo, Origin
+from edgeweave.pipelines.reposql import (
+    COMMIT_SELECT,
+    SCHEMA,
+    check_shape,
+    collect_garbage,
+    commit_by_id,
+    commit_info,
+    lookup,
+    open_tree,
+    parent_seq,
+    require_open,
+    require_repo,
+    view_paths,
+)
 from edgeweave.pipelines.trees import FileTree
 
 PACK_LIMIT = 64 * 1024
 MAX_DIFF_CHAIN = 1000  # beyond this many commits apart, diffs compare whole trees
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS repos (
-    name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS branches (
-    repo TEXT NOT NULL, name TEXT NOT NULL, head INTEGER, PRIMARY KEY (repo, name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS commits (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, repo TEXT NOT NULL, branch TEXT NOT NULL,
-    parent INTEGER, origin TEXT NOT NULL, created_at REAL NOT NULL, finished_at REAL,
-    description TEXT NOT NULL DEFAULT '', provenance TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS commits_repo ON commits (repo, seq);
-CREATE INDEX IF NOT EXISTS commits_parent ON commits (parent);
-CREATE TABLE IF NOT EXISTS changes (
-    commit_seq INTEGER NOT NULL, path TEXT NOT NULL, object TEXT, size INTEGER NOT NULL,
-    PRIMARY KEY (commit_seq, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS files (
-    commit_seq INTEGER NOT NULL, path TEXT NOT NULL, object TEXT NOT NULL, size INTEGER NOT NULL,
-    PRIMARY KEY (commit_seq, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS objects (
-    digest TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS chunks (
-    digest TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB
-) WITHOUT ROWID;
-"""
-
-_COMMIT_COLUMNS = (
-    "c.seq, c.id, c.repo, c.branch, p.id, c.origin, c.created_at, c.finished_at, "
-    "c.description, c.provenance"
-)
-_COMMIT_SELECT = f"SELECT {_COMMIT_COLUMNS} FROM commits c LEFT JOIN commits p ON p.seq = c.parent"  # noqa: S608
 
 ChangeRow = tuple[str, str | None, int]  # path, object digest (None: deleted), size
 ObjectRow = tuple[str, int, str]  # digest, size, chunk digests joined by spaces
@@ -123,7 +102,7 @@ class RepoDB:
     async def delete_repo(self, name: str) -> None:
         def run() -> None:
             with self._sql.transaction() as db:
-                _require_repo(db, name)
+                require_repo(db, name)
                 for table in ("files", "changes"):
                     db.execute(
                         f"DELETE FROM {table} WHERE commit_seq IN "  # noqa: S608
@@ -139,7 +118,7 @@ class RepoDB:
     async def branches(self, repo: str) -> list[tuple[str, str | None]]:
         def run() -> list[tuple[str, str | None]]:
             db = self._sql.connection
-            _require_repo(db, repo)
+            require_repo(db, repo)
             rows = db.execute(
                 "SELECT b.name, c.id FROM branches b LEFT JOIN commits c ON c.seq = b.head "
                 "WHERE b.repo = ? ORDER BY b.name",
@@ -164,7 +143,7 @@ class RepoDB:
     ) -> CommitInfo:
         def run() -> CommitInfo:
             with self._sql.transaction() as db:
-                _require_repo(db, repo)
+                require_repo(db, repo)
                 row = db.execute(
                     "SELECT head FROM branches WHERE repo = ? AND name = ?", (repo, branch)
                 ).fetchone()
@@ -197,14 +176,14 @@ class RepoDB:
                     "DO UPDATE SET head = excluded.head",
                     (repo, branch, cur.lastrowid),
                 )
-                return _commit_by_id(db, commit_id)[1]
+                return commit_by_id(db, commit_id)[1]
 
         return await self._sql.run(run)
 
     async def finish_commit(self, commit_id: str, now: float) -> CommitInfo:
         def run() -> CommitInfo:
             with self._sql.transaction() as db:
-                seq, info = _commit_by_id(db, commit_id)
+                seq, info = commit_by_id(db, commit_id)
                 if info.finished:
                     raise Conflict(f"commit {commit_id} is already finished")
                 parent = db.execute("SELECT parent FROM commits WHERE seq = ?", (seq,)).fetchone()
@@ -221,26 +200,26 @@ class RepoDB:
                     (seq,),
                 )
                 db.execute("UPDATE commits SET finished_at = ? WHERE seq = ?", (now, seq))
-                return _commit_by_id(db, commit_id)[1]
+                return commit_by_id(db, commit_id)[1]
 
         return await self._sql.run(run)
 
     async def commit(self, commit_id: str) -> CommitInfo:
-        return await self._sql.run(lambda: _commit_by_id(self._sql.connection, commit_id)[1])
+        return await self._sql.run(lambda: commit_by_id(self._sql.connection, commit_id)[1])
 
     async def head(self, repo: str, branch: str, *, finished: bool) -> CommitInfo | None:
         """The branch head, or with ``finished`` its latest finished commit (None: none)."""
 
         def run() -> CommitInfo | None:
             db = self._sql.connection
-            _require_repo(db, repo)
+            require_repo(db, repo)
             row = db.execute(
                 "SELECT head FROM branches WHERE repo = ? AND name = ?", (repo, branch)
             ).fetchone()
             seq = row[0] if row else None
             while seq is not None:
-                found = db.execute(f"{_COMMIT_SELECT} WHERE c.seq = ?", (seq,)).fetchone()
-                info = _commit_info(found)
+                found = db.execute(f"{COMMIT_SELECT} WHERE c.seq = ?", (seq,)).fetchone()
+                info = commit_info(found)
                 if info.finished or not finished:
                     return info
                 seq = db.execute("SELECT parent FROM commits WHERE seq = ?", (seq,)).fetchone()[0]
@@ -251,12 +230,12 @@ class RepoDB:
     async def list_commits(self, repo: str, branch: str | None) -> list[CommitInfo]:
         def run() -> list[CommitInfo]:
             db = self._sql.connection
-            _require_repo(db, repo)
+            require_repo(db, repo)
             where, args = "c.repo = ?", [repo]
             if branch is not None:
                 where, args = where + " AND c.branch = ?", [repo, branch]
-            rows = db.execute(f"{_COMMIT_SELECT} WHERE {where} ORDER BY c.seq DESC", args)
-            return [_commit_info(r) for r in rows]
+            rows = db.execute(f"{COMMIT_SELECT} WHERE {where} ORDER BY c.seq DESC", args)
+            return [commit_info(r) for r in rows]
 
         return await self._sql.run(run)
 
@@ -265,7 +244,7 @@ class RepoDB:
 
         def run() -> None:
             with self._sql.transaction() as db:
-                seq, info = _commit_by_id(db, commit_id)
+                seq, info = commit_by_id(db, commit_id)
                 child = db.execute("SELECT id FROM commits WHERE parent = ?", (seq,)).fetchone()
                 if child:
                     raise Conflict(f"commit {commit_id} has a child commit {child[0]}")
@@ -294,14 +273,14 @@ class RepoDB:
 
         def run() -> None:
             with self._sql.transaction() as db:
-                seq, info = _commit_by_id(db, commit_id)
-                _require_open(info)
+                seq, info = commit_by_id(db, commit_id)
+                require_open(info)
                 db.executemany("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?)", chunks)
                 db.executemany("INSERT OR IGNORE INTO objects VALUES (?, ?, ?)", objects)
-                parent = _parent_seq(db, seq)
+                parent = parent_seq(db, seq)
                 for path, obj, _ in changes:
                     if obj is not None:
-                        _check_shape(db, seq, parent, path)
+                        check_shape(db, seq, parent, path)
                 db.executemany(
                     "INSERT OR REPLACE INTO changes VALUES (?, ?, ?, ?)",
                     [(seq, path, obj, size) for path, obj, size in changes],
@@ -314,10 +293,10 @@ class RepoDB:
 
         def run() -> int:
             with self._sql.transaction() as db:
-                seq, info = _commit_by_id(db, commit_id)
-                _require_open(info)
-                parent = _parent_seq(db, seq)
-                doomed = [p for p in _view_paths(db, seq, parent, path) if p]
+                seq, info = commit_by_id(db, commit_id)
+                require_open(info)
+                parent = parent_seq(db, seq)
+                doomed = [p for p in view_paths(db, seq, parent, path) if p]
                 if not doomed:
                     raise NotFound(f"no file or directory {path} in commit {commit_id}")
                 db.executemany(
@@ -331,7 +310,7 @@ class RepoDB:
     async def tree(self, commit_id: str) -> FileTree:
         def run() -> FileTree:
             db = self._sql.connection
-            seq, info = _commit_by_id(db, commit_id)
+            seq, info = commit_by_id(db, commit_id)
             if info.finished:
                 return FileTree.from_sorted(
                     db.execute(
@@ -339,7 +318,7 @@ class RepoDB:
                         (seq,),
                     )
                 )
-            return _open_tree(db, seq)
+            return open_tree(db, seq)
 
         return await self._sql.run(run)
 
@@ -348,8 +327,8 @@ class RepoDB:
 
         def run() -> tuple[str, int, list[str]]:
             db = self._sql.connection
-            seq, info = _commit_by_id(db, commit_id)
-            found = _lookup(db, seq, _parent_seq(db, seq), path, finished=info.finished)
+            seq, info = commit_by_id(db, commit_id)
+            found = lookup(db, seq, parent_seq(db, seq), path, finished=info.finished)
             if found is None:
                 raise NotFound(f"no file {path} in commit {commit_id}")
             obj = db.execute("SELECT size, chunks FROM objects WHERE digest = ?", (found,))
@@ -396,7 +375,7 @@ class RepoDB:
 
         def run() -> dict[str, tuple[int, list[str]]]:
             db = self._sql.connection
-            seq, info = _commit_by_id(db, commit_id)
+            seq, info = commit_by_id(db, commit_id)
             if not info.finished:
                 raise Conflict(f"commit {commit_id} is open; finish it first")
             rows = db.execute(
@@ -414,8 +393,8 @@ class RepoDB:
 
         def run() -> list[str] | None:
             db = self._sql.connection
-            old_seq, _ = _commit_by_id(db, old_id)
-            seq: int | None = _commit_by_id(db, new_id)[0]
+            old_seq, _ = commit_by_id(db, old_id)
+            seq: int | None = commit_by_id(db, new_id)[0]
             paths: set[str] = set()
             for _ in range(MAX_DIFF_CHAIN):
                 if seq == old_seq:
@@ -424,7 +403,7 @@ class RepoDB:
                     return None
                 rows = db.execute("SELECT path FROM changes WHERE commit_seq = ?", (seq,))
                 paths.update(str(p) for (p,) in rows)
-                seq = _parent_seq(db, seq)
+                seq = parent_seq(db, seq)
             return None
 
         return await self._sql.run(run)
@@ -437,7 +416,7 @@ class RepoDB:
 
         def run() -> None:
             with self._sql.transaction() as db:
-                _require_repo(db, info.repo)
+                require_repo(db, info.repo)
                 if db.execute("SELECT 1 FROM commits WHERE id = ?", (info.id,)).fetchone():
                     raise AlreadyExists(f"commit {info.id} is already in this store")
                 head = db.execute(
@@ -500,153 +479,10 @@ class RepoDB:
 
         def run() -> tuple[list[tuple[str, int]], int, int]:
             with self._sql.transaction() as db:
-                live_objects = {
-                    str(o)
-                    for (o,) in db.execute(
-                        "SELECT object FROM files UNION "
-                        "SELECT object FROM changes WHERE object IS NOT NULL"
-                    )
-                }
-                live_chunks: set[str] = set()
-                dead_objects: list[tuple[str]] = []
-                for digest, chunks in db.execute("SELECT digest, chunks FROM objects"):
-                    if digest in live_objects:
-                        live_chunks.update(str(chunks).split())
-                    else:
-                        dead_objects.append((digest,))
-                db.executemany("DELETE FROM objects WHERE digest = ?", dead_objects)
-                unlink: list[tuple[str, int]] = []
-                packed_count = packed_bytes = 0
-                dead: list[tuple[str]] = []
-                for digest, size, packed in db.execute(
-                    "SELECT digest, size, data IS NOT NULL FROM chunks"
-                ):
-                    if digest in live_chunks:
-                        continue
-                    dead.append((digest,))
-                    if packed:
-                        packed_count += 1
-                        packed_bytes += int(size)
-                    else:
-                        unlink.append((str(digest), int(size)))
-                db.executemany("DELETE FROM chunks WHERE digest = ?", dead)
+                found: tuple[list[tuple[str, int]], int, int] = collect_garbage(db)
             # executescript steps the pragma to the end (execute stops after one freed page)
             self._sql.connection.executescript("PRAGMA incremental_vacuum;")
             self._sql.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            return unlink, packed_count, packed_bytes
+            return found
 
         return await self._sql.run(run)
-
-
-# ---- worker-side helpers ---------------------------------------------------------------------
-
-
-def _require_repo(db: Connection, name: str) -> None:
-    if not db.execute("SELECT 1 FROM repos WHERE name = ?", (name,)).fetchone():
-        raise NotFound(f"repo {name!r} does not exist; create it with `repo create {name}`")
-
-
-def _require_open(info: CommitInfo) -> None:
-    if info.finished:
-        raise Conflict(f"commit {info.id} is finished; start a new commit to change files")
-
-
-def _commit_info(row: Sequence[object]) -> CommitInfo:
-    _, cid, repo, branch, parent, origin, created, finished, desc, prov = row
-    return CommitInfo(
-        id=str(cid),
-        repo=str(repo),
-        branch=str(branch),
-        parent=None if parent is None else str(parent),
-        origin="auto" if origin == "auto" else "user",
-        created_at=float(created),  # type: ignore[arg-type]
-        finished_at=None if finished is None else float(finished),  # type: ignore[arg-type]
-        description=str(desc),
-        provenance=tuple(json.loads(str(prov))),
-    )
-
-
-def _commit_by_id(db: Connection, commit_id: str) -> tuple[int, CommitInfo]:
-    row = db.execute(f"{_COMMIT_SELECT} WHERE c.id = ?", (commit_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"commit {commit_id} does not exist")
-    return int(row[0]), _commit_info(row)
-
-
-def _parent_seq(db: Connection, seq: int) -> int | None:
-    row = db.execute("SELECT parent FROM commits WHERE seq = ?", (seq,)).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def _lookup(
-    db: Connection, seq: int, parent: int | None, path: str, *, finished: bool
-) -> str | None:
-    """The object of ``path`` in a commit (an open one reads its changes over its parent)."""
-    if finished:
-        row = db.execute(
-            "SELECT object FROM files WHERE commit_seq = ? AND path = ?", (seq, path)
-        ).fetchone()
-        return None if row is None else str(row[0])
-    change = db.execute(
-        "SELECT object FROM changes WHERE commit_seq = ? AND path = ?", (seq, path)
-    ).fetchone()
-    if change is not None:
-        return None if change[0] is None else str(change[0])
-    if parent is None:
-        return None
-    row = db.execute(
-        "SELECT object FROM files WHERE commit_seq = ? AND path = ?", (parent, path)
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _view_paths(db: Connection, seq: int, parent: int | None, path: str) -> list[str]:
-    """Paths in an open commit at ``path`` or under it (as a directory)."""
-    lo, hi = path + "/", path + "0"
-    if path == "/":
-        lo, hi = "/", "0"
-    found: dict[str, bool] = {}
-    if parent is not None:
-        for (p,) in db.execute(
-            "SELECT path FROM files WHERE commit_seq = ? AND "
-            "(path = ? OR (path >= ? AND path < ?))",
-            (parent, path, lo, hi),
-        ):
-            found[str(p)] = True
-    for p, obj in db.execute(
-        "SELECT path, object FROM changes WHERE commit_seq = ? AND (path = ? OR "
-        "(path >= ? AND path < ?))",
-        (seq, path, lo, hi),
-    ):
-        found[str(p)] = obj is not None
-    return sorted(p for p, alive in found.items() if alive)
-
-
-def _check_shape(db: Connection, seq: int, parent: int | None, path: str) -> None:
-    """``path`` may not sit under a file, nor be a directory already."""
-    cut = path.rfind("/")
-    while cut > 0:
-        ancestor = path[:cut]
-        if _lookup(db, seq, parent, ancestor, finished=False) is not None:
-            raise InvalidObject(f"cannot put {path}: {ancestor} is a file")
-        cut = path.rfind("/", 0, cut)
-    if any(p != path for p in _view_paths(db, seq, parent, path)):
-        raise InvalidObject(f"cannot put {path}: it is a directory")
-
-
-def _open_tree(db: Connection, seq: int) -> FileTree:
-    parent = _parent_seq(db, seq)
-    entries: dict[str, tuple[str, int]] = {}
-    if parent is not None:
-        for p, o, s in db.execute(
-            "SELECT path, object, size FROM files WHERE commit_seq = ?", (parent,)
-        ):
-            entries[str(p)] = (str(o), int(s))
-    for p, o, s in db.execute(
-        "SELECT path, object, size FROM changes WHERE commit_seq = ?", (seq,)
-    ):
-        if o is None:
-            entries.pop(str(p), None)
-        else:
-            entries[str(p)] = (str(o), int(s))
-    return FileTree.from_entries((p, o, s) for p, (o, s) in entries.items())
