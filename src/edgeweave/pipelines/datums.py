@@ -91,6 +91,12 @@ def split_identity(identity: str) -> list[str]:
     return identity.split(_PART_SEP)
 
 
+def describe_identity(identity: str) -> str:
+    """``input:path`` of each part of a datum identity (for messages)."""
+    parts = [p.split(_SEP) for p in split_identity(identity)]
+    return " + ".join(f"{p[0]}:{p[-1]}" for p in parts)
+
+
 def id_of_identity(identity: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()
 

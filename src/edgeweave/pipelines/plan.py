@@ -35,41 +35,51 @@ DONE_STATES = frozenset({DatumState.SUCCESS, DatumState.SKIPPED})
 
 @dataclass(frozen=True, slots=True)
 class DatumRecord:
-    """What a job remembers of one datum for the next job: its hash, how it ended, and its
-    identity (the part identities joined, as hashed into its id)."""
+    """What a job remembers of one datum for the next job: its hash, how it ended, its
+    identity (the part identities joined, as hashed into its id) and the output paths it
+    wrote (file-level lineage)."""
 
     hash: str
     state: DatumState
     identity: str
+    outputs: tuple[str, ...] = ()
 
 
 class DatumHistory:
     """The datums of the previous job of a pipeline: the pipeline version it ran and, per
-    datum id, its record. Keeps the ids of datums not done (failed, recovered) as a set, so
-    asking "was everything done?" costs nothing."""
+    datum id, its record. Keeps, up to date with every change, the ids of datums not done
+    (failed, recovered) and which datum wrote each output path, so neither question costs a
+    scan."""
 
     def __init__(self, version: str, records: Mapping[str, DatumRecord] | None = None) -> None:
         self.version = version
         self.datums: dict[str, DatumRecord] = {}
         self.pending: set[str] = set()
+        self.owners: dict[str, str] = {}  # output path → datum id
         for datum_id, record in (records or {}).items():
             self.record(datum_id, record)
 
     def record(self, datum_id: str, record: DatumRecord) -> None:
+        self.drop(datum_id)
         self.datums[datum_id] = record
-        if record.state in DONE_STATES:
-            self.pending.discard(datum_id)
-        else:
+        if record.state not in DONE_STATES:
             self.pending.add(datum_id)
+        for path in record.outputs:
+            self.owners[path] = datum_id
 
-    def drop(self, datum_id: str) -> None:
-        self.datums.pop(datum_id, None)
+    def drop(self, datum_id: str) -> DatumRecord | None:
+        record = self.datums.pop(datum_id, None)
         self.pending.discard(datum_id)
+        for path in record.outputs if record is not None else ():
+            if self.owners.get(path) == datum_id:
+                del self.owners[path]
+        return record
 
     def copy(self, version: str | None = None) -> DatumHistory:
         out = DatumHistory(self.version if version is None else version)
         out.datums = dict(self.datums)
         out.pending = set(self.pending)
+        out.owners = dict(self.owners)
         return out
 
 
