@@ -149,25 +149,30 @@ def lookup(
 
 
 def view_paths(db: Connection, seq: int, parent: int | None, path: str) -> list[str]:
-    """Paths in an open commit at ``path`` or under it (as a directory)."""
-    lo, hi = path + "/", path + "0"
-    if path == "/":
-        lo, hi = "/", "0"
+    """Paths in an open commit at ``path`` (a file) or under it (a directory)."""
+    found = paths_under(db, seq, parent, path)
+    if path != "/" and lookup(db, seq, parent, path, finished=False) is not None:
+        found.append(path)
+    return sorted(found)
+
+
+def paths_under(db: Connection, seq: int, parent: int | None, directory: str) -> list[str]:
+    """Paths in an open commit under ``directory``. Two range scans on the primary keys
+    (an ``OR`` with an equality would make SQLite scan the whole commit)."""
+    lo, hi = ("/", "0") if directory == "/" else (directory + "/", directory + "0")
     found: dict[str, bool] = {}
     if parent is not None:
-        for (p,) in db.execute(
-            "SELECT path FROM files WHERE commit_seq = ? AND "
-            "(path = ? OR (path >= ? AND path < ?))",
-            (parent, path, lo, hi),
-        ):
-            found[str(p)] = True
-    for p, obj in db.execute(
-        "SELECT path, object FROM changes WHERE commit_seq = ? AND (path = ? OR "
-        "(path >= ? AND path < ?))",
-        (seq, path, lo, hi),
-    ):
-        found[str(p)] = obj is not None
-    return sorted(p for p, alive in found.items() if alive)
+        rows = db.execute(
+            "SELECT path FROM files WHERE commit_seq = ? AND path >= ? AND path < ?",
+            (parent, lo, hi),
+        )
+        found.update((str(p), True) for (p,) in rows)
+    rows = db.execute(
+        "SELECT path, object FROM changes WHERE commit_seq = ? AND path >= ? AND path < ?",
+        (seq, lo, hi),
+    )
+    found.update((str(p), obj is not None) for p, obj in rows)
+    return [p for p, alive in found.items() if alive]
 
 
 def check_shape(db: Connection, seq: int, parent: int | None, path: str) -> None:
@@ -178,7 +183,7 @@ def check_shape(db: Connection, seq: int, parent: int | None, path: str) -> None
         if lookup(db, seq, parent, ancestor, finished=False) is not None:
             raise InvalidObject(f"cannot put {path}: {ancestor} is a file")
         cut = path.rfind("/", 0, cut)
-    if any(p != path for p in view_paths(db, seq, parent, path)):
+    if paths_under(db, seq, parent, path):
         raise InvalidObject(f"cannot put {path}: it is a directory")
 
 
