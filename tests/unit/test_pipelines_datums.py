@@ -175,11 +175,14 @@ def test_the_full_plan_skips_unchanged_datums_and_reruns_failed_ones() -> None:
     assert len(gone.removed) == 2 and gone.skipped == 1 and gone.run == []
 
 
-def incremental(spec: dict[str, Any], old: dict[str, Files], new: dict[str, Files]) -> Any:
+def incremental(
+    spec: dict[str, Any], old: dict[str, Files], new: dict[str, Files], prev: Any = None
+) -> Any:
     old_trees = {(r, "master"): tree(f) for r, f in old.items()}
     new_trees = {(r, "master"): tree(f) for r, f in new.items()}
     changed = {k: diff_paths(old_trees[k], new_trees[k]) for k in old_trees}
-    prev = history(enumerate_datums(Input.model_validate(spec), old_trees, "v1"))
+    if prev is None:
+        prev = history(enumerate_datums(Input.model_validate(spec), old_trees, "v1"))
     return plan_incremental(Input.model_validate(spec), new_trees, changed, prev, "v1")
 
 
@@ -205,15 +208,25 @@ def test_deleting_a_file_removes_its_datum() -> None:
     assert plan.run == [] and len(plan.removed) == 1 and plan.skipped == 2
 
 
-def test_an_incremental_plan_is_refused_after_failures_or_a_new_version() -> None:
+def test_an_incremental_plan_is_refused_for_a_new_version_or_every_job() -> None:
     spec = Input.model_validate({"pfs": {"repo": "images", "glob": "/*"}})
     trees = {("images", "master"): tree(IMAGES)}
     first = enumerate_datums(spec, trees, "v1")
-    assert plan_incremental(spec, trees, {}, history(first, DatumState.FAILED), "v1") is None
     assert plan_incremental(spec, trees, {}, history(first), "v2") is None
     assert plan_incremental(spec, trees, {}, history(first), "v1", every_job=True) is None
     nothing = plan_incremental(spec, trees, {}, history(first), "v1")
     assert nothing is not None and nothing.run == [] and nothing.skipped == 3
+
+
+def test_an_incremental_plan_reruns_failed_and_recovered_datums() -> None:
+    spec = Input.model_validate({"pfs": {"repo": "images", "glob": "/*"}})
+    trees = {("images", "master"): tree(IMAGES)}
+    first = enumerate_datums(spec, trees, "v1")
+    prev = history(first)
+    prev.record(first[2].id, DatumRecord(first[2].hash, DatumState.FAILED, first[2].identity))
+    plan = plan_incremental(spec, trees, {}, prev, "v1")
+    assert plan is not None and [d.describe() for d in plan.run] == ["images:/dir"]
+    assert plan.run[0] == first[2] and plan.skipped == 2
 
 
 COMBINED_SPECS: list[dict[str, Any]] = [
@@ -282,9 +295,14 @@ def test_the_incremental_plan_agrees_with_the_full_plan(seed: int) -> None:
         spec = rng.choice(COMBINED_SPECS)
         old = {r: random_files(rng) for r in "abc"}
         new = {r: random_files(rng, old[r]) for r in "abc"}
-        inc = incremental(spec, old, new)
         first = datums(spec, old)
-        full = plan_datums(datums(spec, new), history(first))
+        prev = history(first)
+        for d in first:  # some datums of the previous job failed or were only recovered
+            if rng.random() < 0.2:
+                state = rng.choice([DatumState.FAILED, DatumState.RECOVERED])
+                prev.record(d.id, DatumRecord(d.hash, state, d.identity))
+        inc = incremental(spec, old, new, prev)
+        full = plan_datums(datums(spec, new), prev)
         assert sorted(d.id for d in inc.run) == sorted(d.id for d in full.run), (spec, old, new)
         assert sorted(inc.removed) == sorted(full.removed), (spec, old, new)
         assert inc.skipped == full.skipped, (spec, old, new)

@@ -26,9 +26,10 @@ yet and raise :class:`PipelineError`.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from edgeweave.errors import PipelineError
@@ -105,6 +106,12 @@ def part_identity(input_name: str, repo: str, path: str) -> str:
     return f"{input_name}{_SEP}{repo}{_SEP}{path}"
 
 
+def parse_part_identity(identity: str) -> tuple[str, str, str]:
+    """``(input name, repo, matched path)`` of a part identity."""
+    name, repo, path = identity.split(_SEP, 2)
+    return name, repo, path
+
+
 def make_datum(parts: Parts, version: str) -> Datum:
     """The datum of ``parts`` with its id and its hash under pipeline ``version``."""
     identity = identity_of(parts)
@@ -122,8 +129,19 @@ def make_datum(parts: Parts, version: str) -> Datum:
 
 
 def enumerate_datums(input: Input, trees: Mapping[TreeKey, FileTree], version: str) -> list[Datum]:
-    """Every datum of ``input`` over ``trees``, in a stable order."""
-    return [make_datum(parts, version) for parts in part_tuples(input, trees)]
+    """Every datum of ``input`` over ``trees``, in a stable order.
+
+    The cyclic garbage collector is paused while the datums are built: a hundred thousand
+    datums are some millions of acyclic objects, and the collections their allocation would
+    trigger (each walking every live object) cost more than building them. Nothing awaits in
+    between, and the collector's previous state is restored."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return [make_datum(parts, version) for parts in part_tuples(input, trees)]
+    finally:
+        if paused:
+            gc.enable()
 
 
 def tree_key(pfs: PFSInput) -> TreeKey:
@@ -183,18 +201,26 @@ def pfs_parts(pfs: PFSInput, trees: Mapping[TreeKey, FileTree]) -> list[DatumPar
 
 
 def keyed_parts(
-    members: Sequence[Input], trees: Mapping[TreeKey, FileTree], template_field: str
+    members: Sequence[Input],
+    trees: Mapping[TreeKey, FileTree],
+    template_field: str,
+    only: Collection[str] | None = None,
 ) -> list[dict[str, list[DatumPart]]]:
-    """Per member: its parts by key (``join_on``/``group_by`` over the capture groups)."""
+    """Per member: its parts by key (``join_on``/``group_by`` over the capture groups);
+    with ``only``, just the parts of those keys."""
     out: list[dict[str, list[DatumPart]]] = []
     for member in members:
         pfs = member.pfs
         if pfs is None:  # the model already refuses this; keep the type checker honest
             raise PipelineError(f"each member of a {template_field} input must be a pfs input")
         template = getattr(pfs, template_field) or ""
+        tree = tree_of(pfs, trees)
+        name, repo = pfs.input_name(), pfs.repo
         by_key: dict[str, list[DatumPart]] = {}
-        for part in pfs_parts(pfs, trees):
-            by_key.setdefault(expand_template(template, part.match.groups), []).append(part)
+        for match in Glob(pfs.glob).match(tree.paths):
+            key = expand_template(template, match.groups)
+            if only is None or key in only:
+                by_key.setdefault(key, []).append(DatumPart(name, repo, tree, match))
         out.append(by_key)
     return out
 

@@ -16,8 +16,10 @@ module plans from the changed paths instead:
 For ``pfs`` inputs and unions of them the cost is a bisection per changed path; a join or
 group also matches its members' globs once (no hashing). A plan cannot be incremental — and
 :func:`plan_incremental` returns None so the caller enumerates everything — when the pipeline
-version changed, ``reprocess_spec`` is ``every_job``, or some previous datum failed or was only
-recovered (it must run again although none of its files changed).
+version changed or ``reprocess_spec`` is ``every_job`` (every datum runs then anyway).
+Previous datums that failed or were only recovered run again although none of their files
+changed: they are rebuilt from their recorded identity, so they cost what a changed datum
+costs.
 
 Pure: no I/O. This module must not run anything or read repos.
 """
@@ -42,6 +44,7 @@ from edgeweave.pipelines.datums import (
     keyed_parts,
     make_datum,
     members_of,
+    parse_part_identity,
     part_identity,
     part_tuples,
     pfs_inputs,
@@ -71,7 +74,7 @@ def plan_incremental(
 ) -> DatumPlan | None:
     """The plan of a job whose input trees differ from the previous job's by ``changed``
     (paths per ``(repo, branch)``); None when it must be planned in full (see above)."""
-    if every_job or previous.version != version or previous.pending:
+    if every_job or previous.version != version:
         return None
     touched = _touched_entries(input, changed)
     datums: dict[str, Datum] = {}
@@ -87,8 +90,17 @@ def plan_incremental(
             i for i, r in records.items() if any(p in idents for p in split_identity(r.identity))
         ]
     plan = DatumPlan(incremental=True)
-    plan.run = [d for d in datums.values() if not is_done(records.get(d.id), d)]
     plan.removed = [i for i in touched_ids if i not in datums]
+    gone = set(plan.removed)
+    for pending in previous.pending:
+        if pending not in datums and pending not in gone:
+            rebuilt = _rebuild(records[pending].identity, input, trees)
+            if rebuilt is None:
+                plan.removed.append(pending)
+            else:
+                datum = make_datum(rebuilt, version)
+                datums[datum.id] = datum
+    plan.run = [d for d in datums.values() if not is_done(records.get(d.id), d)]
     added = sum(1 for i in datums if i not in records)
     plan.skipped = len(records) - len(plan.removed) + added - len(plan.run)
     return plan
@@ -157,7 +169,7 @@ def _restricted_keyed(
         keys.update(expand_template(template, groups) for groups in entries.values())
     if not keys:
         return []
-    keyed = keyed_parts(members, trees, template_field)
+    keyed = keyed_parts(members, trees, template_field, only=keys)
     for by_key in keyed:  # every entry of an affected key is touched (see the docstring)
         for key in keys:
             touched.identities.update(p.identity for p in by_key.get(key, ()))
@@ -194,6 +206,29 @@ def _entry_match(
         return None
     lo, hi = tree.dir_range(entry)
     return GlobMatch(entry, lo, hi, groups) if lo < hi else None
+
+
+def _rebuild(identity: str, input: Input, trees: Mapping[TreeKey, FileTree]) -> Parts | None:
+    """The parts of a recorded datum in today's trees (None when one of them is gone)."""
+    leaves: dict[tuple[str, str], PFSInput] = {}
+    for leaf in pfs_inputs(input):
+        leaves.setdefault((leaf.input_name(), leaf.repo), leaf)
+    parts: list[DatumPart] = []
+    for part in split_identity(identity):
+        name, repo, path = parse_part_identity(part)
+        pfs = leaves.get((name, repo))
+        if pfs is None:
+            return None
+        glob = Glob(pfs.glob)
+        found = glob.match_path(path)
+        if found is None:
+            return None
+        tree = tree_of(pfs, trees)
+        match = _entry_match(tree, path, found[1], files_only=glob.recursive)
+        if match is None:
+            return None
+        parts.append(DatumPart(name, repo, tree, match))
+    return tuple(parts)
 
 
 def _single_part(input: Input) -> bool:
