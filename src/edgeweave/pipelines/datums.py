@@ -43,7 +43,7 @@ _SEP = "\x1f"
 _PART_SEP = "\x1e"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built by the hundred thousand; never mutated
 class DatumPart:
     """One glob match of one pfs input: its files are ``tree.paths[match.start:match.end]``."""
 
@@ -65,7 +65,7 @@ class DatumPart:
 Parts = tuple[DatumPart, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, like DatumPart
 class Datum:
     id: str
     hash: str
