@@ -1,0 +1,291 @@
+"""A job: one run of a pipeline over the latest commits of its inputs (COMPAT.md §3 rules).
+
+:meth:`JobRunner.run_job` does, in order:
+
+1. read the newest finished commit of every input branch and its file tree;
+2. plan against the previous job (:class:`JobResult` of the last run): incrementally from the
+   paths that changed between the two jobs' input commits when it can, else in full;
+3. open a commit on the output repo (named after the pipeline, created when missing) whose
+   parent is the previous output, with ``origin: auto`` and provenance naming every input
+   commit and the pipeline version; delete from it the outputs of datums that run again or
+   went away — the outputs of skipped datums stay, untouched;
+4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` and put
+   each datum's ``/pfs/out`` files into the output commit as it ends. Two datums writing one
+   path — both in this job, or one here and one skipped — fail the job with an error naming
+   both datums;
+5. finish the output commit. A job that fails (a datum failed after its tries and was not
+   recovered by ``err_cmd``, an output collision, ``job_timeout``) deletes its output commit and
+   hands the previous job's state on, so the next job plans against the last good one.
+
+The history a job returns records, per datum, its hash, state and output paths: which datum
+(and so which input files) wrote each output file — the file-level lineage.
+
+Not built yet: cron inputs, triggering (a host decides when to call ``run_job``), batched
+datums, persistence of job results (they live in memory, with their caller).
+This module must not know where it runs (cloud or edge) or talk to the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edgeweave.errors import NotFound, PipelineError
+from edgeweave.pipelines.datums import (
+    Datum,
+    TreeKey,
+    describe_identity,
+    enumerate_datums,
+    pfs_inputs,
+    tree_keys,
+)
+from edgeweave.pipelines.incremental import plan_incremental
+from edgeweave.pipelines.plan import DatumHistory, DatumPlan, DatumRecord, DatumState, plan_datums
+from edgeweave.pipelines.repo import Repos
+from edgeweave.pipelines.runner import DatumContext, DatumResult, DatumRunner, OutputFile
+from edgeweave.pipelines.spec import PipelineDoc, RunSettings, run_settings
+from edgeweave.pipelines.trees import FileTree
+
+SMALL_OUTPUT_BYTES = 1024 * 1024  # outputs up to this size are read and put in batches
+
+
+@dataclass(frozen=True)
+class DatumSummary:
+    id: str
+    name: str  # input:path of each part
+    state: DatumState
+    attempts: int
+    duration_s: float
+    error: str = ""
+    log_path: str = ""  # the code's stdout/stderr and the runner's notes (kept after the job)
+
+
+@dataclass
+class JobResult:
+    id: str
+    pipeline: str
+    state: Literal["success", "failure"]
+    inputs: dict[TreeKey, str]  # the input commits this job read ("" when a branch had none)
+    history: DatumHistory  # the datum records the next job plans against
+    output_commit: str | None = None
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    recovered: int = 0
+    incremental: bool = False
+    error: str = ""
+    datums: list[DatumSummary] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.processed + self.skipped
+
+
+class JobRunner:
+    def __init__(self, repos: Repos, runner: DatumRunner) -> None:
+        self._repos = repos
+        self._runner = runner
+
+    async def run_job(self, doc: PipelineDoc, previous: JobResult | None = None) -> JobResult:
+        spec = doc.pipeline.spec
+        version = doc.version
+        settings = run_settings(spec)
+        inputs, trees = await self._read_inputs(doc)
+        plan = await self._plan(doc, trees, inputs, previous, settings)
+        job = JobResult(uuid.uuid4().hex, doc.name, "success", inputs, DatumHistory(version))
+        job.incremental, job.skipped = plan.incremental, plan.skipped
+        base = previous.history.copy(version) if previous is not None else DatumHistory(version)
+        out = await self._open_output(doc, inputs, version)
+        job.output_commit = out
+        history = base
+        try:
+            await self._drop_stale_outputs(out, history, plan)
+            ctx = DatumContext(job.id, out, _input_commits(doc, inputs))
+            async with asyncio.timeout(settings.job_timeout_s):
+                await self._run_datums(plan.run, doc, settings, ctx, history, job)
+        except PipelineError as e:
+            job.error = e.message
+        except TimeoutError:
+            job.error = f"job_timeout of {settings.job_timeout_s:g}s exceeded"
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._repos.delete_commit(out)
+            raise
+        finally:
+            await self._runner.cleanup_job(job.id)
+        if job.failed or job.error:
+            await self._repos.delete_commit(out)
+            job.state, job.output_commit = "failure", None
+            job.error = job.error or f"{job.failed} datum(s) failed"
+            job.inputs = previous.inputs if previous is not None else {}
+            job.history = previous.history if previous is not None else DatumHistory(version)
+            return job
+        await self._repos.finish_commit(out)
+        job.history = history
+        return job
+
+    async def _read_inputs(
+        self, doc: PipelineDoc
+    ) -> tuple[dict[TreeKey, str], dict[TreeKey, FileTree]]:
+        inputs: dict[TreeKey, str] = {}
+        trees: dict[TreeKey, FileTree] = {}
+        for key in tree_keys(doc.pipeline.spec.input):
+            try:
+                info = await self._repos.latest(*key)
+            except NotFound as e:
+                raise PipelineError(f"pipeline {doc.name!r}: input {e.message}") from None
+            inputs[key] = info.id if info is not None else ""
+            trees[key] = await self._repos.tree(info.id) if info is not None else FileTree()
+        return inputs, trees
+
+    async def _plan(
+        self,
+        doc: PipelineDoc,
+        trees: dict[TreeKey, FileTree],
+        inputs: dict[TreeKey, str],
+        previous: JobResult | None,
+        settings: RunSettings,
+    ) -> DatumPlan:
+        spec_input = doc.pipeline.spec.input
+        if previous is not None and previous.inputs:
+            changed = await self._changed(inputs, previous.inputs, trees)
+            if changed is not None:
+                plan = plan_incremental(
+                    spec_input,
+                    trees,
+                    changed,
+                    previous.history,
+                    doc.version,
+                    every_job=settings.every_job,
+                )
+                if plan is not None:
+                    return plan
+        history = previous.history if previous is not None else None
+        datums = enumerate_datums(spec_input, trees, doc.version)
+        return plan_datums(datums, history, every_job=settings.every_job)
+
+    async def _changed(
+        self, now: dict[TreeKey, str], before: dict[TreeKey, str], trees: dict[TreeKey, FileTree]
+    ) -> dict[TreeKey, Sequence[str]] | None:
+        changed: dict[TreeKey, Sequence[str]] = {}
+        for key, commit in now.items():
+            old = before.get(key)
+            if old is None:
+                return None  # an input the previous job did not read
+            if old == commit:
+                continue
+            if not old:
+                changed[key] = trees[key].paths
+            elif not commit:
+                return None
+            else:
+                try:
+                    changed[key] = await self._repos.changed_paths(old, commit)
+                except NotFound:
+                    return None  # the previous input commit was deleted
+        return changed
+
+    async def _open_output(self, doc: PipelineDoc, inputs: dict[TreeKey, str], version: str) -> str:
+        if doc.name not in await self._repos.list_repos():
+            await self._repos.create_repo(doc.name, f"output of pipeline {doc.name}")
+        provenance = [f"{repo}@{commit}" for (repo, _), commit in inputs.items() if commit]
+        provenance.append(f"pipeline:{doc.name}@{version}")
+        info = await self._repos.start_commit(doc.name, origin="auto", provenance=provenance)
+        return info.id
+
+    async def _drop_stale_outputs(self, out: str, history: DatumHistory, plan: DatumPlan) -> None:
+        doomed: list[str] = []
+        for datum_id in [*plan.removed, *(d.id for d in plan.run)]:
+            record = history.drop(datum_id)
+            if record is not None:
+                doomed.extend(record.outputs)
+        for path in doomed:
+            try:
+                await self._repos.delete_file(out, path)
+            except NotFound:
+                continue  # an output already gone (a parent deleted by hand)
+
+    async def _run_datums(
+        self,
+        datums: list[Datum],
+        doc: PipelineDoc,
+        settings: RunSettings,
+        ctx: DatumContext,
+        history: DatumHistory,
+        job: JobResult,
+    ) -> None:
+        slots = asyncio.Semaphore(settings.parallelism)
+        record_lock = asyncio.Lock()
+        transform = doc.pipeline.spec.transform
+
+        async def one(datum: Datum) -> None:
+            async with slots:
+                result = await self._runner.run(datum, transform, settings, ctx)
+            try:
+                async with record_lock:
+                    await self._record(datum, result, ctx.output_commit_id, history, job)
+            finally:
+                await self._runner.cleanup(result)
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for datum in datums:
+                    tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
+        except* PipelineError as group:
+            raise group.exceptions[0] from None
+
+    async def _record(
+        self, datum: Datum, result: DatumResult, out: str, history: DatumHistory, job: JobResult
+    ) -> None:
+        job.datums.append(
+            DatumSummary(
+                id=datum.id,
+                name=datum.describe(),
+                state=result.state,
+                attempts=result.attempts,
+                duration_s=result.duration_s,
+                error=result.error,
+                log_path=str(result.log_path),
+            )
+        )
+        if result.state == DatumState.FAILED:
+            job.failed += 1
+        elif result.state == DatumState.RECOVERED:
+            job.recovered += 1
+        else:
+            job.processed += 1
+            for output in result.outputs:
+                owner = history.owners.get(output.path)
+                if owner is not None and owner != datum.id:
+                    other = describe_identity(history.datums[owner].identity)
+                    raise PipelineError(
+                        f"datums {other} and {datum.describe()} both wrote {output.path}; "
+                        "each output path must come from one datum"
+                    )
+            await self._put_outputs(out, result.outputs)
+        history.record(
+            datum.id,
+            DatumRecord(
+                datum.hash, result.state, datum.identity, tuple(o.path for o in result.outputs)
+            ),
+        )
+
+    async def _put_outputs(self, out: str, outputs: Sequence[OutputFile]) -> None:
+        small = [o for o in outputs if o.size <= SMALL_OUTPUT_BYTES]
+        if small:
+            items = await asyncio.to_thread(lambda: [(o.path, o.local.read_bytes()) for o in small])
+            await self._repos.put_files(out, items)
+        for o in outputs:
+            if o.size > SMALL_OUTPUT_BYTES:
+                await self._repos.put_file_from(out, o.path, o.local)
+
+
+def _input_commits(doc: PipelineDoc, inputs: dict[TreeKey, str]) -> dict[str, str]:
+    return {
+        pfs.input_name(): inputs.get((pfs.repo, pfs.branch or "master"), "")
+        for pfs in pfs_inputs(doc.pipeline.spec.input)
+    }

@@ -1,0 +1,296 @@
+"""Running one datum's code as a process under Pachyderm's ``/pfs`` contract (COMPAT.md §3).
+
+For each datum the runner builds a private root (the datum's "``/pfs``")::
+
+    WORK/<job>/<datum>/           $PFS — also the working directory unless working_dir is set
+        <input name>/<path>       the datum's input files, as in the input repo
+        out/                      whatever the code writes here becomes output
+    WORK/<job>/<datum>.log        the code's stdout and stderr, with the runner's own notes
+
+Inputs are materialised once per job in ``WORK/<job>/.objects/<sha256>`` (read-only) and hard
+linked into each datum's root, so a model crossed with a thousand images is written once.
+
+Running: ``cmd`` is an argv list started without a shell in its own process group, ``stdin``
+lines are fed to it, and an exit code of 0 or one in ``accept_return_code`` is success. A
+failed attempt (exit code, signal, or ``datum_timeout``) is retried up to ``datum_tries``
+attempts in all, each with an empty ``out/``. After the last failure ``err_cmd`` (with
+``err_stdin``) runs in the same root; exit 0 marks the datum *recovered*: the job goes on and
+the datum contributes no output. Cancelling :meth:`DatumRunner.run` kills the process group.
+
+Environment: the transform's ``env`` over a small base (``PATH``, ``HOME``, ``LANG``), then
+``PFS`` (the datum root), ``PACH_JOB_ID``, ``PACH_DATUM_ID``, ``PACH_OUTPUT_COMMIT_ID``,
+``<input>_COMMIT`` for each input, and ``<input>`` = the path of the datum's entry (file or
+directory) of that input.
+
+Hard-coded ``/pfs`` paths: arguments and stdin lines that name ``/pfs`` or start with ``/pfs/``
+are rewritten to the datum root, which covers ``cmd: [sh]`` scripts given in ``stdin``. A
+program that builds ``/pfs/...`` paths itself must read ``$PFS`` instead; serving it the real
+``/pfs`` needs a private mount namespace per datum (root on Linux), which this runner does not
+set up (docs/pipelines.md).
+
+This module must not know about repos beyond :class:`Materializer`, nor about jobs, plans or
+output commits: it returns what the datum wrote and the job decides what to do with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from edgeweave.models.pipelines import Transform
+from edgeweave.pipelines.datums import Datum
+from edgeweave.pipelines.plan import DatumState
+from edgeweave.pipelines.spec import RunSettings
+
+BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+_PFS_RE = re.compile(r"""(^|[\s=:"'(])/pfs(?=/|$|[\s"')])""")
+KILL_GRACE_S = 2.0
+
+
+class Materializer(Protocol):
+    async def write_object(self, digest: str, dest: Path) -> None:
+        """Write the content whose sha256 is ``digest`` to the new file ``dest``."""
+        ...
+
+
+@dataclass(frozen=True)
+class DatumContext:
+    job_id: str
+    output_commit_id: str
+    input_commits: Mapping[str, str]  # input name → commit id
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str  # in the output repo: /a/b.txt
+    local: Path
+    size: int
+
+
+@dataclass
+class DatumResult:
+    datum_id: str
+    state: DatumState
+    attempts: int
+    root: Path
+    log_path: Path
+    outputs: list[OutputFile] = field(default_factory=list)
+    error: str = ""
+    duration_s: float = 0.0
+
+
+class DatumRunner:
+    """Runs datums under ``work_dir``; one runner serves any number of jobs."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        materializer: Materializer,
+        *,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.work_dir = Path(work_dir)
+        self._materializer = materializer
+        if base_env is None:
+            base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
+        self._base_env = dict(base_env)
+
+    async def run(
+        self, datum: Datum, transform: Transform, settings: RunSettings, ctx: DatumContext
+    ) -> DatumResult:
+        started = time.monotonic()
+        job_dir = self.work_dir / ctx.job_id
+        root = job_dir / datum.id[:32]
+        result = DatumResult(datum.id, DatumState.FAILED, 0, root, job_dir / f"{datum.id[:32]}.log")
+        await asyncio.to_thread(_fresh_dir, root)
+        await self._materialize(datum, root, job_dir / ".objects")
+        env = self._env(datum, transform, root, ctx)
+        cwd = _working_dir(transform, root)
+        with open(result.log_path, "ab") as log:  # append-only, small writes
+            for attempt in range(1, settings.datum_tries + 1):
+                result.attempts = attempt
+                await asyncio.to_thread(_fresh_dir, root / "out")
+                ok, why = await _run_process(
+                    _rewrite(transform.cmd, root),
+                    _rewrite(transform.stdin or [], root),
+                    env=env,
+                    cwd=cwd,
+                    log=log,
+                    timeout_s=settings.datum_timeout_s,
+                    accept=transform.accept_return_code or [],
+                )
+                if ok:
+                    result.state = DatumState.SUCCESS
+                    result.outputs = await asyncio.to_thread(_collect, root / "out")
+                    break
+                result.error = f"attempt {attempt}/{settings.datum_tries}: {why}"
+                _note(log, result.error)
+            else:
+                if transform.err_cmd:
+                    recovered, why = await _run_process(
+                        _rewrite(transform.err_cmd, root),
+                        _rewrite(transform.err_stdin or [], root),
+                        env=env,
+                        cwd=cwd,
+                        log=log,
+                        timeout_s=settings.datum_timeout_s,
+                        accept=[],
+                    )
+                    _note(log, "err_cmd recovered the datum" if recovered else f"err_cmd: {why}")
+                    if recovered:
+                        result.state = DatumState.RECOVERED
+        result.duration_s = time.monotonic() - started
+        return result
+
+    async def cleanup(self, result: DatumResult) -> None:
+        """Remove a datum's root (after its outputs were uploaded); the log stays."""
+        await asyncio.to_thread(shutil.rmtree, result.root, True)
+
+    async def cleanup_job(self, job_id: str) -> None:
+        """Remove what a job left under the work directory except the datums' logs."""
+
+        def clean() -> None:
+            job_dir = self.work_dir / job_id
+            for entry in job_dir.iterdir() if job_dir.exists() else ():
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+
+        await asyncio.to_thread(clean)
+
+    async def _materialize(self, datum: Datum, root: Path, objects: Path) -> None:
+        for name, path, digest, _ in datum.files():
+            dest = root / name / path.lstrip("/")
+            cached = objects / digest
+            if not await asyncio.to_thread(cached.exists):
+                await asyncio.to_thread(objects.mkdir, parents=True, exist_ok=True)
+                partial = objects / f"{digest}.{os.getpid()}.{id(dest)}.part"
+                await self._materializer.write_object(digest, partial)
+                await asyncio.to_thread(_seal, partial, cached)
+            await asyncio.to_thread(_link_or_copy, cached, dest)
+
+    def _env(
+        self, datum: Datum, transform: Transform, root: Path, ctx: DatumContext
+    ) -> dict[str, str]:
+        env = dict(self._base_env)
+        env.update(transform.env or {})
+        env["PFS"] = str(root)
+        env["PACH_JOB_ID"] = ctx.job_id
+        env["PACH_DATUM_ID"] = datum.id
+        env["PACH_OUTPUT_COMMIT_ID"] = ctx.output_commit_id
+        for name, commit in ctx.input_commits.items():
+            env[f"{name}_COMMIT"] = commit
+        for part in datum.parts:
+            env[part.input] = str(root / part.input / part.match.path.lstrip("/"))
+        return env
+
+
+def _rewrite(args: Sequence[str], root: Path) -> list[str]:
+    """``/pfs`` and ``/pfs/...`` in arguments and stdin lines point at the datum root (where
+    ``/pfs`` starts a word: after a space, ``=``, ``:``, a quote or a parenthesis)."""
+    target = str(root)
+    return [_PFS_RE.sub(lambda m: m.group(1) + target, arg) for arg in args]
+
+
+def _working_dir(transform: Transform, root: Path) -> Path:
+    if not transform.working_dir:
+        return root
+    given = Path(transform.working_dir)
+    return given if given.is_absolute() and given.is_dir() else root / given
+
+
+async def _run_process(
+    argv: Sequence[str],
+    stdin_lines: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    log: BinaryIO,
+    timeout_s: float | None,
+    accept: Sequence[int],
+) -> tuple[bool, str]:
+    """Run ``argv`` to the end; ``(success, why not)``. Kills the group on timeout/cancel."""
+    _note(log, "run " + " ".join(argv))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin_lines else asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except OSError as e:
+        return False, f"cannot start {argv[0]!r}: {e.strerror or e}"
+    try:
+        async with asyncio.timeout(timeout_s):
+            if stdin_lines and proc.stdin is not None:
+                proc.stdin.write("".join(line + "\n" for line in stdin_lines).encode())
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    await proc.stdin.drain()
+                proc.stdin.close()
+            code = await proc.wait()
+    except TimeoutError:
+        await _kill_group(proc)
+        return False, f"timed out after {timeout_s:g}s (datum_timeout)"
+    except BaseException:
+        await _kill_group(proc)
+        raise
+    await _kill_group(proc)  # whatever the code left running in its group ends with it
+    if code == 0 or code in accept:
+        return True, ""
+    if code < 0:
+        return False, f"killed by signal {signal.Signals(-code).name}"
+    return False, f"exited with code {code}"
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(KILL_GRACE_S):
+            await asyncio.shield(proc.wait())
+
+
+def _note(log: BinaryIO, message: str) -> None:
+    log.write(f"[edgeweave] {message}\n".encode())
+    log.flush()
+
+
+def _fresh_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+
+
+def _seal(partial: Path, final: Path) -> None:
+    partial.chmod(0o444)
+    os.replace(partial, final)
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def _collect(out: Path) -> list[OutputFile]:
+    """Every regular file under ``out`` (symlinks followed), sorted by path."""
+    files: list[OutputFile] = []
+    for dirpath, _, names in os.walk(out, followlinks=False):
+        for name in names:
+            local = Path(dirpath) / name
+            if local.is_file():
+                rel = "/" + local.relative_to(out).as_posix()
+                files.append(OutputFile(rel, local, local.stat().st_size))
+    return sorted(files, key=lambda f: f.path)

@@ -1,0 +1,189 @@
+"""Reading Pachyderm pipeline spec files (COMPAT.md §3) into checked ``Pipeline`` models.
+
+A spec file is JSON when its first non-space character is ``{`` — then it may hold several
+objects one after the other, as ``pachctl create pipeline -f`` accepts — else YAML, several
+documents separated by ``---``. Each document is a Pachyderm spec (``pipeline.name``,
+``transform``, ``input``, ...) or an edgeweave ``Pipeline`` object; both come out as
+:class:`~edgeweave.models.pipelines.Pipeline` (the model does the field checks).
+
+On top of the model this module checks what needs the engine: every ``glob`` compiles, and
+every ``join_on``/``group_by`` reads only capture groups its glob has. Every error is an
+:class:`InvalidObject` whose message starts with ``file:line`` and whose ``field`` is the path
+as the user wrote it (``input.cross[1].pfs.glob``).
+
+:func:`pipeline_version` is the digest every datum hash includes: the ``transform`` and the
+``salt``. Changing either re-runs every datum; changing anything else (parallelism,
+placement, description, timeouts) does not.
+
+Pure: parses text it is given. This module must not read files or talk to anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from edgeweave.errors import InvalidObject
+from edgeweave.models.pipelines import Input, Pipeline, PipelineSpec, pipeline_from_pachyderm
+from edgeweave.models.quantities import parse_duration_s
+from edgeweave.models.validation import invalid_object
+from edgeweave.pipelines.glob import Glob, template_groups
+
+DEFAULT_DATUM_TRIES = 3
+
+
+@dataclass(frozen=True)
+class PipelineDoc:
+    """One checked pipeline and where it was written (``file:line``)."""
+
+    pipeline: Pipeline
+    where: str
+
+    @property
+    def name(self) -> str:
+        return self.pipeline.metadata.name
+
+    @property
+    def version(self) -> str:
+        return pipeline_version(self.pipeline.spec)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a pipeline's datums run, with Pachyderm's defaults filled in."""
+
+    datum_tries: int
+    datum_timeout_s: float | None
+    job_timeout_s: float | None
+    every_job: bool  # reprocess_spec: every_job
+    parallelism: int
+
+
+def run_settings(spec: PipelineSpec) -> RunSettings:
+    constant = spec.parallelism_spec.constant if spec.parallelism_spec else None
+    return RunSettings(
+        datum_tries=spec.datum_tries or DEFAULT_DATUM_TRIES,
+        datum_timeout_s=parse_duration_s(spec.datum_timeout) if spec.datum_timeout else None,
+        job_timeout_s=parse_duration_s(spec.job_timeout) if spec.job_timeout else None,
+        every_job=spec.reprocess_spec == "every_job",
+        parallelism=constant or 1,
+    )
+
+
+def pipeline_version(spec: PipelineSpec) -> str:
+    """``sha256:`` of the canonical JSON of the transform and the salt."""
+    doc: dict[str, Any] = {"transform": spec.transform.model_dump(mode="json", exclude_none=True)}
+    if spec.salt:
+        doc["salt"] = spec.salt
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse_pipeline_specs(
+    text: str, source: str = "<spec>", *, namespace: str | None = None
+) -> list[PipelineDoc]:
+    """Every pipeline in ``text``; raises :class:`InvalidObject` at the first bad one."""
+    out: list[PipelineDoc] = []
+    for doc, line in _documents(text, source):
+        where = f"{source}:{line}"
+        try:
+            obj = pipeline_from_pachyderm(doc, namespace=namespace)
+            pipeline = Pipeline.model_validate(obj)
+        except ValidationError as e:  # an edgeweave object passed through unchecked
+            raise _located(invalid_object(e, "pipeline"), where) from None
+        except InvalidObject as e:
+            raise _located(e, where) from None
+        try:
+            check_input(pipeline.spec.input)
+        except InvalidObject as e:
+            raise _located(e, where, f"pipeline {pipeline.metadata.name!r} is invalid: ") from None
+        out.append(PipelineDoc(pipeline, where))
+    return out
+
+
+def check_input(input: Input, path: str = "input") -> None:
+    """Globs compile and templates read existing capture groups; errors name the field."""
+    if input.pfs is not None:
+        pfs = input.pfs
+        try:
+            glob = Glob(pfs.glob)
+        except InvalidObject as e:
+            raise InvalidObject(f"{path}.pfs.glob: {e.message}", field=f"{path}.pfs.glob") from None
+        for key in ("join_on", "group_by"):
+            template = getattr(pfs, key)
+            if template is None:
+                continue
+            missing = [n for n in template_groups(template) if not 0 < n <= glob.group_count]
+            if missing:
+                raise InvalidObject(
+                    f"{path}.pfs.{key}: {template!r} reads ${missing[0]} but glob "
+                    f"{pfs.glob!r} has {glob.group_count} capture group(s); "
+                    "put parentheses around the part to capture, e.g. /(*).txt",
+                    field=f"{path}.pfs.{key}",
+                )
+        return
+    for kind in ("cross", "union", "join", "group"):
+        for i, member in enumerate(getattr(input, kind) or []):
+            check_input(member, f"{path}.{kind}[{i}]")
+
+
+def _located(err: InvalidObject, where: str, prefix: str = "") -> InvalidObject:
+    return InvalidObject(f"{where}: {prefix}{err.message}", field=err.field, errors=err.errors)
+
+
+def _documents(text: str, source: str) -> Iterator[tuple[Any, int]]:
+    """``(document, first line)`` for each document; JSON objects or YAML documents."""
+    if text.lstrip().startswith("{"):
+        yield from _json_documents(text, source)
+    else:
+        yield from _yaml_documents(text, source)
+
+
+def _json_documents(text: str, source: str) -> Iterator[tuple[Any, int]]:
+    decoder = json.JSONDecoder()
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return
+        line = text.count("\n", 0, pos) + 1
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise InvalidObject(f"{source}:{e.lineno}: {e.msg}") from None
+        if not isinstance(value, dict):
+            raise InvalidObject(f"{source}:{line}: a pipeline spec must be a JSON object")
+        yield value, line
+
+
+def _yaml_documents(text: str, source: str) -> Iterator[tuple[Any, int]]:
+    import yaml
+
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            value = loader.construct_document(node)
+            line = node.start_mark.line + 1
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise InvalidObject(f"{source}:{line}: a pipeline spec must be a mapping")
+            yield value, line
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise InvalidObject(f"{where}: {e.problem or e.context or 'invalid YAML'}") from None
+    except yaml.YAMLError as e:
+        raise InvalidObject(f"{source}: {e}") from None
+    finally:
+        loader.dispose()
