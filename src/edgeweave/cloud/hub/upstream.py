@@ -9,7 +9,8 @@ another node's commit by at most one turn.
 
 Per batch (docs/design/edge-link.md §5): entries with ``seq`` ≤ the committed seq are skipped
 (replay is idempotent); ``app.status`` becomes ``App.status.nodes[<node>] = payload``, only the
-newest per app; ``node.status`` is merged into the Node's status; ``event`` entries are
+newest per app; ``node.status`` is merged into the Node's status (its ``mesh_paths``, the
+paths the node uses to reach its peers, replaced whole as ``meshPaths``); ``event`` entries are
 appended. Entries about objects not assigned to the node are **refused**: counted, reported as
 one Warning event on the Node, never committed (their seqs still count as consumed, so a replay
 does not loop). Other topics (``log``, ``metric``) are counted and skipped. After the commit the
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 Reply = Callable[[Message], None]
 MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
+MAX_MESH_PEERS = 10_000  # peers one node may report a mesh path to
+MAX_NODE_NAME = 253
 _NODE_STATUS_FIELDS = {
     "conditions": "conditions",
     "capacity": "capacity",
@@ -98,6 +101,16 @@ def _ref_of(value: Any, default_kind: str | None = None) -> ResourceRef | None:
     return ResourceRef(kind, ns, name) if kind and name else None
 
 
+def _mesh_paths(reported: dict[Any, Any]) -> JSONObject:
+    """Only ``{peer node: "direct" | "relay"}`` pairs, at most ``MAX_MESH_PEERS`` of them."""
+    kept = {
+        peer: path
+        for peer, path in reported.items()
+        if isinstance(peer, str) and len(peer) <= MAX_NODE_NAME and path in ("direct", "relay")
+    }
+    return dict(sorted(kept.items())[:MAX_MESH_PEERS])
+
+
 def translate(
     node: str, entries: list[UpstreamEntry], committed: int, index: DesiredIndex
 ) -> Translated:
@@ -105,6 +118,7 @@ def translate(
     out = Translated(committed, [], [], [], 0)
     app_status: dict[ResourceRef, JSONObject] = {}
     node_status: JSONObject = {}
+    mesh_paths: JSONObject | None = None
     own = node_ref(node)
     now = time.time()
     # a burst of events is usually about a few objects: decide each object once per batch
@@ -128,6 +142,8 @@ def translate(
             for wire, stored in _NODE_STATUS_FIELDS.items():
                 if wire in payload:
                     node_status[stored] = payload[wire]
+            if isinstance(payload.get("mesh_paths"), dict):
+                mesh_paths = _mesh_paths(payload["mesh_paths"])
         elif entry.topic == "event":
             obj = payload.get("object") if isinstance(payload, dict) else None
             key = _ref_key(obj)
@@ -166,6 +182,9 @@ def translate(
         out.status_writes.append((APP, ref.namespace, ref.name, {"nodes": {node: payload}}))
     if node_status:
         out.status_writes.append((own.kind, "", node, node_status))
+    if mesh_paths is not None:  # clear, then set: a peer no longer reported must go
+        out.status_writes.append((own.kind, "", node, {"meshPaths": None}))
+        out.status_writes.append((own.kind, "", node, {"meshPaths": mesh_paths}))
     if out.refused:
         shown = "; ".join(out.refused[:3]) + (" ..." if len(out.refused) > 3 else "")
         message = (
