@@ -117,6 +117,41 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class MeshSettings:
+    """The service mesh on this node: DNS, one proxy per service port, direct or relayed paths."""
+
+    enabled: bool = _setting(True, "run the DNS responder and the service proxies")
+    dns_listen: str = _setting(
+        "auto",
+        "HOST:PORT for DNS (port 0: any free port); auto = 169.254.96.16:53 when root and "
+        "that address is configured, else 127.0.0.1:10053",
+    )
+    dns_upstream: str = _setting(
+        "system", "where other names go: system (resolv.conf), HOST:PORT, or none (refuse)"
+    )
+    domain: str = _setting("cluster.local", "names under svc.<domain> are the mesh's")
+    dns_ttl_s: int = _setting(5, "TTL of service answers", ge=0)
+    service_cidr: str = _setting(
+        "127.100.0.0/16", "each service gets a proxy address from here (the name's A record)"
+    )
+    advertise_address: str = _setting(
+        "", "the address other nodes dial for this node's apps (default: the host's address)"
+    )
+    local_app_host: str = _setting("127.0.0.1", "where the agent reaches apps on this node")
+    direct_connect_timeout_s: float = _setting(
+        1.0, "a peer's address not answering within this → use the relay", gt=0
+    )
+    relay_open_timeout_s: float = _setting(5.0, "opening a relayed stream through the cloud", gt=0)
+    reprobe_interval_s: float = _setting(
+        30.0, "how often peers reached through the relay are tried directly again", gt=0
+    )
+    max_connections: int = _setting(1024, "open connections per service port", ge=1)
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     data_dir: Path = field(
         default=DEFAULT_DATA_DIR, metadata={"description": "node identity, local store, apps"}
@@ -124,6 +159,7 @@ class EdgeSettings:
     link: LinkSettings = field(default_factory=LinkSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    mesh: MeshSettings = field(default_factory=MeshSettings)
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -266,6 +302,12 @@ def _coerce(raw: object, kind: object) -> Any:
         if number is None or not math.isfinite(number):
             raise ValueError(f"must be a finite number, got {raw!r}")
         return number
+    if kind is str:
+        if isinstance(raw, str):
+            return raw
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return str(raw)
+        raise ValueError(f"must be text, got {raw!r}")
     if kind is Path:
         if isinstance(raw, (str, os.PathLike)) and str(raw):
             return Path(raw)

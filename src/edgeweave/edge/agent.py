@@ -1,8 +1,9 @@
 """The edge agent's composition root: builds every component from settings and runs them.
 
-Start order: identity → local store → outbox → runtime (apps come back from the local store
-at once, before any network) → status file → cloud link. Stop order is the reverse. Nothing
-else in the agent reads settings, opens files of its own accord or dials the network.
+Start order: identity → local store → outbox → mesh (DNS and service proxies, from the local
+store) → runtime (apps come back from the local store at once, before any network) → status
+file → cloud link. Stop order is the reverse. Nothing else in the agent reads settings, opens
+files of its own accord or dials the network.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from edgeweave.edge import cloudapi
 from edgeweave.edge.identity import NodeIdentity, load_identity
 from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
 from edgeweave.edge.localstatus import StatusFile
+from edgeweave.edge.mesh import MeshHost, RelayTarget, cached_context, open_mesh_host
 from edgeweave.edge.outbox import Outbox, open_outbox
 from edgeweave.edge.runtime.artifacts import ArtifactCache
 from edgeweave.edge.runtime.status import AppStatus
@@ -47,6 +49,7 @@ class Agent:
     runtime: Runtime
     link_state: LinkState
     status_file: StatusFile
+    mesh: MeshHost | None = None
     session: LinkSession | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -113,8 +116,24 @@ async def _start(
     async def fetch(digest: str, dest: Path) -> None:
         await _fetch_artifact(agent_ref, digest, dest)
 
+    opts = WsOptions(
+        max_frame_bytes=settings.link.max_frame_bytes,
+        ping_interval_s=settings.link.ping_interval_s,
+        ping_timeout_s=settings.link.ping_timeout_s,
+        open_timeout_s=settings.link.open_timeout_s,
+    )
+    mesh, relay_target = await _start_mesh(
+        settings, identity, store, outbox, status_file, opts, stack
+    )
     cache = ArtifactCache(data / "cache", fetch)
-    runtime = Runtime(data, identity.node, cache, report, settings=settings.runtime)
+    runtime = Runtime(
+        data,
+        identity.node,
+        cache,
+        report,
+        settings=settings.runtime,
+        extra_env=mesh.app_env if mesh is not None else None,
+    )
     stop_apps = settings.runtime.stop_apps_on_exit
 
     async def close_runtime() -> None:
@@ -122,7 +141,7 @@ async def _start(
 
     stack.push_async_callback(close_runtime)
     link_state = LinkState()
-    agent = Agent(identity, settings, store, outbox, runtime, link_state, status_file)
+    agent = Agent(identity, settings, store, outbox, runtime, link_state, status_file, mesh)
     agent_ref.append(agent)
 
     def on_link_change(state: LinkState) -> None:
@@ -140,12 +159,6 @@ async def _start(
     )
     sync = Sync(store)
     boot_id = new_boot_id()
-    opts = WsOptions(
-        max_frame_bytes=settings.link.max_frame_bytes,
-        ping_interval_s=settings.link.ping_interval_s,
-        ping_timeout_s=settings.link.ping_timeout_s,
-        open_timeout_s=settings.link.open_timeout_s,
-    )
 
     def dial() -> contextlib.AbstractAsyncContextManager[Link]:
         return open_ws_link(identity.hub_url, identity.ssl_context(), opts)
@@ -168,13 +181,22 @@ async def _start(
             link_state,
             heartbeat_info,
             boot_id,
+            advertise_address=settings.mesh.advertise_address,
+            on_relay_open=relay_target.on_open if relay_target is not None else None,
         )
 
     def on_session(session: LinkSession | None) -> None:
         agent.session = session
 
+    async def apply_workload(*objects: list[dict[str, Any]]) -> None:
+        if mesh is not None:  # services first: apps started now get their EDGEWEAVE_SERVICE_*
+            await mesh.refresh()
+        await runtime.apply(*objects)
+
+    if mesh is not None:
+        sync.mesh_changed = mesh.changed  # Services and Endpoints held → the mesh re-reads them
     tasks = [
-        asyncio.create_task(reconcile_forever(sync, runtime.apply), name="agent-reconcile"),
+        asyncio.create_task(reconcile_forever(sync, apply_workload), name="agent-reconcile"),
         asyncio.create_task(status_file.run(), name="agent-status-file"),
         asyncio.create_task(refresh_counts(store, outbox, status_file), name="agent-status-counts"),
         asyncio.create_task(
@@ -199,6 +221,39 @@ async def _start(
 
     stack.push_async_callback(stop_tasks)
     return agent
+
+
+async def _start_mesh(
+    settings: EdgeSettings,
+    identity: NodeIdentity,
+    store: EdgeStore,
+    outbox: Outbox,
+    status_file: StatusFile,
+    opts: WsOptions,
+    stack: contextlib.AsyncExitStack,
+) -> tuple[MeshHost | None, RelayTarget | None]:
+    """The mesh (DNS, proxies, relay ends), when enabled; it reads only the local store."""
+    if not settings.mesh.enabled:
+        return None, None
+
+    def report_paths(paths: Mapping[str, str]) -> None:
+        outbox.append_nowait("node.status", {"mesh_paths": paths}, key="mesh")
+
+    def on_status(status: dict[str, Any]) -> None:
+        status_file.update(mesh=status)
+
+    return await stack.enter_async_context(
+        open_mesh_host(
+            settings.mesh,
+            identity.node,
+            store,
+            hub_url=identity.hub_url,
+            ssl_context=cached_context(identity.ssl_context, identity.cert_path),
+            ws_options=opts,
+            report_paths=report_paths,
+            on_status=on_status,
+        )
+    )
 
 
 async def refresh_counts(

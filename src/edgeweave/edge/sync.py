@@ -25,6 +25,7 @@ Apply = Callable[
     [list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]
 ]
 WORKLOAD_KINDS = frozenset({"App", "ConfigMap", "Secret"})
+MESH_KINDS = frozenset({"Service", "Endpoints"})
 RETRY_BASE_S = 1.0  # after a failed reconcile pass
 RETRY_CAP_S = 30.0
 
@@ -33,6 +34,7 @@ class Sync:
     def __init__(self, store: EdgeStore) -> None:
         self.store = store
         self.changed = asyncio.Event()  # set when held workload objects changed
+        self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
 
     async def held_summary(self) -> tuple[str, int]:
         return await self.store.held_digest(), await self.store.count()
@@ -46,6 +48,8 @@ class Sync:
         await self.store.apply_batch(upserts, deletes)
         if any(msg.ref.kind in WORKLOAD_KINDS for msg in batch):
             self.changed.set()
+        if any(msg.ref.kind in MESH_KINDS for msg in batch):
+            self.mesh_changed.set()
         return [Versioned(msg.ref, msg.rv) for msg in batch]
 
 
