@@ -108,7 +108,9 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         ca=ca,
         server_cert=cert,
         server_key=key,
-        settings=HubSettings(relay_open_timeout_s=2.0, lifecycle_sweep_s=3600),
+        settings=HubSettings(
+            relay_open_timeout_s=2.0, relay_max_streams_per_node=2, lifecycle_sweep_s=3600
+        ),
     )
     try:
         async with open_hub(deps) as hub, open_supervisor("test-relay") as supervisor:
@@ -232,3 +234,27 @@ async def test_the_targets_refusal_and_silence_reach_the_consumer_with_a_reason(
     async with target_link(env, answer=False):
         with pytest.raises(LinkError, match="did not open the stream in time"):
             await env.client("consumer").open(REF, endpoint(env.echo_port))
+
+
+async def test_one_node_may_hold_only_its_share_of_the_relay(env: Env) -> None:
+    async with target_link(env):
+        client = env.client("consumer")
+        held = [await client.open(REF, endpoint(env.echo_port)) for _ in range(2)]
+        with pytest.raises(LinkError, match="2 relayed streams already") as info:
+            await client.open(REF, endpoint(env.echo_port))
+        assert info.value.close_code == 1013
+        for _, writer in held:
+            writer.close()
+            await writer.wait_closed()
+        async with asyncio.timeout(WAIT_S):  # the hub sees them end, then takes a new one
+            while True:
+                try:
+                    reader, writer = await client.open(REF, endpoint(env.echo_port))
+                    break
+                except LinkError:
+                    await asyncio.sleep(0.01)
+        writer.write_eof()
+        async with asyncio.timeout(WAIT_S):
+            assert await reader.read() == b"bye"
+        writer.close()
+        await writer.wait_closed()

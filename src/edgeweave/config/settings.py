@@ -114,6 +114,9 @@ class HubSettings(_Section):
     relay_max_streams: int = Field(
         4096, ge=1, description="mesh relay: streams open or opening at once, all nodes together"
     )
+    relay_max_streams_per_node: int = Field(
+        1024, ge=1, description="mesh relay: streams open or opening at once from one node"
+    )
 
 
 class CloudSettings(_Section):

@@ -19,7 +19,8 @@ a slow reader slows its writer instead of growing memory here. Relay connections
 from the links, so a bulk transfer never queues behind (or in front of) another node's
 heartbeat frames. Failures close the consumer's socket with a code and a reason it can act on:
 4400 bad request, 4403 not allowed, 4404 no such endpoint, 4502 the target refused, 1013 try
-again (target not connected, no answer in time, too many streams).
+again (target not connected, no answer in time, too many streams — in all, or from that one
+consumer node, so no node can take every stream).
 
 This module must not read the link's frames (the session hands over refusals) or decide
 endpoints (the index holds the Endpoints objects the controller keeps).
@@ -129,11 +130,14 @@ class RelayBroker:
         *,
         open_timeout_s: float,
         max_streams: int,
+        max_streams_per_node: int,
     ) -> None:
         self._index = index
         self._send_to_node = send_to_node
         self._open_timeout_s = open_timeout_s
         self._max_streams = max_streams
+        self._max_per_node = max_streams_per_node
+        self._by_source: dict[str, int] = {}  # streams open or opening, per consumer node
         self._pending: dict[str, _Pending] = {}
         self._active = 0
         self.opened = 0
@@ -186,6 +190,21 @@ class RelayBroker:
         check_endpoint(self._index(), source, request)
         if self._active + len(self._pending) >= self._max_streams:
             raise _Refusal(CLOSE_TRY_AGAIN, f"the relay is full ({self._max_streams} streams)")
+        if self._by_source.get(source, 0) >= self._max_per_node:
+            raise _Refusal(
+                CLOSE_TRY_AGAIN, f"node {source} has {self._max_per_node} relayed streams already"
+            )
+        self._by_source[source] = self._by_source.get(source, 0) + 1
+        try:
+            await self._open_and_splice(source, ws, request)
+        finally:
+            left = self._by_source.pop(source) - 1
+            if left:
+                self._by_source[source] = left
+
+    async def _open_and_splice(
+        self, source: str, ws: ServerConnection, request: RelayRequest
+    ) -> None:
         stream_id = new_message_id()
         pending = _Pending(request.node, asyncio.get_running_loop().create_future())
         self._pending[stream_id] = pending

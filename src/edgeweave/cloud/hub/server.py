@@ -149,6 +149,7 @@ class Hub:
             self._send_to_node,
             open_timeout_s=settings.relay_open_timeout_s,
             max_streams=settings.relay_max_streams,
+            max_streams_per_node=settings.relay_max_streams_per_node,
         )
         self.lifecycle = Lifecycle(
             deps.store,
