@@ -196,6 +196,13 @@ def spread(address: str, n: int) -> Counter[str]:
     return Counter(call(address).split()[0] for _ in range(n))
 
 
+def even(counts: Counter[str], *nodes: str) -> bool:
+    """Round robin over ``nodes``: each got its share, give or take the connections the
+    caller app on edge-b made through the same proxy meanwhile (each takes a turn)."""
+    share = sum(counts.values()) / len(nodes)
+    return set(counts) == set(nodes) and all(abs(counts[n] - share) <= 2 for n in nodes)
+
+
 def linked(fleet: Fleet, node: str) -> bool:
     link = fleet.agent_status(node).get("link")
     return isinstance(link, dict) and link.get("state") == "connected"
@@ -222,7 +229,8 @@ def test_service_on_another_node_is_reached_by_name_round_robin_and_around_a_dea
     assert address.startswith("127.")
     assert call(address, "/hello") in ("edge-a /hello", "edge-c /hello")
     # round robin: every connection to the next endpoint
-    assert spread(address, 20) == {"edge-a": 10, "edge-c": 10}
+    counts = spread(address, 20)
+    assert even(counts, "edge-a", "edge-c"), counts
 
     # the caller app on edge-b does the same by itself, with what the agent gave it
     wait_until(lambda: "got edge-" in caller_log(fleet), 30, "the caller app's answers")
@@ -252,7 +260,8 @@ def test_unreachable_node_is_reached_through_the_relay_and_names_survive_the_clo
     wait_until(lambda: healthy_on_b(fleet) == {"edge-a", "edge-c"}, 30, "edge-b's catalog")
     address = resolve(fleet, "edge-b", "web.default")
 
-    assert spread(address, 10) == {"edge-a": 5, "edge-c": 5}  # edge-c only via the relay
+    counts = spread(address, 10)
+    assert even(counts, "edge-a", "edge-c"), counts  # edge-c only via the relay
     wait_until(
         lambda: mesh_view(fleet, "edge-b").get("paths") == {"edge-a": "direct", "edge-c": "relay"},
         30,
@@ -286,7 +295,8 @@ def test_unreachable_node_is_reached_through_the_relay_and_names_survive_the_clo
     # the cloud is back: so is the relay
     fleet.start_cloud()
     wait_until(lambda: all(linked(fleet, n) for n in ("edge-b", "edge-c")), 60, "links back")
-    assert spread(address, 10) == {"edge-a": 5, "edge-c": 5}
+    counts = spread(address, 10)
+    assert even(counts, "edge-a", "edge-c"), counts
 
 
 def relay_refusal(fleet: Fleet, node: str) -> int | None:

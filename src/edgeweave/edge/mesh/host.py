@@ -85,8 +85,8 @@ class MeshHost:
     async def refresh(self) -> None:
         """Re-read Services and Endpoints from the store; listeners follow."""
         async with self._lock:
-            services = await self._store_list("Service")
-            endpoints = await self._store_list("Endpoints")
+            services = await self.store.list("Service")
+            endpoints = await self.store.list("Endpoints")
             self._apply_services(services)
             self._endpoints = {}
             for obj in endpoints:
@@ -98,9 +98,6 @@ class MeshHost:
                 await self.listeners.sync(self._wanted_listeners())
             self._probe_wake.set()
             self.publish()
-
-    async def _store_list(self, kind: str) -> list[dict[str, Any]]:
-        return await self.store.list(kind)
 
     def _apply_services(self, objects: list[dict[str, Any]]) -> None:
         wanted = {}
