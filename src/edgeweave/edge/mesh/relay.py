@@ -92,13 +92,12 @@ class RelayClient:
             if verdict != READY:
                 raise ProtocolError(f"the relay answered {verdict!r} instead of {READY!r}")
             streams = await _paired_streams(sock, self._start, f"relay-out-{next(self._ids)}")
-        except LinkError as e:
-            self.failed += 1
-            raise refusal(e) from e
-        except BaseException:
+        except BaseException as e:
             self.failed += 1
             if sock is not None:
                 await _quietly_close(sock)
+            if isinstance(e, LinkError):
+                raise refusal(e) from e
             raise
         self.opened += 1
         return streams
