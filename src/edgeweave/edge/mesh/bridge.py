@@ -21,7 +21,8 @@ from edgeweave.errors import EdgeweaveError, ProtocolError
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 256 * 1024  # one frame; the hub's frame limit is 1 MiB
+BUFFER_BYTES = 128 * 1024  # stream buffer limit (as the proxy's)
 EOF_FRAME = b""
 
 

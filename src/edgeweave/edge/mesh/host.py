@@ -29,7 +29,7 @@ from typing import Any
 
 from edgeweave.config.edge import MeshSettings
 from edgeweave.edge.mesh.addresses import AddressPool, join_host_port
-from edgeweave.edge.mesh.bridge import CHUNK_BYTES
+from edgeweave.edge.mesh.bridge import BUFFER_BYTES
 from edgeweave.edge.mesh.listeners import Listeners
 from edgeweave.edge.mesh.objects import RemoteView, endpoints_by_port, service_entry
 from edgeweave.edge.mesh.paths import EndpointPaths, probe
@@ -162,7 +162,7 @@ class MeshHost:
             try:
                 async with asyncio.timeout(limit):
                     streams = await asyncio.open_connection(
-                        endpoint.address, endpoint.port, limit=CHUNK_BYTES
+                        endpoint.address, endpoint.port, limit=BUFFER_BYTES
                     )
             except (OSError, TimeoutError):
                 if local:

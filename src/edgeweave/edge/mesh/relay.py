@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlencode
 
-from edgeweave.edge.mesh.bridge import CHUNK_BYTES, bridge
+from edgeweave.edge.mesh.bridge import BUFFER_BYTES, bridge
 from edgeweave.errors import Forbidden, LinkError, NotFound, ProtocolError
 from edgeweave.mesh.catalog import Endpoint, ServicePortRef
 from edgeweave.mesh.proxy import Streams
@@ -107,8 +107,8 @@ async def _paired_streams(sock: WsStream, start: Start, name: str) -> Streams:
     """Streams for the proxy; a bridge task copies the other end of the pair to ``sock``."""
     ours, theirs = socket.socketpair()
     try:
-        reader, writer = await asyncio.open_connection(sock=ours, limit=CHUNK_BYTES)
-        inner_reader, inner_writer = await asyncio.open_connection(sock=theirs, limit=CHUNK_BYTES)
+        reader, writer = await asyncio.open_connection(sock=ours, limit=BUFFER_BYTES)
+        inner_reader, inner_writer = await asyncio.open_connection(sock=theirs, limit=BUFFER_BYTES)
     except BaseException:
         ours.close()
         theirs.close()
@@ -171,7 +171,7 @@ class RelayTarget:
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 app_reader, app_writer = await asyncio.open_connection(
-                    self._local_host, msg.target_port, limit=CHUNK_BYTES
+                    self._local_host, msg.target_port, limit=BUFFER_BYTES
                 )
         except (OSError, TimeoutError) as e:
             self.refused += 1
