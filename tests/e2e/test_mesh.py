@@ -239,6 +239,8 @@ def test_service_on_another_node_is_reached_by_name_round_robin_and_around_a_dea
 
     # an endpoint dies: the next connections go to the other one, none fails
     os.kill(fleet.app_pids("edge-a")["default/web-a"], signal.SIGKILL)
+    # (a connection that races the process's exit is accepted, then dropped: wait for it)
+    wait_until(lambda: "default/web-a" not in fleet.app_pids("edge-a"), 10, "web-a gone")
     assert spread(address, 10) == {"edge-c": 10}
     wait_until(lambda: ready_endpoints(fleet).keys() == {"edge-c"}, 30, "the dead one dropped")
     assert spread(address, 4) == {"edge-c": 4}
