@@ -1,15 +1,25 @@
-"""The mesh proxy's cost: latency added per request and bulk throughput, against a direct
-loopback connection measured in the same run (the baseline).
+"""The mesh's cost: latency added per request and bulk throughput, through the node's proxy
+and through the relay in the cloud, each against a direct loopback connection measured in the
+same run (the baseline).
 
-Three processes, as on a node: an echo server (the app), the mesh TCP proxy in front of it
-(:func:`edgeweave.mesh.proxy.open_proxy`, round robin, one endpoint; the agent's part), and
-this process as the client. Latency: 64-byte request/response round trips on one
+**Proxy**: three processes, as on a node: an echo server (the app), the mesh TCP proxy in front
+of it (:func:`edgeweave.mesh.proxy.open_proxy`, round robin, one endpoint; the agent's part),
+and this process as the client. Latency: 64-byte request/response round trips on one
 connection, direct and through the proxy, interleaved in blocks. Throughput: 256 MiB streamed
 through one connection each way, echoed back. Targets (issue 6): p50 added ≤ 0.3 ms,
-throughput ≥ 50 % of direct. Prints one JSON document on stdout, progress on stderr. The relay
-path through the cloud is not measured here yet.
+throughput ≥ 50 % of direct.
+
+**Relay**: a real fleet (cloud and two agents as processes, ``bench/_mesh_relay.py``) where the
+consumer node reaches the echo app on the target node only through the cloud's hub. The same
+round trips and bulk transfer (``--relay-mib``) through the consumer's proxy, plus the cost of
+a new connection (connect and one round trip), which for the relay includes two TLS WebSocket
+handshakes and the hub asking the target over its link. No target is set for the relay: it is
+the fallback path.
+
+Prints one JSON document on stdout, progress on stderr.
 
     .venv/bin/python bench/mesh.py [--round-trips 20000] [--bulk-mib 256]
+                                   [--relay-round-trips 5000] [--relay-mib 64] [--no-relay]
 """
 
 from __future__ import annotations
@@ -75,8 +85,11 @@ async def serve_proxy(echo_port: int) -> None:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
 
 
-async def round_trips(port: int, n: int) -> list[float]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+Address = tuple[str, int]
+
+
+async def round_trips(address: Address, n: int) -> list[float]:
+    reader, writer = await asyncio.open_connection(*address)
     payload = b"x" * 64
     out: list[float] = []
     try:
@@ -92,9 +105,9 @@ async def round_trips(port: int, n: int) -> list[float]:
     return out
 
 
-async def bulk(port: int, total: int) -> float:
+async def bulk(address: Address, total: int) -> float:
     """MB/s of ``total`` bytes sent and echoed back through one connection."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection(*address)
     chunk = b"y" * CHUNK
 
     async def send() -> None:
@@ -123,24 +136,70 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def new_connections(address: Address, n: int) -> list[float]:
+    """ms for a new connection and one 64-byte round trip on it, ``n`` times."""
+    payload = b"z" * 64
+    out: list[float] = []
+    for _ in range(n):
+        started = time.perf_counter()
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(payload)
+        await writer.drain()
+        await reader.readexactly(len(payload))
+        out.append((time.perf_counter() - started) * 1e3)
+        writer.close()
+        await writer.wait_closed()
+    return out
+
+
+def latency(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(pct(values, 0.5), 4),
+        "p99_ms": round(pct(values, 0.99), 4),
+        "mean_ms": round(statistics.fmean(values), 4),
+    }
+
+
+async def relay_client(
+    relay: Address, direct: Address, n: int, bulk_bytes: int, connections: int
+) -> dict[str, Any]:
+    paths = {"direct": direct, "relay": relay}
+    lat: dict[str, list[float]] = {"direct": [], "relay": []}
+    conn: dict[str, list[float]] = {"direct": [], "relay": []}
+    blocks = 5
+    for _ in range(blocks):  # interleaved, as for the proxy
+        for path, address in paths.items():
+            lat[path] += await round_trips(address, n // blocks)
+            conn[path] += await new_connections(address, connections // blocks)
+    tput: dict[str, list[float]] = {"direct": [], "relay": []}
+    for _ in range(3):
+        for path, address in paths.items():
+            tput[path].append(await bulk(address, bulk_bytes))
+    direct_mbs = statistics.median(tput["direct"])
+    relay_mbs = statistics.median(tput["relay"])
+    summary = {path: latency(v) for path, v in lat.items()}
+    return {
+        "latency_64b_round_trip": summary,
+        "added_p50_ms": round(summary["relay"]["p50_ms"] - summary["direct"]["p50_ms"], 4),
+        "added_p99_ms": round(summary["relay"]["p99_ms"] - summary["direct"]["p99_ms"], 4),
+        "new_connection_and_round_trip": {path: latency(v) for path, v in conn.items()},
+        "throughput_mb_s": {"direct": round(direct_mbs), "relay": round(relay_mbs)},
+        "throughput_ratio_relay_to_direct": round(relay_mbs / direct_mbs, 3),
+    }
+
+
 async def client(ports: dict[str, int], n: int, bulk_bytes: int) -> dict[str, Any]:
+    addresses = {path: ("127.0.0.1", port) for path, port in ports.items()}
     lat: dict[str, list[float]] = {"direct": [], "proxy": []}
     blocks = 10
     for _ in range(blocks):  # interleaved, so drift in machine load hits both alike
         for path in ("direct", "proxy"):
-            lat[path] += await round_trips(ports[path], n // blocks)
+            lat[path] += await round_trips(addresses[path], n // blocks)
     tput = {path: [] for path in ("direct", "proxy")}  # type: dict[str, list[float]]
     for _ in range(3):
         for path in ("direct", "proxy"):
-            tput[path].append(await bulk(ports[path], bulk_bytes))
-    summary = {
-        path: {
-            "p50_ms": round(pct(v, 0.5), 4),
-            "p99_ms": round(pct(v, 0.99), 4),
-            "mean_ms": round(statistics.fmean(v), 4),
-        }
-        for path, v in lat.items()
-    }
+            tput[path].append(await bulk(addresses[path], bulk_bytes))
+    summary = {path: latency(v) for path, v in lat.items()}
     added = round(summary["proxy"]["p50_ms"] - summary["direct"]["p50_ms"], 4)
     direct_mbs = statistics.median(tput["direct"])
     proxy_mbs = statistics.median(tput["proxy"])
@@ -165,6 +224,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--round-trips", type=int, default=20_000)
     parser.add_argument("--bulk-mib", type=int, default=256)
+    parser.add_argument("--relay-round-trips", type=int, default=5_000)
+    parser.add_argument("--relay-connections", type=int, default=200)
+    parser.add_argument("--relay-mib", type=int, default=64)
+    parser.add_argument("--no-relay", action="store_true", help="measure the proxy only")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -199,17 +262,43 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "mesh",
         "command": " ".join(["bench/mesh.py", *sys.argv[1:]]),
         "setup": "client, mesh proxy and echo server each in its own process; loopback",
         "round_trips": args.round_trips,
         "bulk_mib": args.bulk_mib,
         **result,
-        "not_measured": "the relay path through the cloud (issue 6, not built yet)",
     }
+    if not args.no_relay:
+        report["relay"] = measure_relay(args)
     print(json.dumps(report, indent=2))
     return 0
+
+
+def measure_relay(args: argparse.Namespace) -> dict[str, Any]:
+    from _mesh_relay import relay_fleet
+
+    log("starting a cloud and two agents for the relay (consumer → cloud → target)")
+    with relay_fleet() as paths:
+        log(f"relay through {paths.relay}, direct to {paths.direct}")
+        result = asyncio.run(
+            relay_client(
+                paths.relay,
+                paths.direct,
+                args.relay_round_trips,
+                args.relay_mib << 20,
+                args.relay_connections,
+            )
+        )
+    return {
+        "setup": "cloud and two agents as processes; client → consumer's proxy → hub → "
+        "target's agent → echo app, TLS WebSockets on both hops; loopback",
+        "round_trips": args.relay_round_trips,
+        "new_connections": args.relay_connections,
+        "bulk_mib": args.relay_mib,
+        **result,
+    }
 
 
 if __name__ == "__main__":

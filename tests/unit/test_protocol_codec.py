@@ -64,6 +64,12 @@ DOWN_SAMPLES: list[m.Message] = [
         stream_id="s1", app=m.AppName(namespace="default", name="counter"), tail_lines=100
     ),
     m.LogsCancel(stream_id="s1"),
+    m.RelayOpen(
+        stream_id="r1",
+        service=m.AppName(namespace="default", name="web"),
+        port=80,
+        target_port=8080,
+    ),
     m.Error(reason="Forbidden", message="no"),
 ]
 

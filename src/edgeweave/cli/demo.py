@@ -2,11 +2,12 @@
 
 Runs the real commands a user would (via :mod:`edgeweave.cli.fleet`): `cloud serve` (SQLite,
 TLS), `token create` + `edge join` + `edge run` for three nodes with their own data dirs (two
-labelled ``role=camera``, one ``role=gateway``), `artifact push` of the sample app, `apply -f
-examples/`, and waits until the app runs on the camera nodes only. Then the smart-building
-devices: thermostats on a simulated Modbus TCP server and rooms on the virtual mapper, both
-served by edge-3's mappers; a target set in the cloud drives the simulated thermostat and its
-reading follows. It stops after
+labelled ``role=camera``, one ``role=gateway``), `artifact push` of the sample apps, `apply -f
+examples/`, and waits until the app runs on the camera nodes only, and until the dashboard on
+the gateway reaches the occupancy API on edge-1 by name, through the mesh. Then the
+smart-building devices: thermostats on a simulated Modbus TCP server and rooms on the virtual
+mapper, both served by edge-3's mappers; a target set in the cloud drives the simulated
+thermostat and its reading follows. It stops after
 ``--duration`` seconds, or on Ctrl-C, and always stops every process it started.
 """
 
@@ -83,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
             fleet.join(name, labels)
             fleet.start_agent(name)
         _show(fleet, "pushing the sample app", "artifact", "push", str(app_file))
+        # the mesh: an API on edge-1 that the gateway's dashboard calls by name
+        api_file = examples / "apps" / "occupancy_api.py"
+        _show(fleet, "pushing the occupancy API and dashboard", "artifact", "push", str(api_file))
         _show(fleet, f"applying the manifests in {examples}", "apply", "-f", str(examples))
         _say(f"waiting for {SAMPLE_APP} to run on the camera nodes")
         wait_until(
@@ -100,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "-o",
             "wide",
         )
+        _show_mesh(fleet)
         _building_devices(fleet, root, stack)
         _say("edge-1's own view, read locally (works with the cloud down too)")
         status = subprocess.run(
@@ -180,6 +185,42 @@ def _building_devices(fleet: Any, root: Path, stack: contextlib.ExitStack) -> No
           "thermostat-1")  # fmt: skip
     _show(fleet, "its temperature history", "twin", "history", "thermostat-1", "temperature",
           "--limit", "5")  # fmt: skip
+
+
+def _show_mesh(fleet: Any) -> None:
+    """The dashboard on edge-3 reaching occupancy.default (the API on edge-1) by name."""
+    _say("waiting for the dashboard on edge-3 to reach occupancy.default (on edge-1) by name")
+    log = fleet.agent_dir("edge-3") / "apps" / "default" / "occupancy-dashboard" / "logs"
+    from edgeweave.cli.fleet import wait_until
+
+    wait_until(
+        lambda: "answered" in _read(log / "app.log"), READY_TIMEOUT_S, "the dashboard's answer"
+    )
+    _show(
+        fleet,
+        "the service's endpoints, and the path edge-3 takes",
+        "get",
+        "endpoints",
+        "-o",
+        "wide",
+    )
+    _show(
+        fleet,
+        "the dashboard's log",
+        "logs",
+        "occupancy-dashboard",
+        "--node",
+        "edge-3",
+        "--tail",
+        "3",
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _running_on(fleet: Any) -> set[str]:

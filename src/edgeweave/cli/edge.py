@@ -67,6 +67,18 @@ def add_parser(subparsers: Any) -> None:
         metavar="PORT",
         help="the embedded broker's port on 127.0.0.1 (default 1884; 0: any free port)",
     )
+    run.add_argument(
+        "--advertise-address",
+        default=None,
+        metavar="IP",
+        help="the address other nodes dial for this node's apps (mesh.advertise_address)",
+    )
+    run.add_argument(
+        "--dns-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="where the mesh DNS listens (mesh.dns_listen; default auto)",
+    )
     run.set_defaults(func=run_agent)
 
     status = sub.add_parser("status", help="local state of this node (works offline)")
@@ -121,6 +133,8 @@ def run_agent(args: argparse.Namespace) -> int:
             "runtime.stop_apps_on_exit": args.stop_apps_on_exit,
             "devices.mqtt_url": args.mqtt,
             "devices.broker_port": args.mqtt_port,
+            "mesh.advertise_address": args.advertise_address,
+            "mesh.dns_listen": args.dns_listen,
         },
     )
     asyncio.run(run(settings))
@@ -139,10 +153,20 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"cloud:      {status['link']['state']} ({status['link'].get('detail', '')})")
     print(f"outbox:     {status['outbox']['entries']} entries queued")
     print(f"objects:    {status['objects']} desired objects held locally")
+    mesh = status.get("mesh")
+    if mesh:
+        print(f"mesh DNS:   {mesh.get('dns') or 'not listening'}")
     rows = status["apps"]
     if not rows:
         print("apps:       none")
-        return 0
+    else:
+        _print_apps(rows)
+    if mesh and mesh.get("services"):
+        _print_services(mesh)
+    return 0
+
+
+def _print_apps(rows: list[dict[str, Any]]) -> None:
     print()
     width = max(len(r["app"]) for r in rows)
     print(f"{'APP':<{width}}  {'PHASE':<10} {'READY':<6} {'PID':<8} {'RESTARTS':<8} MESSAGE")
@@ -151,4 +175,17 @@ def run_status(args: argparse.Namespace) -> int:
             f"{r['app']:<{width}}  {r['phase']:<10} {str(r['ready']).lower():<6} "
             f"{r.get('pid') or '-'!s:<8} {r.get('restarts', 0)!s:<8} {r.get('message', '')}"
         )
-    return 0
+
+
+def _print_services(mesh: dict[str, Any]) -> None:
+    """One line per service port: where it listens, and each endpoint with its path."""
+    print()
+    print(f"{'SERVICE':<28} {'LISTEN':<24} ENDPOINTS")
+    for service in mesh["services"]:
+        for port in service["ports"]:
+            endpoints = ", ".join(
+                f"{e['node']}/{e['target']} {e['path']}{'' if e['healthy'] else ' (unhealthy)'}"
+                for e in port["endpoints"]
+            )
+            listen = port.get("listen") or "-"
+            print(f"{service['service']:<28} {listen:<24} {endpoints or '-'}")

@@ -5,6 +5,10 @@ commands (`cloud serve`, `token create`, `edge join`, `edge run`) as child proce
 lists only. Ports are chosen up front so a cloud restarted on the same data dir keeps its
 addresses (agents reconnect to the same URL). Stopping the fleet stops everything it started,
 including app processes the agents left running for adoption.
+
+Every agent of a fleet shares this machine, so each gets its own mesh settings: a DNS port and
+a service CIDR (``127.<101+i>.0.0/16``) chosen at its first start and kept across restarts,
+and ``127.0.0.1`` as its advertised address (a test may advertise another one).
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ class FleetError(EdgeweaveError):
 
 def free_port() -> int:
     with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -104,6 +114,7 @@ class Fleet:
     hub_port: int = field(default_factory=free_port)
     cloud: Proc | None = None
     agents: dict[str, Proc] = field(default_factory=dict)
+    mesh_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def cloud_dir(self) -> Path:
@@ -185,11 +196,22 @@ class Fleet:
             raise FleetError(f"joining {name} failed: {r.stderr.strip()}")
         return data
 
-    def start_agent(self, name: str, *extra: str) -> Proc:
+    def agent_mesh_env(self, name: str) -> dict[str, str]:
+        """This agent's mesh settings (environment variables), fixed at its first start."""
+        if name not in self.mesh_env:
+            self.mesh_env[name] = {
+                "EDGEWEAVE_MESH__DNS_LISTEN": f"127.0.0.1:{free_udp_port()}",
+                "EDGEWEAVE_MESH__SERVICE_CIDR": f"127.{101 + len(self.mesh_env)}.0.0/16",
+                "EDGEWEAVE_MESH__ADVERTISE_ADDRESS": "127.0.0.1",
+            }
+        return self.mesh_env[name]
+
+    def start_agent(self, name: str, *extra: str, env: dict[str, str] | None = None) -> Proc:
         if "--mqtt" not in extra and "--mqtt-port" not in extra:
             extra = (*extra, "--mqtt-port", "0")  # several agents on one machine
         argv = _edgeweave("edge", "run", "--data", str(self.agent_dir(name)), *extra)
-        proc = Proc(name, argv, self.root / "logs" / f"{name}.log", self.env)
+        agent_env = {**self.env, **self.agent_mesh_env(name), **(env or {})}
+        proc = Proc(name, argv, self.root / "logs" / f"{name}.log", agent_env)
         proc.start()
         self.agents[name] = proc
         return proc

@@ -74,6 +74,11 @@ def print_objects(
         return
     if not items:
         return
+    if ref.kind == "Endpoints":  # one row per endpoint reads better than one per object
+        from edgeweave.cli.endpoints import endpoints_table
+
+        print(endpoints_table(items, wide=output == "wide", all_namespaces=all_ns))
+        return
     columns = columns_for(ref, output)
     rows = [out.table_headers(columns, all_ns)]
     rows.extend(out.table_row(obj, columns, all_ns) for obj in items)

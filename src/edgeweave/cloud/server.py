@@ -32,6 +32,7 @@ from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
 from edgeweave.cloud.api.objects import ObjectDeps
 from edgeweave.cloud.api.twins import TwinDeps
+from edgeweave.cloud.endpoints import open_endpoints_controller
 from edgeweave.cloud.hub import Hub, HubDeps, open_hub
 from edgeweave.cloud.join import JoinService
 from edgeweave.cloud.objects import (
@@ -220,7 +221,8 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             hub_deps = _hub_deps(
                 settings, store, ca, secrets=codec, url_secret=objects.url_secret, api_url=url
             )
-            async with open_hub(hub_deps) as hub:
+            # the mesh: one Endpoints object per Service, kept from Apps' status and Nodes
+            async with open_endpoints_controller(store), open_hub(hub_deps) as hub:
                 hub_url["url"] = hub.url
                 hub_ref.append(hub)
                 # written last: a client that finds admin.yaml finds every listener up

@@ -134,6 +134,41 @@ class DeviceSettings:
 
 
 @dataclass(frozen=True)
+class MeshSettings:
+    """The service mesh on this node: DNS, one proxy per service port, direct or relayed paths."""
+
+    enabled: bool = _setting(True, "run the DNS responder and the service proxies")
+    dns_listen: str = _setting(
+        "auto",
+        "HOST:PORT for DNS (port 0: any free port); auto = 169.254.96.16:53 when root and "
+        "that address is configured, else 127.0.0.1:10053",
+    )
+    dns_upstream: str = _setting(
+        "system", "where other names go: system (resolv.conf), HOST:PORT, or none (refuse)"
+    )
+    domain: str = _setting("cluster.local", "names under svc.<domain> are the mesh's")
+    dns_ttl_s: int = _setting(5, "TTL of service answers", ge=0)
+    service_cidr: str = _setting(
+        "127.100.0.0/16", "each service gets a proxy address from here (the name's A record)"
+    )
+    advertise_address: str = _setting(
+        "", "the address other nodes dial for this node's apps (default: the host's address)"
+    )
+    local_app_host: str = _setting("127.0.0.1", "where the agent reaches apps on this node")
+    direct_connect_timeout_s: float = _setting(
+        1.0, "a peer's address not answering within this → use the relay", gt=0
+    )
+    relay_open_timeout_s: float = _setting(5.0, "opening a relayed stream through the cloud", gt=0)
+    reprobe_interval_s: float = _setting(
+        30.0, "how often peers reached through the relay are tried directly again", gt=0
+    )
+    max_connections: int = _setting(1024, "open connections per service port", ge=1)
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     data_dir: Path = field(
         default=DEFAULT_DATA_DIR, metadata={"description": "node identity, local store, apps"}
@@ -142,6 +177,7 @@ class EdgeSettings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     devices: DeviceSettings = field(default_factory=DeviceSettings)
+    mesh: MeshSettings = field(default_factory=MeshSettings)
 
 
 # ---- loading ------------------------------------------------------------------------------

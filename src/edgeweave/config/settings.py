@@ -114,6 +114,15 @@ class HubSettings(_Section):
     log_stream_buffer: int = Field(
         256, ge=1, description="buffered log chunks per stream; a slower reader ends the stream"
     )
+    relay_open_timeout_s: float = Field(
+        5.0, gt=0, description="mesh relay: how long the target node may take to join a stream"
+    )
+    relay_max_streams: int = Field(
+        4096, ge=1, description="mesh relay: streams open or opening at once, all nodes together"
+    )
+    relay_max_streams_per_node: int = Field(
+        1024, ge=1, description="mesh relay: streams open or opening at once from one node"
+    )
 
 
 class CloudSettings(_Section):

@@ -1,9 +1,10 @@
 """The edge agent's composition root: builds every component from settings and runs them.
 
-Start order: identity → local store → outbox → runtime (apps come back from the local store
-at once, before any network) → status file → cloud link, and the device side (twin store,
-MQTT bus, mappers) once the node holds a Device. Stop order is the reverse. Nothing
-else in the agent reads settings, opens files of its own accord or dials the network.
+Start order: identity → local store → outbox → mesh (DNS and service proxies, from the local
+store) → runtime (apps come back from the local store at once, before any network) → status
+file → cloud link, and the device side (twin store, MQTT bus, mappers) once the node holds a
+Device. Stop order is the reverse. Nothing else in the agent reads settings, opens files of its
+own accord or dials the network.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from edgeweave.edge.devices.mapperapps import SYSTEM_NAMESPACE
 from edgeweave.edge.identity import NodeIdentity, load_identity
 from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
 from edgeweave.edge.localstatus import StatusFile
+from edgeweave.edge.mesh import MeshHost, RelayTarget, cached_context, open_mesh_host
 from edgeweave.edge.outbox import Outbox, open_outbox
 from edgeweave.edge.runtime.artifacts import ArtifactCache
 from edgeweave.edge.runtime.status import AppStatus
@@ -49,6 +51,7 @@ class Agent:
     runtime: Runtime
     link_state: LinkState
     status_file: StatusFile
+    mesh: MeshHost | None = None
     session: LinkSession | None = None
     devices: Any = None  # a devices.service.Devices once the node holds a Device
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -117,8 +120,24 @@ async def _start(
     async def fetch(digest: str, dest: Path) -> None:
         await _fetch_artifact(agent_ref, digest, dest)
 
+    opts = WsOptions(
+        max_frame_bytes=settings.link.max_frame_bytes,
+        ping_interval_s=settings.link.ping_interval_s,
+        ping_timeout_s=settings.link.ping_timeout_s,
+        open_timeout_s=settings.link.open_timeout_s,
+    )
+    mesh, relay_target = await _start_mesh(
+        settings, identity, store, outbox, status_file, opts, stack
+    )
     cache = ArtifactCache(data / "cache", fetch)
-    runtime = Runtime(data, identity.node, cache, report, settings=settings.runtime)
+    runtime = Runtime(
+        data,
+        identity.node,
+        cache,
+        report,
+        settings=settings.runtime,
+        extra_env=mesh.app_env if mesh is not None else None,
+    )
     stop_apps = settings.runtime.stop_apps_on_exit
 
     async def close_runtime() -> None:
@@ -126,7 +145,7 @@ async def _start(
 
     stack.push_async_callback(close_runtime)
     link_state = LinkState()
-    agent = Agent(identity, settings, store, outbox, runtime, link_state, status_file)
+    agent = Agent(identity, settings, store, outbox, runtime, link_state, status_file, mesh)
     agent_ref.append(agent)
 
     def on_link_change(state: LinkState) -> None:
@@ -144,12 +163,6 @@ async def _start(
     )
     sync = Sync(store)
     boot_id = new_boot_id()
-    opts = WsOptions(
-        max_frame_bytes=settings.link.max_frame_bytes,
-        ping_interval_s=settings.link.ping_interval_s,
-        ping_timeout_s=settings.link.ping_timeout_s,
-        open_timeout_s=settings.link.open_timeout_s,
-    )
 
     def dial() -> contextlib.AbstractAsyncContextManager[Link]:
         return open_ws_link(identity.hub_url, identity.ssl_context(), opts)
@@ -172,17 +185,25 @@ async def _start(
             link_state,
             heartbeat_info,
             boot_id,
+            advertise_address=settings.mesh.advertise_address,
+            on_relay_open=relay_target.on_open if relay_target is not None else None,
         )
 
     def on_session(session: LinkSession | None) -> None:
         agent.session = session
 
-    async def apply(apps: list[Any], configmaps: list[Any], secrets: list[Any]) -> None:
+    async def apply_workload(
+        apps: list[dict[str, Any]], configmaps: list[dict[str, Any]], secrets: list[dict[str, Any]]
+    ) -> None:
+        if mesh is not None:  # services first: apps started now get their EDGEWEAVE_SERVICE_*
+            await mesh.refresh()
         system = agent.devices.mapper_apps if agent.devices is not None else []
         await runtime.apply([*apps, *system], configmaps, secrets)
 
+    if mesh is not None:
+        sync.mesh_changed = mesh.changed  # Services and Endpoints held → the mesh re-reads them
     tasks = [
-        asyncio.create_task(reconcile_forever(sync, apply), name="agent-reconcile"),
+        asyncio.create_task(reconcile_forever(sync, apply_workload), name="agent-reconcile"),
         asyncio.create_task(status_file.run(), name="agent-status-file"),
         asyncio.create_task(refresh_counts(store, outbox, status_file), name="agent-status-counts"),
         asyncio.create_task(
@@ -231,6 +252,39 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         devices,
         on_bus=on_bus,
         on_mappers=sync.changed.set,
+    )
+
+
+async def _start_mesh(
+    settings: EdgeSettings,
+    identity: NodeIdentity,
+    store: EdgeStore,
+    outbox: Outbox,
+    status_file: StatusFile,
+    opts: WsOptions,
+    stack: contextlib.AsyncExitStack,
+) -> tuple[MeshHost | None, RelayTarget | None]:
+    """The mesh (DNS, proxies, relay ends), when enabled; it reads only the local store."""
+    if not settings.mesh.enabled:
+        return None, None
+
+    def report_paths(paths: Mapping[str, str]) -> None:
+        outbox.append_nowait("node.status", {"mesh_paths": paths}, key="mesh")
+
+    def on_status(status: dict[str, Any]) -> None:
+        status_file.update(mesh=status)
+
+    return await stack.enter_async_context(
+        open_mesh_host(
+            settings.mesh,
+            identity.node,
+            store,
+            hub_url=identity.hub_url,
+            ssl_context=cached_context(identity.ssl_context, identity.cert_path),
+            ws_options=opts,
+            report_paths=report_paths,
+            on_status=on_status,
+        )
     )
 
 

@@ -15,9 +15,13 @@ def capacity() -> dict[str, Any]:
     return {"cpu": float(os.cpu_count() or 1), "memory_bytes": int(memory)}
 
 
-def local_addresses() -> list[dict[str, str]]:
+def local_addresses(advertise: str = "") -> list[dict[str, str]]:
+    """The hostname and the host's IPv4 addresses; with ``advertise``, that one address as the
+    node's only ``InternalIP`` (what other nodes dial for its apps)."""
     host = socket.gethostname()
     found = [{"type": "Hostname", "address": host}]
+    if advertise:
+        return [*found, {"type": "InternalIP", "address": advertise}]
     try:
         for info in socket.getaddrinfo(host, None, family=socket.AF_INET):
             ip = str(info[4][0])

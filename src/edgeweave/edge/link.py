@@ -95,6 +95,10 @@ class LinkSession:
         state: LinkState,
         heartbeat_info: Callable[[], tuple[int, int]],
         boot_id: str,
+        *,
+        advertise_address: str = "",
+        on_relay_open: Callable[[m.RelayOpen, Callable[[m.Message], Awaitable[None]]], None]
+        | None = None,
     ) -> None:
         self.link = link
         self.identity = identity
@@ -106,6 +110,8 @@ class LinkSession:
         self.state = state
         self.heartbeat_info = heartbeat_info
         self.boot_id = boot_id
+        self.advertise_address = advertise_address
+        self.on_relay_open = on_relay_open  # the mesh's relay target
         self.welcomed = asyncio.Event()
         self._pending: dict[str, asyncio.Future[m.Message]] = {}
         self._window = asyncio.Semaphore(settings.upstream_in_flight)
@@ -149,7 +155,7 @@ class LinkSession:
                 held_count=count,
                 held_digest=digest,
                 capacity=m.Capacity(**capacity()),
-                addresses=tuple(m.Address(**a) for a in local_addresses()),
+                addresses=tuple(m.Address(**a) for a in local_addresses(self.advertise_address)),
                 labels=self.identity.labels,
             )
         )
@@ -237,6 +243,14 @@ class LinkSession:
             await self.logs.start(msg, self.send)
         elif isinstance(msg, m.LogsCancel):
             self.logs.cancel(msg.stream_id)
+        elif isinstance(msg, m.RelayOpen):
+            if self.on_relay_open is not None:
+                self.on_relay_open(msg, self.send)
+            else:
+                text = "the mesh is not enabled on this node"
+                await self.send(
+                    m.Error(reason="ServiceUnavailable", message=text, parent_id=msg.id)
+                )
         elif isinstance(msg, m.Error):
             log.warning("the cloud reports %s: %s", msg.reason, msg.message)
 

@@ -26,6 +26,7 @@ Apply = Callable[
 ]
 WORKLOAD_KINDS = frozenset({"App", "ConfigMap", "Secret"})
 DEVICE_KINDS = frozenset({"Device", "DeviceModel"})
+MESH_KINDS = frozenset({"Service", "Endpoints"})
 RETRY_BASE_S = 1.0  # after a failed reconcile pass
 RETRY_CAP_S = 30.0
 
@@ -35,6 +36,7 @@ class Sync:
         self.store = store
         self.changed = asyncio.Event()  # set when held workload objects changed
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
+        self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
 
     async def held_summary(self) -> tuple[str, int]:
         return await self.store.held_digest(), await self.store.count()
@@ -50,6 +52,8 @@ class Sync:
             self.changed.set()
         if any(msg.ref.kind in DEVICE_KINDS for msg in batch):
             self.devices_changed.set()
+        if any(msg.ref.kind in MESH_KINDS for msg in batch):
+            self.mesh_changed.set()
         return [Versioned(msg.ref, msg.rv) for msg in batch]
 
 

@@ -11,17 +11,21 @@ kept per service port, because one App instance serves each service port on its 
 
 Sizes are bounded (services, endpoints per port); going over raises ``TooManyRequests`` rather
 than growing without limit. Pure data: this module must not do I/O, start tasks or know
-who feeds it (cloud, edge store) — it only knows the ``Service`` model.
+who feeds it (cloud, edge store) — it only knows the ``Service`` model, and only for typing:
+a host may feed ready-made entries (``apply_entry``) without loading pydantic, as the edge
+agent does to stay small.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from edgeweave.errors import NotFound, TooManyRequests
-from edgeweave.models.services import LoadBalancing, Service
+
+if TYPE_CHECKING:
+    from edgeweave.models.services import LoadBalancing, Service
 
 EndpointPath = Literal["direct", "relay"]
 HashKey = Literal["source", "header"]
@@ -132,7 +136,12 @@ class Catalog:
 
     def apply_service(self, service: Service) -> ServiceEntry:
         """Add or replace a service; endpoints of ports that no longer exist are dropped."""
-        entry = entry_of(service)
+        return self.apply_entry(entry_of(service))
+
+    def apply_entry(self, entry: ServiceEntry) -> ServiceEntry:
+        """``apply_service`` for an entry the host built itself."""
+        if self._services.get((entry.namespace, entry.name)) == entry:
+            return entry  # unchanged: keep the revision (and the endpoints) as they are
         key = (entry.namespace, entry.name)
         if key not in self._services and len(self._services) >= self.max_services:
             raise TooManyRequests(

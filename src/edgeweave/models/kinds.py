@@ -26,6 +26,8 @@ class KindInfo:
     wide_columns: tuple[tuple[str, str], ...] = ()
     # top-level fields besides the envelope the kind allows (ConfigMap `data`, ...)
     extra_fields: tuple[str, ...] = field(default=())
+    # the cloud writes these objects; the API refuses users' writes (Endpoints)
+    read_only: bool = False
 
     @property
     def api_version(self) -> str:

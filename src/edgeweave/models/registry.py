@@ -20,6 +20,7 @@ from edgeweave.models.apps import App
 from edgeweave.models.columns import DESIRED_REPORTED
 from edgeweave.models.configs import ConfigMap, Secret
 from edgeweave.models.devices import Device, DeviceModel
+from edgeweave.models.endpoints import Endpoints
 from edgeweave.models.kinds import KindInfo
 from edgeweave.models.meta import DEFAULT_NAMESPACE, Envelope
 from edgeweave.models.nodes import Node
@@ -90,6 +91,24 @@ _KINDS: tuple[KindInfo, ...] = (
             ("TARGETS", "spec.ports[*].targetPort"),
             ("AFFINITY", "spec.sessionAffinity"),
         ),
+    ),
+    KindInfo(
+        kind="Endpoints",
+        group=GROUP,
+        version=VERSION,
+        plural="endpoints",
+        singular="endpoints",
+        short_names=("ep",),
+        model=Endpoints,
+        columns=(
+            ("ENDPOINTS", "endpoints[*].address"),
+            ("NODES", "endpoints[*].node"),
+            ("READY", "endpoints[*].ready"),
+            AGE,
+        ),
+        wide_columns=(("PATHS", "status.paths"),),
+        extra_fields=("endpoints",),
+        read_only=True,
     ),
     KindInfo(
         kind="ConfigMap",

@@ -327,6 +327,26 @@ class LogsCancel(Message):
     stream_id: str = field(metadata=NAME)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayOpen(Message):
+    """A consumer node asked the hub for a relayed stream to a service endpoint on this node.
+
+    The node connects to ``target_port`` on itself, then dials the hub's relay endpoint with
+    ``stream_id``; or answers ``error`` (``parent_id`` = this id) when it cannot. The hub has
+    already checked that the consumer may reach the service; the node checks that the port is
+    one of its own endpoints of that service (mesh issue, docs/mesh.md).
+    """
+
+    type: str = "relay_open"
+    stream_id: str = field(metadata=NAME)
+    service: AppName = field(metadata=check_of(record(AppName)))
+    """The Service (namespace, name) the stream is for."""
+    port: int = field(metadata=check_of(integer(1, 65535)))
+    """The service port the consumer connected to."""
+    target_port: int = field(metadata=check_of(integer(1, 65535)))
+    """The port of the app on this node, from the service's Endpoints."""
+
+
 UpMessage = (
     Hello | Held | Ack | Heartbeat | Upstream | ArtifactUrlRequest | Renew | LogsData | Error
 )
@@ -344,6 +364,7 @@ DownMessage = (
     | Renewed
     | LogsRequest
     | LogsCancel
+    | RelayOpen
     | Error
 )
 """What the cloud may send (cloud→edge)."""
@@ -371,5 +392,6 @@ DOWN_TYPES: dict[str, type[Message]] = {
     "renewed": Renewed,
     "logs_request": LogsRequest,
     "logs_cancel": LogsCancel,
+    "relay_open": RelayOpen,
     "error": Error,
 }

@@ -5,6 +5,9 @@ The only module on the edge that imports ``websockets``; it maps the library's e
 websockets' ping/pong (``ping_interval_s``, ``ping_timeout_s``); frames over
 ``max_frame_bytes`` close the link with 1009. Compression is off: frames are small JSON and
 per-connection zlib state would cost memory on both sides.
+
+:func:`dial_ws_stream` dials the same way for the mesh relay: a socket of binary frames (one
+relayed TCP stream), the first text frame being the hub's verdict.
 """
 
 from __future__ import annotations
@@ -66,13 +69,34 @@ class WsLink:
         await self._conn.close(code, reason)
 
 
-@contextlib.asynccontextmanager
-async def open_ws_link(
-    url: str, ssl_context: ssl.SSLContext | None, options: WsOptions = WsOptions()
-) -> AsyncIterator[WsLink]:
-    """Dial ``url`` (``wss://host:port/link``); the link is closed when the context exits."""
+class WsStream:
+    """One relayed stream: binary frames both ways; errors are ``LinkClosed`` / ``LinkBroken``
+    carrying the close code the hub or the peer gave."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self._conn = conn
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._conn.send(data)
+        except ConnectionClosed as e:
+            raise _closed_error(e) from e
+
+    async def recv(self) -> bytes | str:
+        try:
+            return await self._conn.recv()
+        except ConnectionClosed as e:
+            raise _closed_error(e) from e
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        await self._conn.close(code, reason)
+
+
+async def _dial(
+    url: str, ssl_context: ssl.SSLContext | None, options: WsOptions
+) -> ClientConnection:
     try:
-        conn = await connect(
+        return await connect(
             url,
             ssl=ssl_context,
             compression=None,
@@ -88,6 +112,21 @@ async def open_ws_link(
         raise _closed_error(e) from e
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ssl.SSLError) as e:
         raise LinkBroken(f"cannot connect to {url}: {e}") from e
+
+
+async def dial_ws_stream(
+    url: str, ssl_context: ssl.SSLContext | None, options: WsOptions = WsOptions()
+) -> WsStream:
+    """Dial a relay socket (``wss://host:port/relay?...``); the caller ``aclose``s it."""
+    return WsStream(await _dial(url, ssl_context, options))
+
+
+@contextlib.asynccontextmanager
+async def open_ws_link(
+    url: str, ssl_context: ssl.SSLContext | None, options: WsOptions = WsOptions()
+) -> AsyncIterator[WsLink]:
+    """Dial ``url`` (``wss://host:port/link``); the link is closed when the context exits."""
+    conn = await _dial(url, ssl_context, options)
     link = WsLink(conn)
     try:
         yield link

@@ -18,7 +18,7 @@ from edgeweave.cloud.api.bodies import json_response, read_json_object
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.watch import watch_response
 from edgeweave.cloud.store.base import JSONObject, WatchFilter
-from edgeweave.errors import BadRequest, Conflict, InvalidObject, NotFound
+from edgeweave.errors import BadRequest, Conflict, Forbidden, InvalidObject, NotFound
 from edgeweave.models import registry
 from edgeweave.models.devices import validate_device_against_model
 from edgeweave.models.kinds import KindInfo
@@ -54,6 +54,15 @@ def _parse_rv(value: str | None, what: str = "resourceVersion") -> int | None:
     if rv < 0:
         raise BadRequest(f"{what} must be a non-negative integer, got {value!r}")
     return rv
+
+
+def _writable(info: KindInfo) -> KindInfo:
+    if info.read_only:
+        raise Forbidden(
+            f"{info.kind} objects are kept by the cloud and cannot be written through the API; "
+            "change the objects they are derived from instead"
+        )
+    return info
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ class ResourceHandlers:
 
     async def create(self, request: Request) -> Response:
         t = Target.of(request)
+        _writable(t.info)
         ns = t.store_namespace
         obj = await self._validated(t.info, await read_json_object(request), ns)
         return json_response(await self.store.create(obj), 201)
@@ -186,6 +196,7 @@ class ResourceHandlers:
 
     async def replace(self, request: Request) -> Response:
         t = Target.of(request)
+        _writable(t.info)
         ns = t.store_namespace
         body = await read_json_object(request)
         self._check_name(body, t.object_name)
@@ -200,6 +211,7 @@ class ResourceHandlers:
 
     async def _patch(self, request: Request, *, status_only: bool) -> Response:
         t = Target.of(request)
+        _writable(t.info)
         ns, name = t.store_namespace, t.object_name
         patch = await read_json_object(request)
         if status_only:
@@ -223,6 +235,7 @@ class ResourceHandlers:
 
     async def replace_status(self, request: Request) -> Response:
         t = Target.of(request)
+        _writable(t.info)
         body = await read_json_object(request)
         current = await self.store.get(t.info.kind, t.store_namespace, t.object_name)
         current["status"] = body.get("status")
@@ -233,6 +246,7 @@ class ResourceHandlers:
 
     async def delete(self, request: Request) -> Response:
         t = Target.of(request)
+        _writable(t.info)
         rv = _parse_rv(request.query_params.get("resourceVersion"))
         deleted = await self.store.delete(
             t.info.kind, t.store_namespace, t.object_name, resource_version=rv

@@ -5,7 +5,8 @@ The rules are docs/design/edge-link.md §3 "Which objects a node receives": a no
 its labels (both must hold when both are given; neither places the app nowhere); the
 ``ConfigMap``/``Secret`` objects its apps reference (``configRefs``/``secretRefs``, same
 namespace); the ``Device`` objects with ``spec.nodeName`` = the node and the ``DeviceModel`` they
-reference; and every ``Service`` in a namespace where it runs an app. Nothing else.
+reference; and every ``Service`` in a namespace where it runs an app, with the Service's
+``Endpoints``. Nothing else.
 
 :meth:`DesiredIndex.apply` takes one store change and answers *which (node, ref) pairs may have
 changed*; the answer may over-approximate (the session re-checks each ref with
@@ -32,7 +33,9 @@ from edgeweave.protocol.refs import ResourceRef
 
 NODE, APP, CONFIGMAP, SECRET = "Node", "App", "ConfigMap", "Secret"
 DEVICE, DEVICE_MODEL, SERVICE = "Device", "DeviceModel", "Service"
-RELEVANT_KINDS = (NODE, CONFIGMAP, SECRET, DEVICE_MODEL, DEVICE, SERVICE, APP)
+ENDPOINTS = "Endpoints"
+MESH_KINDS = (SERVICE, ENDPOINTS)  # sent alike: to nodes with an app in their namespace
+RELEVANT_KINDS = (NODE, CONFIGMAP, SECRET, DEVICE_MODEL, DEVICE, SERVICE, ENDPOINTS, APP)
 # a fresh node is sent what apps need before the apps themselves
 KIND_ORDER = {kind: i for i, kind in enumerate(RELEVANT_KINDS)}
 
@@ -148,7 +151,7 @@ class DesiredIndex:
         self._ref_apps: dict[ResourceRef, set[ResourceRef]] = {}
         self._app_artifacts: dict[ResourceRef, frozenset[str]] = {}
         self._ns_nodes: dict[str, dict[str, int]] = {}  # namespace -> node -> apps there
-        self._services: dict[str, set[ResourceRef]] = {}  # namespace -> services
+        self._services: dict[str, set[ResourceRef]] = {}  # namespace -> services, endpoints
         self._device_node: dict[ResourceRef, str] = {}
         self._node_devices: dict[str, set[ResourceRef]] = {}
         self._device_model: dict[ResourceRef, ResourceRef] = {}
@@ -177,7 +180,7 @@ class DesiredIndex:
             held = self._device_node.get(ref) == node
         elif kind == DEVICE_MODEL:
             held = any(self._device_node.get(d) == node for d in self._model_devices.get(ref, ()))
-        elif kind == SERVICE:
+        elif kind in MESH_KINDS:
             held = self._ns_nodes.get(ref.namespace, {}).get(node, 0) > 0
         else:
             held = False
@@ -201,6 +204,10 @@ class DesiredIndex:
         wanted = [r for r in candidates if self.desired(node, r) is not None]
         wanted.sort(key=lambda r: (KIND_ORDER.get(r.kind, 99), r.namespace, r.name))
         return wanted
+
+    def entry(self, ref: ResourceRef) -> Entry | None:
+        """The indexed object under ``ref`` (without status), whoever holds it."""
+        return self._objects.get(ref)
 
     def app_assigned(self, node: str, app: ResourceRef) -> bool:
         return app in self._objects and node in self._app_nodes.get(app, _NO_NODES)
@@ -249,7 +256,7 @@ class DesiredIndex:
             for app in self._ref_apps.get(ref, ()):
                 for node in self._app_nodes.get(app, ()):
                     _add(marks, node, ref)
-        elif ref.kind == SERVICE:
+        elif ref.kind in MESH_KINDS:
             if new is None:
                 _discard(self._services, ref.namespace, ref)
             else:

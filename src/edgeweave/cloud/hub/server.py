@@ -11,6 +11,8 @@ sweeper, status pruner, adoption of twin desired values set on the edge) and lis
   claiming anything else changes nothing: identity never comes from a message.
 - No ``Node`` object → close 4003. A second connection of the same node replaces the first
   (closed with 4000).
+- ``wss://HOST:PORT/relay`` carries the mesh relay's streams (``relay``), authenticated the
+  same way; they never share a connection with a link.
 - ``max_size`` = ``max_frame_bytes``: an oversize frame closes that link with 1009 and nothing
   else. Compression is off (per-connection zlib state would cost ~100 KiB for each of 10,000 links);
   websockets' ping/pong keeps links alive and finds half-open ones.
@@ -41,6 +43,7 @@ from edgeweave.cloud.hub.dispatch import Dispatcher
 from edgeweave.cloud.hub.index import APP, Marks
 from edgeweave.cloud.hub.lifecycle import Lifecycle
 from edgeweave.cloud.hub.prune import StatusPruner
+from edgeweave.cloud.hub.relay import RELAY_PATH, RelayBroker
 from edgeweave.cloud.hub.session import (
     CLOSE_REPLACED,
     CLOSE_UNKNOWN_NODE,
@@ -53,6 +56,7 @@ from edgeweave.cloud.pki import CERT_BACKDATE_S, CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
 from edgeweave.errors import AuthError, LinkClosed, NotFound
+from edgeweave.protocol.messages import Message
 from edgeweave.transport.certs import ssl_server_context
 
 log = logging.getLogger(__name__)
@@ -116,7 +120,7 @@ class _WsConn:
 
 
 def _only_link_path(conn: ServerConnection, request: Request) -> Response | None:
-    if urlsplit(request.path).path != LINK_PATH:
+    if urlsplit(request.path).path not in (LINK_PATH, RELAY_PATH):
         return conn.respond(HTTPStatus.NOT_FOUND, f"the edge link is at {LINK_PATH}\n")
     return None
 
@@ -143,6 +147,13 @@ class Hub:
             on_local_desired=self.adopter.submit,
         )
         self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
+        self.relay = RelayBroker(
+            lambda: self.dispatcher.index,
+            self._send_to_node,
+            open_timeout_s=settings.relay_open_timeout_s,
+            max_streams=settings.relay_max_streams,
+            max_streams_per_node=settings.relay_max_streams_per_node,
+        )
         self.lifecycle = Lifecycle(
             deps.store,
             replica_id=deps.replica_id,
@@ -161,7 +172,15 @@ class Hub:
             sign_url=deps.sign_url,
             renew_cert=deps.renew_cert or self._sign_with_ca,
             decode_secret=deps.decode_secret,
+            relay_refused=self.relay.refuse,
         )
+
+    def _send_to_node(self, node: str, msg: Message) -> bool:
+        session = self.sessions.get(node)
+        if session is None or session.closed:
+            return False
+        session.send_control(msg)
+        return True
 
     def _sign_with_ca(self, node: str, csr_pem: bytes) -> bytes:
         return self.deps.ca.sign_csr(csr_pem, node_name=node)
@@ -192,6 +211,7 @@ class Hub:
             **self.committer.statistics(),
             **self.adopter.statistics(),
             **self.lifecycle.statistics(),
+            **self.relay.statistics(),
         }
 
     # ------------------------------------------------------------ dispatcher callbacks
@@ -256,6 +276,9 @@ class Hub:
         refusal = await self._node_refusal(node, issued_at)
         if refusal is not None:
             await ws.close(refusal[0], refusal[1][:120])
+            return
+        if ws.request is not None and urlsplit(ws.request.path).path == RELAY_PATH:
+            await self.relay.handle(node, ws)
             return
         session = Session(node, _WsConn(ws), self._session_deps)
         previous = self.sessions.get(node)

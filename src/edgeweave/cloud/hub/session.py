@@ -109,6 +109,8 @@ class SessionDeps:
     sign_url: Callable[[str, str], tuple[str, float]] | None
     renew_cert: Callable[[str, bytes], bytes] | None
     decode_secret: Callable[[JSONObject], JSONObject]
+    relay_refused: Callable[[str, Error], bool] = lambda node, error: False
+    """The mesh relay's hook: a node's ``error`` answering a ``relay_open``."""
 
 
 def _ack_item(ref: ResourceRef, rv: int) -> AckItem:
@@ -232,6 +234,8 @@ class Session:
             if stream is not None:  # the node refused a log request
                 cls = error_for_reason(msg.reason) or APIError
                 stream.fail(cls(f"node {self.node}: {msg.message or msg.reason}"))
+            elif self._deps.relay_refused(self.node, msg):
+                pass  # the node refused a relayed stream; its consumer is told why
             else:
                 log.info("node %s reported %s: %s", self.node, msg.reason, msg.message)
         else:  # a second hello

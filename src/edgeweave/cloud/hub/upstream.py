@@ -9,7 +9,8 @@ another node's commit by at most one turn.
 
 Per batch (docs/design/edge-link.md §5): entries with ``seq`` ≤ the committed seq are skipped
 (replay is idempotent); ``app.status`` becomes ``App.status.nodes[<node>] = payload``, only the
-newest per app; ``node.status`` is merged into the Node's status; ``event`` entries are
+newest per app; ``node.status`` is merged into the Node's status (its ``mesh_paths``, the
+paths the node uses to reach its peers, replaced whole as ``meshPaths``); ``event`` entries are
 appended; ``device.twin`` (checked by :mod:`.twinreport`) becomes the Device's ``status``
 (``twins`` replaced whole, ``state``, ``lastOnlineTime``; only the newest per device), its
 ``samples`` become twin history rows in the same transaction, and its ``localDesired`` items
@@ -56,6 +57,8 @@ LocalDesiredItems = list[tuple[ResourceRef, LocalDesired]]
 OnLocalDesired = Callable[[str, LocalDesiredItems], None]
 MAX_REFUSAL_TEXT = 300  # characters of one refused entry's description in the Warning event
 MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
+MAX_MESH_PEERS = 10_000  # peers one node may report a mesh path to
+MAX_NODE_NAME = 253
 _NODE_STATUS_FIELDS = {
     "conditions": "conditions",
     "capacity": "capacity",
@@ -110,6 +113,16 @@ def _ref_of(value: Any, default_kind: str | None = None) -> ResourceRef | None:
     return ResourceRef(kind, ns, name) if kind and name else None
 
 
+def _mesh_paths(reported: dict[Any, Any]) -> JSONObject:
+    """Only ``{peer node: "direct" | "relay"}`` pairs, at most ``MAX_MESH_PEERS`` of them."""
+    kept = {
+        peer: path
+        for peer, path in reported.items()
+        if isinstance(peer, str) and len(peer) <= MAX_NODE_NAME and path in ("direct", "relay")
+    }
+    return dict(sorted(kept.items())[:MAX_MESH_PEERS])
+
+
 def translate(
     node: str, entries: list[UpstreamEntry], committed: int, index: DesiredIndex
 ) -> Translated:
@@ -119,6 +132,7 @@ def translate(
     twin_status: dict[ResourceRef, JSONObject] = {}
     local_desired: dict[tuple[ResourceRef, str], LocalDesired] = {}
     node_status: JSONObject = {}
+    mesh_paths: JSONObject | None = None
     own = node_ref(node)
     now = time.time()
     # a burst of events is usually about a few objects: decide each object once per batch
@@ -142,6 +156,8 @@ def translate(
             for wire, stored in _NODE_STATUS_FIELDS.items():
                 if wire in payload:
                     node_status[stored] = payload[wire]
+            if isinstance(payload.get("mesh_paths"), dict):
+                mesh_paths = _mesh_paths(payload["mesh_paths"])
         elif entry.topic == "event":
             obj = payload.get("object") if isinstance(payload, dict) else None
             key = _ref_key(obj)
@@ -200,6 +216,9 @@ def translate(
         out.status_writes.append((APP, ref.namespace, ref.name, {"nodes": {node: payload}}))
     if node_status:
         out.status_writes.append((own.kind, "", node, node_status))
+    if mesh_paths is not None:  # clear, then set: a peer no longer reported must go
+        out.status_writes.append((own.kind, "", node, {"meshPaths": None}))
+        out.status_writes.append((own.kind, "", node, {"meshPaths": mesh_paths}))
     if out.refused:
         shown = "; ".join(r[:MAX_REFUSAL_TEXT] for r in out.refused[:3])
         shown += " ..." if len(out.refused) > 3 else ""

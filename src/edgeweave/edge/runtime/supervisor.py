@@ -18,7 +18,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class Runtime:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         cgroups: Cgroups | None = None,
+        extra_env: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         self.settings = settings or RuntimeSettings()
         self._ctx = UnitContext(
@@ -57,6 +58,7 @@ class Runtime:
             clock=clock,
             wall_clock=wall_clock,
             on_status=report,
+            extra_env=extra_env or (lambda _namespace: {}),
         )
         self._units: dict[AppKey, AppUnit] = {}
         self._lock = asyncio.Lock()

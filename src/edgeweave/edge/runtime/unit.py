@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ class UnitContext:
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
     on_status: Callable[[AppStatus], None]
+    extra_env: Callable[[str], Mapping[str, str]] = lambda _namespace: {}
+    """More variables for an app in this namespace (the mesh's EDGEWEAVE_DNS, _SERVICE_*)."""
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
@@ -194,7 +196,7 @@ class AppUnit:
         install = d.spec.lifecycle.install
         if install and not self.layout.installed_marker(d.spec_hash).exists():
             self._set(phase="Installing", message="running lifecycle.install")
-            env = workspace.environment(self.layout, d, self._ctx.node_name)
+            env = self._environment(d)
             problem = await run_install(
                 install,
                 self.layout,
@@ -209,10 +211,15 @@ class AppUnit:
         self._backoff.reset()  # a new spec starts its restart delays afresh
         return None
 
+    def _environment(self, d: DesiredApp) -> dict[str, str]:
+        return workspace.environment(
+            self.layout, d, self._ctx.node_name, self._ctx.extra_env(d.namespace)
+        )
+
     def _spawn(self, d: DesiredApp) -> str:
         """Start ``run`` and apply its limits; "" or why it could not start."""
         assert d.spec is not None
-        env = workspace.environment(self.layout, d, self._ctx.node_name)
+        env = self._environment(d)
         try:
             self.layout.logs.mkdir(parents=True, exist_ok=True)
             pid = process.spawn(
@@ -270,7 +277,7 @@ class AppUnit:
             self._health_failed.clear()
             probes = None
             if d.spec.healthCheck is not None:
-                env = workspace.environment(self.layout, d, self._ctx.node_name)
+                env = self._environment(d)
                 probes = asyncio.create_task(
                     probe_loop(
                         d.spec.healthCheck, d.spec.ports, self.layout.root, env, self._on_health

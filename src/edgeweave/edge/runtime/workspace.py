@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +123,14 @@ def _export(prefix: str, files: dict[str, bytes]) -> dict[str, str]:
     }
 
 
-def environment(layout: AppLayout, desired: DesiredApp, node_name: str) -> dict[str, str]:
-    """A minimal base environment + exported refs + the App's ``env`` + EDGEWEAVE_*."""
+def environment(
+    layout: AppLayout,
+    desired: DesiredApp,
+    node_name: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A minimal base environment + exported refs + the App's ``env`` + EDGEWEAVE_* (with
+    ``extra``, the agent's own, such as the mesh's)."""
     env = {
         "PATH": os.environ.get("PATH") or DEFAULT_PATH,
         "HOME": str(layout.root),
@@ -138,6 +145,7 @@ def environment(layout: AppLayout, desired: DesiredApp, node_name: str) -> dict[
             if ref.envPrefix is not None:
                 env.update(_export(ref.envPrefix, desired.secrets[ref.name]))
         env.update(spec.env)
+    env.update(extra or {})
     env["EDGEWEAVE_APP"] = f"{desired.namespace}/{desired.name}"
     env["EDGEWEAVE_NODE"] = node_name
     return env
