@@ -218,6 +218,15 @@ class Bench:
 
         await asyncio.to_thread(wait_until, synced, CONNECT_TIMEOUT_S, f"{node} synced")
 
+    async def wait_outbox_empty(self, node: str) -> None:
+        """Until the agent of ``node`` has nothing left to send (its twin reports included)."""
+
+        def empty() -> bool:
+            outbox = self.fleet.agent_status(node).get("outbox")
+            return isinstance(outbox, dict) and outbox.get("entries") == 0
+
+        await asyncio.to_thread(wait_until, empty, PHASE_TIMEOUT_S, f"{node}'s outbox drained")
+
     async def wait_acked(self, node: str, expected: dict[AckKey, int]) -> float:
         """Poll the cloud's recorded acks until each key is acked at (at least) its rv;
         returns ``time.perf_counter()`` when that was first seen."""
@@ -248,8 +257,11 @@ class Bench:
         client, pad = self.client, self.pad
 
         async def update(obj: dict[str, Any]) -> dict[str, Any]:
-            body = device_manifest(obj["metadata"]["name"], node, generation, pad)
-            body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+            name = obj["metadata"]["name"]
+            body = device_manifest(name, node, generation, pad)
+            # the node's twin reports write the Device's status, so read the current version
+            current = await client.get("devices", name, namespace=obj["metadata"]["namespace"])
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             return await client.update(body)
 
         return await concurrently(objects, update)
@@ -398,6 +410,7 @@ async def bench_resync(bench: Bench, n: int, changes: Sequence[int]) -> dict[str
     await bench.wait_synced(node)
     current = {key_of(o): o for o in objects}
     await bench.wait_acked(node, {k: rv_of(o) for k, o in current.items()})
+    await bench.wait_outbox_empty(node)  # the first twin report of each Device went up
     await bench.stop_agent(node)
     held_bytes = sum(len(wire_json(o)) for o in current.values())
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from devices_rig import MODEL, NODE, PahoClient, Rig, device, open_rig
 
+from edgeweave.protocol.refs import Versioned
 from edgeweave.twin.messages import Versions
 from edgeweave.twin.topics import device_ref
 
@@ -211,3 +212,32 @@ async def test_malformed_payloads_get_error_results_and_the_bus_stays_up(
         lambda t, b: t.endswith("/twin/update/result") and b.get("event_id") == "after"
     )
     assert isinstance(body, dict) and "code" not in body
+
+
+async def test_a_deleted_device_leaves_the_membership(rig: Rig, mapper: PahoClient) -> None:
+    ref = THERMO
+    await rig.store.apply_batch([], [Versioned(ref, rig.rv + 1)])
+    rig.host.changed_refs.add(ref)
+    rig.host.changed.set()
+    _, body = await mapper.next(lambda t, _b: t.endswith("/membership/updated"))
+    assert isinstance(body, dict)
+    assert [d["id"] for d in body["removed_devices"]] == ["default/thermo-1"]
+    assert rig.host.twin(THERMO) is None
+
+
+async def test_a_model_change_reaches_the_devices_using_it(rig: Rig) -> None:
+    model = json.loads(json.dumps(MODEL))
+    model["spec"]["properties"].append(
+        {"name": "humidity", "type": "INT", "accessMode": "ReadOnly"}
+    )
+    changed = device()
+    changed["spec"]["properties"].append({"name": "humidity"})
+    await rig.put(changed)  # the device names the new property, the model does not yet
+    await rig.put(model)  # only the model changes now: its devices are looked at again
+    async with asyncio.timeout(10):
+        while True:
+            twin = rig.host.twin(THERMO)
+            humidity = twin.properties.get("humidity") if twin is not None else None
+            if humidity is not None and humidity.type == "int":
+                break
+            await asyncio.sleep(0.01)  # polling the host's state, bounded by the timeout

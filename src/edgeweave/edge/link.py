@@ -60,7 +60,6 @@ HELD_CHUNK_MAX = 5000  # items per held frame, whatever their size
 _HELD_ENVELOPE_BYTES = 256  # a held frame's envelope, generously
 RECV_QUEUE = 1024
 DOWNSTREAM_BATCH = 1000
-DOWNSTREAM_GATHER_S = 0.002  # how long a started batch waits for more objects
 
 
 @dataclass
@@ -208,12 +207,15 @@ class LinkSession:
             if not isinstance(msg, (m.Upsert, m.Delete)):
                 await self._handle(msg)
                 continue
-            # gather a batch: one durable commit (an fsync) for many objects, not one each
+            # gather a batch: one durable commit (an fsync) for many objects, not one each. No
+            # timer: what arrived while the previous batch was being written is taken at once,
+            # so a burst batches itself and a single change is not held back
+            await asyncio.sleep(0)  # let the reader queue frames it has already received
             batch: list[m.Upsert | m.Delete] = [msg]
             while len(batch) < DOWNSTREAM_BATCH:
                 try:
-                    nxt = await asyncio.wait_for(inbox.get(), DOWNSTREAM_GATHER_S)
-                except TimeoutError:
+                    nxt = inbox.get_nowait()
+                except asyncio.QueueEmpty:
                     break
                 if not isinstance(nxt, (m.Upsert, m.Delete)):
                     pending = nxt

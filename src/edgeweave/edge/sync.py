@@ -17,7 +17,7 @@ from typing import Any
 from edgeweave.aio.backoff import Backoff
 from edgeweave.edge.store import EdgeStore
 from edgeweave.protocol import messages as m
-from edgeweave.protocol.refs import Versioned
+from edgeweave.protocol.refs import ResourceRef, Versioned
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class Sync:
         self.store = store
         self.changed = asyncio.Event()  # set when held workload objects changed
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
+        self.device_refs: set[ResourceRef] = set()  # ... which ones (the twin host takes them)
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
 
     async def held_summary(self) -> tuple[str, int]:
@@ -50,7 +51,9 @@ class Sync:
         await self.store.apply_batch(upserts, deletes)
         if any(msg.ref.kind in WORKLOAD_KINDS for msg in batch):
             self.changed.set()
-        if any(msg.ref.kind in DEVICE_KINDS for msg in batch):
+        devices = [msg.ref for msg in batch if msg.ref.kind in DEVICE_KINDS]
+        if devices:
+            self.device_refs.update(devices)
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()

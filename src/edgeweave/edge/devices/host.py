@@ -32,7 +32,7 @@ from edgeweave.edge.devices.info import DeviceInfo, info_of, model_name
 from edgeweave.edge.devices.reporter import LocalDesired, Reporter, Sample
 from edgeweave.edge.devices.twinstore import HeldTwin, TwinStore
 from edgeweave.edge.store import EdgeStore
-from edgeweave.errors import EdgeweaveError
+from edgeweave.errors import EdgeweaveError, NotFound
 from edgeweave.protocol.refs import ResourceRef
 from edgeweave.twin import dispatch, payloads
 from edgeweave.twin.errors import TwinError
@@ -44,15 +44,31 @@ from edgeweave.twin.state import (
     changes,
     define_property,
 )
-from edgeweave.twin.topics import DeviceTopic, NodeAction, NodeTopic, UploadTopic, node_topic
+from edgeweave.twin.topics import (
+    DeviceTopic,
+    NodeAction,
+    NodeTopic,
+    UploadTopic,
+    device_ref,
+    node_topic,
+)
 from edgeweave.twin.topics import parse_topic as parse_bus_topic
 
 log = logging.getLogger(__name__)
 
+OnDevices = Callable[[Mapping[ResourceRef, DeviceInfo], set[str] | None], bool]
 Publish = Callable[[str, bytes], None]  # queues a QoS 0 publish, raises BusError
 EmitEvent = Callable[[dict[str, Any]], None]
 FLUSH_DELAY_S = 0.05  # twins are written behind; reported values are in the outbox already
 MAX_EVENT_TEXT = 4096
+
+
+MODEL = "DeviceModel"
+JSONObject = dict[str, Any]
+
+
+def _ns(obj: Mapping[str, Any]) -> str:
+    return str(obj["metadata"].get("namespace") or "default")
 
 
 def _now_ms() -> int:
@@ -81,8 +97,10 @@ class DeviceHost:
         self.held: dict[ResourceRef, HeldTwin] = {}
         self.infos: dict[ResourceRef, DeviceInfo] = {}
         self.changed = asyncio.Event()  # set by the sync when Device/DeviceModel objects change
-        # told the node's devices after each reconcile; True: the mapper configs changed
-        self.on_devices: Callable[[Mapping[ResourceRef, DeviceInfo]], bool] | None = None
+        self.changed_refs: set[ResourceRef] = set()  # ... and which (the sync adds to it)
+        # told the node's devices after a reconcile, with the protocols whose devices changed
+        # (None: all); True: the mapper configs changed
+        self.on_devices: OnDevices | None = None
         self._publish: Publish | None = None
         self._dirty: set[ResourceRef] = set()
         self._deleted: set[ResourceRef] = set()
@@ -254,35 +272,67 @@ class DeviceHost:
     # ---- desired state from the cloud ---------------------------------------------------------
 
     async def run_reconcile(self) -> None:
-        """Apply the held Device objects at start and after every change (coalesced)."""
-        self.changed.set()
+        """Apply every held Device at start, then the changed ones (coalesced) after each
+        change the sync persisted: ``changed_refs`` names them."""
+        refs: set[ResourceRef] | None = None  # None: all of them
         while True:
-            await self.changed.wait()
-            self.changed.clear()
             try:
-                await self.reconcile()
+                await self.reconcile(refs)
             except Exception:  # a bad object must not stop the twin host
                 log.exception("applying the node's devices failed")
+            await self.changed.wait()
+            self.changed.clear()
+            refs = set(self.changed_refs)  # the sync's set: read and clear in place
+            self.changed_refs.clear()
 
-    async def reconcile(self) -> None:
-        devices = await self._objects.list("Device")
-        models = {
-            (m["metadata"].get("namespace") or "default", m["metadata"]["name"]): m
-            for m in await self._objects.list("DeviceModel")
-        }
+    async def _devices_for(
+        self, refs: set[ResourceRef] | None
+    ) -> tuple[list[JSONObject], dict[tuple[str, str], JSONObject], set[ResourceRef]]:
+        """The Device objects to look at, the models they need, and the refs looked at."""
+        if refs is None:
+            devices = await self._objects.list("Device")
+            models = await self._objects.list("DeviceModel")
+            looked = {device_ref(_ns(d), d["metadata"]["name"]) for d in devices} | set(self.held)
+        else:
+            changed_models = {(r.namespace or "default", r.name) for r in refs if r.kind == MODEL}
+            looked = {r for r in refs if r.kind == "Device"}
+            looked |= {
+                ref
+                for ref, info in self.infos.items()
+                if (ref.namespace, model_name(info.device)) in changed_models
+            }
+            devices = [d for d in [await self._get(ref) for ref in sorted(looked, key=str)] if d]
+            names = {(_ns(d), model_name(d)) for d in devices}
+            models = [
+                m for m in [await self._get(ResourceRef(MODEL, ns, n)) for ns, n in names] if m
+            ]
+        by_name = {(_ns(m), m["metadata"]["name"]): m for m in models}
+        return devices, by_name, looked
+
+    async def _get(self, ref: ResourceRef) -> JSONObject | None:
+        try:
+            return await self._objects.get(ref)
+        except NotFound:
+            return None
+
+    async def reconcile(self, refs: set[ResourceRef] | None = None) -> None:
+        """Bring the twins in line with the held Device objects (``refs``: only these)."""
+        devices, models, looked = await self._devices_for(refs)
         now = self._now_ms()
-        seen: dict[ResourceRef, DeviceInfo] = {}
+        seen: set[ResourceRef] = set()
         added: list[MembershipDevice] = []
+        touched: set[str] = set()  # protocols whose devices changed
         for device in devices:
-            ns = device["metadata"].get("namespace") or "default"
-            model = models.get((ns, model_name(device)), {})
+            model = models.get((_ns(device), model_name(device)), {})
             info = info_of(device, model)
             try:
                 fresh = twin_from_device(device, model, now_ms=now)
             except TwinError as e:
                 log.warning("device %s skipped: %s", info.ref, e)
                 continue
-            seen[info.ref] = info
+            seen.add(info.ref)
+            old = self.infos.get(info.ref)
+            touched |= {info.protocol, old.protocol if old else info.protocol}
             self.infos[info.ref] = info
             held = self.held.get(info.ref)
             if held is None:
@@ -292,17 +342,21 @@ class DeviceHost:
                 self._report(fresh, urgent=True)
                 continue
             await self._apply_cloud(held, fresh, info, now)
-        removed = [ref for ref in self.held if ref not in seen]
+        removed = [ref for ref in looked if ref in self.held and ref not in seen]
         gone = [dispatch.membership_device(self.held[ref].twin) for ref in removed]
         for ref in removed:
             del self.held[ref]
-            self.infos.pop(ref, None)
+            old_info = self.infos.pop(ref, None)
+            if old_info is not None:
+                touched.add(old_info.protocol)
             self._dirty.discard(ref)
             self._deleted.add(ref)
             self.reporter.forget(ref)
         if removed:
             self._flush_wake.set()
-        configs_changed = self.on_devices is not None and self.on_devices(dict(self.infos))
+        configs_changed = False
+        if self.on_devices is not None and (touched or refs is None):
+            configs_changed = self.on_devices(self.infos, None if refs is None else touched)
         if added or gone or configs_changed:  # mappers reload their config on this
             note = MembershipUpdated(uuid.uuid4().hex, now, added, gone)
             topic = node_topic(self.node, NodeAction.MEMBERSHIP_UPDATED)

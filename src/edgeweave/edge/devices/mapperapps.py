@@ -64,9 +64,12 @@ class MapperApps:
         self._written: dict[str, bytes] = {}
         self._unserved: set[str] = set()
 
-    def update(self, infos: Mapping[ResourceRef, DeviceInfo]) -> bool:
-        """Write the config file of each protocol in use; True when any file changed or a
-        protocol came or went (the runtime must then be reconciled)."""
+    def update(
+        self, infos: Mapping[ResourceRef, DeviceInfo], touched: set[str] | None = None
+    ) -> bool:
+        """Write the config file of each protocol in use (``touched``: only these may have
+        changed; None: any); True when a file changed or a protocol came or went (the
+        runtime must then be reconciled)."""
         by_protocol: dict[str, list[dict[str, Any]]] = {}
         for ref, info in sorted(infos.items(), key=lambda i: str(i[0])):
             if info.protocol not in BUILT_IN:
@@ -74,14 +77,19 @@ class MapperApps:
                     self._unserved.add(info.protocol)
                     log.info("no built-in mapper for protocol %r (device %s)", info.protocol, ref)
                 continue
-            entry = {"device": _config_of(info.device), "model": _config_of(info.model)}
-            by_protocol.setdefault(info.protocol, []).append(entry)
+            devices = by_protocol.setdefault(info.protocol, [])
+            if touched is None or info.protocol in touched:  # else: in use, file unchanged
+                devices.append({"device": _config_of(info.device), "model": _config_of(info.model)})
         docs = {
-            protocol: json.dumps(
-                {"node": self._node, "protocol": protocol, "devices": devices},
-                indent=1,
-                sort_keys=True,
-            ).encode()
+            protocol: (
+                json.dumps(
+                    {"node": self._node, "protocol": protocol, "devices": devices},
+                    indent=1,
+                    sort_keys=True,
+                ).encode()
+                if touched is None or protocol in touched
+                else self._written.get(protocol, b"")
+            )
             for protocol, devices in by_protocol.items()
         }
         changed = set(docs) != set(self._written)

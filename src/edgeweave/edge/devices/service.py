@@ -22,7 +22,7 @@ from typing import Any
 from edgeweave.aio.backoff import Backoff
 from edgeweave.config.edge import DeviceSettings
 from edgeweave.edge.devices.bus import BusState, run_bus
-from edgeweave.edge.devices.host import DeviceHost
+from edgeweave.edge.devices.host import DeviceHost, OnDevices
 from edgeweave.edge.devices.info import DeviceInfo
 from edgeweave.edge.devices.mapperapps import MapperApps
 from edgeweave.edge.devices.reporter import Reporter
@@ -50,16 +50,19 @@ async def serve_devices(
     store: EdgeStore,
     outbox: Outbox,
     changed: asyncio.Event,
+    changed_refs: set[ResourceRef],
     devices: Devices,
     *,
     on_bus: Callable[[str], None],
     on_mappers: Callable[[], None],
 ) -> None:
-    """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change."""
+    """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change, and
+    ``changed_refs`` holds which ones (the sync adds, the twin host takes them)."""
     while not await store.count("Device"):
         await changed.wait()
         changed.clear()
-    changed.set()  # the host reconciles what is held at once
+    changed.clear()  # the host starts with a full reconcile
+    changed_refs.clear()
     async with contextlib.AsyncExitStack() as stack:
         twins = await open_twin_store(data_dir / "twins.db")
         stack.push_async_callback(twins.aclose)
@@ -80,7 +83,7 @@ async def serve_devices(
         host = DeviceHost(
             node, store, twins, reporter, emit_event, max_payload_bytes=opts.max_payload_bytes
         )
-        host.changed = changed
+        host.changed, host.changed_refs = changed, changed_refs
         await host.load()
         if opts.start_mappers:
             host.on_devices = _mapper_updater(
@@ -98,9 +101,9 @@ async def serve_devices(
 
 def _mapper_updater(
     mappers: MapperApps, devices: Devices, on_mappers: Callable[[], None]
-) -> Callable[[Mapping[ResourceRef, DeviceInfo]], bool]:
-    def update(infos: Mapping[ResourceRef, DeviceInfo]) -> bool:
-        changed = mappers.update(infos)
+) -> OnDevices:
+    def update(infos: Mapping[ResourceRef, DeviceInfo], touched: set[str] | None) -> bool:
+        changed = mappers.update(infos, touched)
         if changed:
             devices.mapper_apps = mappers.apps()
             on_mappers()  # the runtime starts or stops mapper apps
