@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/edgeweave demo
 
 # every benchmark prints one JSON document; results/ keeps the latest of each (BENCHMARKS.md)
-BENCHES := api sync outbox agent_rss restart hub_density mesh
+BENCHES := api sync outbox agent_rss restart hub_density mesh twin pipelines
 
 bench: $(STAMP)
 	mkdir -p bench/results
