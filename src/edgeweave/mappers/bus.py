@@ -79,7 +79,7 @@ class BusPublisher:
             self.dropped += 1
             return False
         try:
-            await client.publish(topic, payload)
+            client.publish_nowait(topic, payload)  # QoS 0, in order, no loop round trip
         except BusError as e:  # the bus loop sees the broken connection and reconnects
             self.dropped += 1
             log.debug("dropped a message to %s: %s", topic, e)
