@@ -84,10 +84,15 @@ def _required(request: Request, name: str) -> str:
 def build_pfs_router(service: PipelineService) -> APIRouter:
     r = APIRouter(tags=["pipelines"])
 
-    @r.get(REPOS, summary="List repos")
+    @r.get(REPOS, summary="List repos (sizeBytes: of the master branch's head)")
     async def list_repos(request: Request) -> Response:
         require_admin(request)
-        items = [repo_json(i) for i in await service.repos.repo_infos()]
+        items = []
+        for info in await service.repos.repo_infos():
+            item = repo_json(info)
+            head = info.branches.get("master")
+            item["sizeBytes"] = (await service.repos.commit_stats(head))[1] if head else 0
+            items.append(item)
         return json_response({"kind": "RepoList", "items": items})
 
     @r.post(REPOS, summary="Create a repo: {name, description?}", status_code=201)

@@ -4,7 +4,7 @@
 - ``GET /api/v1/pps/jobs/{job}``: one job (an id or an unambiguous prefix);
 - ``GET /api/v1/pps/jobs/{job}/datums?limit=``: the datums that ran in it, then those skipped;
 - ``GET /api/v1/pps/jobs/{job}/logs?datum=``: the datums' logs as text (streamed);
-- ``GET /api/v1/pps/wait?pipeline=A&pipeline=B&namespace=&timeoutSeconds=``: answers
+- ``GET /api/v1/pps/wait?pipeline=A,B&namespace=&timeoutSeconds=``: answers
   ``{"settled": true}`` once the pipelines as stored now (all when none is named) and those
   upstream of them have processed every input commit, or ``{"settled": false}`` at the
   timeout (default 60 s, at most 3600).
@@ -84,7 +84,8 @@ def build_pps_router(service: PipelineService) -> APIRouter:
     @r.get("/api/v1/pps/wait", summary="Wait until pipelines have processed their inputs")
     async def wait(request: Request) -> Response:
         require_admin(request)
-        names = request.query_params.getlist("pipeline")
+        given = request.query_params.getlist("pipeline")
+        names = [n for value in given for n in value.split(",") if n]
         namespace = request.query_params.get("namespace") or "default"
         try:
             async with asyncio.timeout(_seconds(request)):
