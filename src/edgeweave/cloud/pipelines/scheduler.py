@@ -226,8 +226,13 @@ class Scheduler:
             job = await run_recorded(self._runner, self._store, doc, previous)
         info = await self._store.job(job.id)
         state.last_attempt = ({(r, b): c for r, b, c in info.inputs}, info.version)
-        summary = {"id": job.id, "state": job.state, "processed": job.processed,
-                   "skipped": job.skipped, "total": job.total}  # fmt: skip
+        summary = {
+            "id": job.id,
+            "state": job.state,
+            "processed": job.processed,
+            "skipped": job.skipped,
+            "total": job.total,
+        }
         if job.state == "success":
             state.previous = job
             self.commit_finished(state.name)  # downstream first, so waiters never see a gap

@@ -52,9 +52,15 @@ class CommitView:
 
 class PipelineService:
     def __init__(
-        self, repos: Repos, jobs: JobStore, scheduler: Scheduler, feed: StoreFeed, root: Path,
-        settings: PipelineSettings, store: Store,
-    ) -> None:  # fmt: skip
+        self,
+        repos: Repos,
+        jobs: JobStore,
+        scheduler: Scheduler,
+        feed: StoreFeed,
+        root: Path,
+        settings: PipelineSettings,
+        store: Store,
+    ) -> None:
         self.repos = repos
         self.jobs = jobs
         self.scheduler = scheduler
