@@ -74,7 +74,7 @@ class AsyncPipelineMethods(ClientCore):
             "PUT",
             request.path,
             params=request.params,
-            content=blocks,
+            content=blocks if isinstance(blocks, AsyncIterable) else _aiter(blocks),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         )
         with translated_errors(self.server, request):
@@ -154,3 +154,8 @@ class AsyncPipelineMethods(ClientCore):
         with translated_errors(self.server, request):
             answer = await self._http.send(http_request)
         return bool(self._decode_object(request, answer.status_code, answer.content)["settled"])
+
+
+async def _aiter(blocks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for block in blocks:
+        yield block
