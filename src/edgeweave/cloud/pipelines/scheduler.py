@@ -135,11 +135,6 @@ class Scheduler:
     def names(self) -> list[str]:
         return sorted(self._pipelines)
 
-    def readers_and_writer(self, repo: str) -> tuple[list[str], str | None]:
-        """Pipelines reading ``repo``, and the one writing it (None: users write it)."""
-        readers = sorted(n for n, s in self._pipelines.items() if repo in s.reads())
-        return readers, repo if repo in self._pipelines else None
-
     # ---- waiting ---------------------------------------------------------------------------
 
     async def wait_seen(self, name: str, generation: int) -> None:

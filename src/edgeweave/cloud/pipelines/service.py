@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from edgeweave.aio.tasks import open_supervisor
 from edgeweave.cloud.pipelines.scheduler import Scheduler
@@ -83,13 +84,18 @@ class PipelineService:
         raise NotFound(f"repo {name!r} does not exist; create it with `repo create {name}`")
 
     async def delete_repo(self, name: str) -> None:
-        """Delete a repo no pipeline reads or writes, and free its space."""
+        """Delete a repo no stored pipeline reads or writes, and free its space."""
         await self.repo(name)
-        readers, writer = self.scheduler.readers_and_writer(name)
-        if writer is not None or readers:
-            users = ", ".join(sorted({*readers, *([writer] if writer else [])}))
+        users = []
+        for obj in (await self._store.list(PIPELINE)).items:
+            spec_input = (obj.get("spec") or {}).get("input") or {}
+            pipeline = obj["metadata"]["name"]
+            if pipeline == name or name in _input_repos(spec_input):
+                users.append(pipeline)
+        if users:
             raise Conflict(
-                f"repo {name!r} is used by pipeline(s) {users}; delete the pipeline(s) first"
+                f"repo {name!r} is used by pipeline(s) {', '.join(sorted(users))}; "
+                "delete the pipeline(s) first"
             )
         await self.repos.delete_repo(name)
         await self.repos.gc()
@@ -237,6 +243,20 @@ class PipelineService:
                 info = await self.repos.inspect_commit(head)
                 if not info.finished:
                     await self.repos.delete_commit(head)
+
+
+def _input_repos(spec_input: Any) -> set[str]:
+    """The repos a stored pipeline's ``spec.input`` names (plain JSON, any shape)."""
+    if not isinstance(spec_input, dict):
+        return set()
+    found = set()
+    pfs = spec_input.get("pfs")
+    if isinstance(pfs, dict) and isinstance(pfs.get("repo"), str):
+        found.add(pfs["repo"])
+    for kind in ("cross", "union", "join", "group"):
+        for member in spec_input.get(kind) or []:
+            found |= _input_repos(member)
+    return found
 
 
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
