@@ -58,31 +58,34 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     wait.set_defaults(func=run_wait)
 
 
-def read_specs(path: str, ns: str) -> list[dict[str, Any]]:
-    """The Pipeline objects of a spec file, checked as the cloud will check them."""
+def read_specs(path: str) -> list[dict[str, Any]]:
+    """The Pipeline objects of a spec file, checked as the cloud will check them (before
+    anything is sent: a bad spec is reported with its ``file:line`` even without a cloud)."""
     from edgeweave.cli.manifests import read_text
     from edgeweave.pipelines.spec import parse_pipeline_specs
 
     text, source = read_text(path)
-    docs = parse_pipeline_specs(text, source, namespace=ns)
+    docs = parse_pipeline_specs(text, source)
     if not docs:
         raise UsageError(f"{source} holds no pipeline spec")
     return [d.pipeline.model_dump(mode="json", exclude_unset=True, by_alias=True) for d in docs]
 
 
 def run_create(args: argparse.Namespace) -> int:
+    objs = read_specs(args.file)
     with open_client(args) as client:
         ns = namespace(args, client)
-        for obj in read_specs(args.file, ns):
-            verb = put_pipeline(client, obj, ns, replace=args.replace)
+        for obj in objs:
+            obj["metadata"]["namespace"] = obj["metadata"].get("namespace") or ns
+            verb = put_pipeline(client, obj, replace=args.replace)
             print(f"pipeline/{obj['metadata']['name']} {verb}", flush=True)
     return 0
 
 
-def put_pipeline(client: Client, obj: dict[str, Any], ns: str, *, replace: bool) -> str:
+def put_pipeline(client: Client, obj: dict[str, Any], *, replace: bool) -> str:
     from edgeweave.errors import AlreadyExists, NotFound
 
-    name = obj["metadata"]["name"]
+    name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
     try:
         client.create(obj)
         return "created"
