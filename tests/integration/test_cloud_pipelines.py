@@ -247,3 +247,19 @@ def test_the_example_specs_parse() -> None:
     assert wordcount.pipeline.spec.input.repos() == ["docs", "code"]
     assert json.loads((root / "wordcount.json").read_text())["pipeline"]["name"] == "wordcount"
     assert totals.pipeline.spec.input.repos() == ["wordcount"]
+
+
+async def test_a_new_transform_reruns_every_datum_with_the_new_code(client: AsyncClient) -> None:
+    await client.create_repo("docs")
+    await put(client, "docs", "/a.txt", b"Alpha")
+    await put(client, "docs", "/b.txt", b"Beta")
+    await client.create(pipeline("upper", "docs", "/*", UPPER))
+    await settle(client, "upper")
+    stored = await client.get("pipelines", "upper", "default")
+    lower = ["sh", "-c", 'for f in "$PFS"/docs/*; do tr A-Z a-z < "$f" > "$PFS/out/${f##*/}"; done']
+    stored["spec"]["transform"]["cmd"] = lower
+    await client.update(stored)
+    await settle(client, "upper")
+    newest = (await client.list_jobs("upper"))[0]
+    assert (newest["datums"]["processed"], newest["datums"]["skipped"]) == (2, 0)
+    assert await get(client, "upper", "/b.txt") == b"beta"

@@ -92,7 +92,6 @@ class Scheduler:
         self._on_status = on_status
         self._pipelines: dict[str, _Pipeline] = {}
         self._changed = asyncio.Condition()
-        self.jobs_started = 0
 
     # ---- fed by the watcher and the file API ---------------------------------------------
 
@@ -107,12 +106,14 @@ class Scheduler:
             return
         if current is not None and current.generation == generation:
             return  # a status write (ours) or a label change: nothing to run
-        if current is not None and current.task is not None:
-            current.task.cancel()  # a new spec: a running job is of the old one
+        before = current.task if current is not None else None
+        if before is not None:
+            before.cancel()  # a new spec: a running job is of the old one
         state = _Pipeline(namespace, name, doc, generation, problem)
         self._pipelines[name] = state
         state.wake.set()
-        state.task = self._supervisor.start(self._loop(state), name=f"pipeline/{name}/{generation}")
+        loop = self._loop(state, before)
+        state.task = self._supervisor.start(loop, name=f"pipeline/{name}/{generation}")
         async with self._changed:
             self._changed.notify_all()
 
@@ -131,9 +132,6 @@ class Scheduler:
         for state in self._pipelines.values():
             if repo in state.reads():
                 state.wake.set()
-
-    def names(self) -> list[str]:
-        return sorted(self._pipelines)
 
     # ---- waiting ---------------------------------------------------------------------------
 
@@ -175,7 +173,9 @@ class Scheduler:
 
     # ---- the loops -------------------------------------------------------------------------
 
-    async def _loop(self, state: _Pipeline) -> None:
+    async def _loop(self, state: _Pipeline, before: asyncio.Task[object] | None) -> None:
+        if before is not None:  # the old spec's job deletes its output commit first
+            await asyncio.wait([before])
         while self._pipelines.get(state.name) is state:
             await state.wake.wait()
             state.active = True  # before the flag clears: a waiter never sees a gap
@@ -217,7 +217,6 @@ class Scheduler:
         previous = await self._still_there(state.previous)
         async with self._slots:
             await self._status(state, {"state": "running", "message": ""})
-            self.jobs_started += 1
             job = await run_recorded(self._runner, self._store, doc, previous)
         info = await self._store.job(job.id)
         state.last_attempt = ({(r, b): c for r, b, c in info.inputs}, info.version)
