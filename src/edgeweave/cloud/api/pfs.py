@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from edgeweave.cloud.api.bodies import json_response, read_json_object
+from edgeweave.cloud.api.bodies import int_param, json_response, read_json_object
 from edgeweave.cloud.api.guards import require_admin
 from edgeweave.cloud.pipelines import PipelineService
 from edgeweave.cloud.pipelines.service import CommitView
@@ -63,15 +63,6 @@ def commit_json(info: CommitInfo, view: CommitView | None = None) -> dict[str, A
 def file_json(info: FileInfo) -> dict[str, Any]:
     kind = "dir" if info.is_dir else "file"
     return {"path": info.path, "type": kind, "size": info.size, "digest": info.digest or None}
-
-
-def _limit(request: Request, default: int) -> int:
-    raw = request.query_params.get("limit")
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
-        raise BadRequest(f"limit must be an integer between 1 and {MAX_LIST}")
-    return int(raw)
 
 
 def _required(request: Request, name: str) -> str:
@@ -119,7 +110,9 @@ def build_pfs_router(service: PipelineService) -> APIRouter:
     async def list_commits(request: Request, repo: str) -> Response:
         require_admin(request)
         branch = request.query_params.get("branch") or None
-        commits = (await service.repos.list_commits(repo, branch))[: _limit(request, 100)]
+        commits = (await service.repos.list_commits(repo, branch))[
+            : int_param(request, "limit", 100, 1, MAX_LIST)
+        ]
         return json_response({"kind": "CommitList", "items": [commit_json(c) for c in commits]})
 
     @r.get(REPOS + "/{repo}/commits/{ref}", summary="A commit (by id, or a branch's head)")
@@ -150,7 +143,7 @@ def build_pfs_router(service: PipelineService) -> APIRouter:
         require_admin(request)
         info = await service.repos.resolve(repo, ref)
         found = await service.repos.list_files(info.id, request.query_params.get("path") or "/")
-        items = [file_json(f) for f in found[: _limit(request, MAX_LIST)]]
+        items = [file_json(f) for f in found[: int_param(request, "limit", MAX_LIST, 1, MAX_LIST)]]
         return json_response({"kind": "FileList", "commit": info.id, "items": items})
 
     @r.get(REPOS + "/{repo}/commits/{ref}/glob", summary="Files matching ?pattern=/*")
@@ -158,7 +151,7 @@ def build_pfs_router(service: PipelineService) -> APIRouter:
         require_admin(request)
         info = await service.repos.resolve(repo, ref)
         found = await service.repos.glob_files(info.id, _required(request, "pattern"))
-        items = [file_json(f) for f in found[: _limit(request, MAX_LIST)]]
+        items = [file_json(f) for f in found[: int_param(request, "limit", MAX_LIST, 1, MAX_LIST)]]
         return json_response({"kind": "FileList", "commit": info.id, "items": items})
 
     @r.get(REPOS + "/{repo}/commits/{ref}/lineage", summary="Where a file came from: ?path=")

@@ -20,7 +20,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from edgeweave.cloud.api.bodies import json_response
+from edgeweave.cloud.api.bodies import int_param, json_response
 from edgeweave.cloud.api.guards import require_admin
 from edgeweave.cloud.pipelines import PipelineService
 from edgeweave.errors import BadRequest
@@ -29,15 +29,6 @@ JOBS = "/api/v1/pps/jobs"
 MAX_LIMIT = 100_000
 DEFAULT_WAIT_S = 60.0
 MAX_WAIT_S = 3600.0
-
-
-def _int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"{name} must be an integer between 1 and {MAX_LIMIT}")
-    return int(raw)
 
 
 def _seconds(request: Request) -> float:
@@ -60,7 +51,9 @@ def build_pps_router(service: PipelineService) -> APIRouter:
     async def list_jobs(request: Request) -> Response:
         require_admin(request)
         pipeline = request.query_params.get("pipeline") or None
-        jobs = await service.jobs.list_jobs(pipeline, _int(request, "limit", 100))
+        jobs = await service.jobs.list_jobs(
+            pipeline, int_param(request, "limit", 100, 1, MAX_LIMIT)
+        )
         return json_response({"kind": "JobList", "items": [j.as_json() for j in jobs]})
 
     @r.get(JOBS + "/{job}", summary="A job (its id or an unambiguous prefix)")
@@ -71,7 +64,7 @@ def build_pps_router(service: PipelineService) -> APIRouter:
     @r.get(JOBS + "/{job}/datums", summary="The datums of a job: those that ran, then skipped")
     async def list_datums(request: Request, job: str) -> Response:
         require_admin(request)
-        info, datums = await service.datums(job, _int(request, "limit", 1000))
+        info, datums = await service.datums(job, int_param(request, "limit", 1000, 1, MAX_LIMIT))
         items = [d.as_json() for d in datums]
         return json_response({"kind": "DatumList", "job": info.id, "items": items})
 

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from edgeweave.aio.tasks import open_supervisor
 from edgeweave.cloud.pipelines.scheduler import Scheduler
@@ -32,6 +31,7 @@ from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
 from edgeweave.errors import Conflict, NotFound, PayloadTooLarge
+from edgeweave.models.pipelines import Input
 from edgeweave.pipelines.commits import CommitInfo, FileInfo, RepoInfo
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, LineageNode
 from edgeweave.pipelines.jobs import JobRunner
@@ -88,9 +88,12 @@ class PipelineService:
         await self.repo(name)
         users = []
         for obj in (await self._store.list(PIPELINE)).items:
-            spec_input = (obj.get("spec") or {}).get("input") or {}
             pipeline = obj["metadata"]["name"]
-            if pipeline == name or name in _input_repos(spec_input):
+            try:
+                reads = Input.model_validate(obj["spec"]["input"]).repos()
+            except (KeyError, ValueError):  # not a valid spec: it reads nothing
+                reads = []
+            if pipeline == name or name in reads:
                 users.append(pipeline)
         if users:
             raise Conflict(
@@ -243,20 +246,6 @@ class PipelineService:
                 info = await self.repos.inspect_commit(head)
                 if not info.finished:
                     await self.repos.delete_commit(head)
-
-
-def _input_repos(spec_input: Any) -> set[str]:
-    """The repos a stored pipeline's ``spec.input`` names (plain JSON, any shape)."""
-    if not isinstance(spec_input, dict):
-        return set()
-    found = set()
-    pfs = spec_input.get("pfs")
-    if isinstance(pfs, dict) and isinstance(pfs.get("repo"), str):
-        found.add(pfs["repo"])
-    for kind in ("cross", "union", "join", "group"):
-        for member in spec_input.get(kind) or []:
-            found |= _input_repos(member)
-    return found
 
 
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
