@@ -61,18 +61,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from edgeweave.cli import output as out
-    from edgeweave.cli.pfs import parse_ref
+    from edgeweave.cli.pfs import parse_ref, print_detail
 
     ref = parse_ref(args.commit)
     with open_client(args) as client:
         commit = client.inspect_commit(ref.repo, ref.ref)
-    if args.output == "json":
-        print(out.to_json(commit))
-    elif args.output == "yaml":
-        print(out.to_yaml(commit).rstrip("\n"))
-    else:
-        print(describe_commit(commit))
+    print_detail(commit, args.output, describe_commit)
     return 0
 
 

@@ -122,16 +122,11 @@ def describe_job(j: dict[str, Any]) -> str:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from edgeweave.cli import output as out
+    from edgeweave.cli.pfs import print_detail
 
     with open_client(args) as client:
         job = client.inspect_job(args.job)
-    if args.output == "json":
-        print(out.to_json(job))
-    elif args.output == "yaml":
-        print(out.to_yaml(job).rstrip("\n"))
-    else:
-        print(describe_job(job))
+    print_detail(job, args.output, describe_job)
     return 0
 
 

@@ -8,6 +8,7 @@ work plus the progress line (written to a stream it is given); no client here.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -117,3 +118,17 @@ class Progress:
         if self._enabled:
             self._stream.write("\r" + progress_text(self._done, self._total, self._label) + "\n")
             self._stream.flush()
+
+
+def print_detail(
+    value: dict[str, Any], output: str, describe: Callable[[dict[str, Any]], str] | None = None
+) -> None:
+    """One object as ``json``, ``yaml``, or ``text`` through ``describe``."""
+    from edgeweave.cli import output as out
+
+    if output == "json":
+        print(out.to_json(value))
+    elif output == "yaml" or describe is None:
+        print(out.to_yaml(value).rstrip("\n"))
+    else:
+        print(describe(value))

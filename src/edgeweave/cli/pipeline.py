@@ -168,11 +168,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from edgeweave.cli import output as out
+    from edgeweave.cli.pfs import print_detail
 
     with open_client(args) as client:
         obj = client.get("pipelines", args.name, namespace(args, client))
-    print(out.to_json(obj) if args.output == "json" else out.to_yaml(obj).rstrip("\n"))
+    print_detail(obj, args.output)
     return 0
 
 

@@ -75,11 +75,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from edgeweave.cli import output as out
+    from edgeweave.cli.pfs import print_detail
 
     with open_client(args) as client:
         repo = client.get_repo(args.name)
-    print(out.to_json(repo) if args.output == "json" else out.to_yaml(repo).rstrip("\n"))
+    print_detail(repo, args.output)
     return 0
 
 
