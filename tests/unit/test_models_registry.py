@@ -173,9 +173,12 @@ def test_pydantic_locations_become_dotted_paths_with_indexes() -> None:
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
+    """Manifests, and Pachyderm pipeline specs (JSON or YAML) as Pipeline objects."""
     if path.suffix == ".json":
-        return [pipeline_from_pachyderm(json.loads(path.read_text()))]
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        docs = [json.loads(path.read_text())]
+    else:
+        docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [pipeline_from_pachyderm(d) if "kind" not in d else d for d in docs]
 
 
 MANIFESTS = sorted(p for p in EXAMPLES.rglob("*.*") if p.suffix in (".yaml", ".yml", ".json"))

@@ -41,6 +41,12 @@ COMMAND_MODULES = (
     "edgeweave.cli.logs",
     "edgeweave.cli.mapper",
     "edgeweave.cli.twin",
+    "edgeweave.cli.repo",
+    "edgeweave.cli.file",
+    "edgeweave.cli.commit",
+    "edgeweave.cli.pipeline",
+    "edgeweave.cli.job",
+    "edgeweave.cli.lineage",
 )
 
 

@@ -47,6 +47,18 @@ def read_sources(sources: list[str], stdin: TextIO | None = None) -> list[Docume
     return docs
 
 
+def read_text(source: str, stdin: TextIO | None = None) -> tuple[str, str]:
+    """The text of one file (``-``: stdin) and the name to use for it in messages."""
+    if source == STDIN:
+        return _checked_size(
+            (stdin or sys.stdin).read(MAX_MANIFEST_BYTES + 1), "<stdin>"
+        ), "<stdin>"
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"{source}: no such file")
+    return read_file(path), source
+
+
 def expand_path(source: str) -> list[Path]:
     path = Path(source)
     if path.is_dir():

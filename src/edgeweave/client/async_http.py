@@ -14,8 +14,9 @@ from typing import Any
 
 from edgeweave.client import requests as rq
 from edgeweave.client._httpx import httpx
+from edgeweave.client.async_pipelines import AsyncPipelineMethods
 from edgeweave.client.config import ClientConfig
-from edgeweave.client.core import ClientCore, KindArg, check_event, list_items
+from edgeweave.client.core import KindArg, check_event, list_items
 from edgeweave.client.discovery import Discovery, KindRef
 from edgeweave.client.ndjson import EventDecoder
 from edgeweave.client.transport import (
@@ -27,7 +28,7 @@ from edgeweave.client.transport import (
 )
 
 
-class AsyncClient(ClientCore):
+class AsyncClient(AsyncPipelineMethods):
     def __init__(
         self,
         config: ClientConfig,

@@ -16,14 +16,15 @@ from typing import Any
 from edgeweave.client import requests as rq
 from edgeweave.client._httpx import httpx
 from edgeweave.client.config import ClientConfig, load_config
-from edgeweave.client.core import ClientCore, KindArg, check_event, list_items
+from edgeweave.client.core import KindArg, check_event, list_items
 from edgeweave.client.discovery import Discovery, KindRef
 from edgeweave.client.ndjson import EventDecoder
+from edgeweave.client.pipelines import PipelineMethods
 from edgeweave.client.transport import Settings, build, client_kwargs, translated_errors
 from edgeweave.client.transport import watch_timeout as _watch_timeout
 
 
-class Client(ClientCore):
+class Client(PipelineMethods):
     def __init__(
         self,
         config: ClientConfig,

@@ -142,3 +142,73 @@ def twin_history(
         params["limit"] = str(limit)
     path = DEVICES_PATH.format(namespace=namespace, name=name) + "/twinhistory"
     return Request("GET", path, params)
+
+
+# ---- pipelines: repos, commits, files (/api/v1/pfs) and jobs (/api/v1/pps) -------------------
+
+PFS_REPOS = "/api/v1/pfs/repos"
+PFS_FILES = "/api/v1/pfs/files"
+PPS_JOBS = "/api/v1/pps/jobs"
+
+
+def _q(value: str) -> str:
+    """A path segment: repo, branch and commit names are safe, but keep it exact."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def create_repo(name: str, description: str = "") -> Request:
+    return Request("POST", PFS_REPOS, body={"name": name, "description": description})
+
+
+def repo(name: str, method: str = "GET") -> Request:
+    return Request(method, f"{PFS_REPOS}/{_q(name)}")
+
+
+def list_commits(repo: str, branch: str | None = None, limit: int | None = None) -> Request:
+    params = {"branch": branch} if branch else {}
+    if limit is not None:
+        params["limit"] = str(limit)
+    return Request("GET", f"{PFS_REPOS}/{_q(repo)}/commits", params)
+
+
+def commit(repo: str, ref: str, suffix: str = "", params: dict[str, str] | None = None) -> Request:
+    """``GET .../commits/{ref}{suffix}``: the commit, or its files, glob, lineage."""
+    return Request("GET", f"{PFS_REPOS}/{_q(repo)}/commits/{_q(ref)}{suffix}", params or {})
+
+
+def start_commit(repo: str, branch: str, description: str = "") -> Request:
+    path = f"{PFS_REPOS}/{_q(repo)}/branches/{_q(branch)}/commits"
+    return Request("POST", path, body={"description": description})
+
+
+def finish_commit(repo: str, commit_id: str) -> Request:
+    return Request("POST", f"{PFS_REPOS}/{_q(repo)}/commits/{_q(commit_id)}/finish")
+
+
+def file(method: str, repo: str, ref: str, path: str, commit_id: str | None = None) -> Request:
+    """``PUT|GET|DELETE /api/v1/pfs/files/{repo}/{ref}?path=`` (``ref``: a branch to write)."""
+    params = {"path": path}
+    if commit_id:
+        params["commit"] = commit_id
+    return Request(method, f"{PFS_FILES}/{_q(repo)}/{_q(ref)}", params)
+
+
+def list_jobs(pipeline: str | None = None, limit: int | None = None) -> Request:
+    params = {"pipeline": pipeline} if pipeline else {}
+    if limit is not None:
+        params["limit"] = str(limit)
+    return Request("GET", PPS_JOBS, params)
+
+
+def job(job_id: str, suffix: str = "", params: dict[str, str] | None = None) -> Request:
+    """``GET /api/v1/pps/jobs/{job}{suffix}``: the job, its datums or its logs."""
+    return Request("GET", f"{PPS_JOBS}/{_q(job_id)}{suffix}", params or {})
+
+
+def wait_pipelines(names: list[str], namespace: str, timeout_s: float) -> Request:
+    params = {"namespace": namespace, "timeoutSeconds": f"{timeout_s:g}"}
+    if names:
+        params["pipeline"] = ",".join(names)
+    return Request("GET", "/api/v1/pps/wait", params)

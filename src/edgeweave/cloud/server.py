@@ -1,7 +1,8 @@
 """The cloud process's composition root: builds every component and serves the API.
 
-Order on start: data dir → CA and server certificate → admin token → store → API → listen →
-write ``DATA/admin.yaml`` (the client config, with the real port). Nothing else in the cloud
+Order on start: data dir → CA and server certificate → admin token → store → pipeline worker
+(``DATA/pipelines``) → API → listen → write ``DATA/admin.yaml`` (the client config, with the
+real port). Nothing else in the cloud
 package reads settings or opens sockets on its own; everything is passed in from here.
 """
 
@@ -40,6 +41,7 @@ from edgeweave.cloud.objects import (
     load_or_create_object_url_secret,
     sign_object_url,
 )
+from edgeweave.cloud.pipelines import PipelineService, open_pipelines
 from edgeweave.cloud.pki import CertificateAuthority
 from edgeweave.cloud.secrets import EncryptingStore, SecretCodec, load_or_create_secrets_key
 from edgeweave.cloud.store.base import CloudStore
@@ -179,6 +181,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         twin_history_points=settings.store.twin_history_points,
         twin_history_max_age_s=settings.store.twin_history_max_age_s,
     )
+    stack = contextlib.AsyncExitStack()
     try:
         store_kind = (
             "postgresql" if settings.store.url.startswith(("postgres", "postgresql")) else "sqlite"
@@ -195,6 +198,11 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             load_or_create_object_url_secret(data_dir),
         )
         api_store = EncryptingStore(store, codec)
+        pipelines: PipelineService | None = None
+        if settings.pipelines.enabled:
+            pipelines = await stack.enter_async_context(
+                open_pipelines(store, data_dir / "pipelines", settings.pipelines)
+            )
         app = create_app(
             ApiDeps(api_store, settings.api, __version__, store_kind),
             check,
@@ -203,6 +211,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             logs=partial(_open_app_log, hub_ref),
             events=EventsDeps(store),
             twins=TwinDeps(api_store, store),
+            pipelines=pipelines,
         )
         config = uvicorn.Config(
             app,
@@ -237,6 +246,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             await serve_task
     finally:
         sock.close()
+        await stack.aclose()  # the pipeline worker: running jobs end as killed
         await store.aclose()
 
 

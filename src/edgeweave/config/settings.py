@@ -27,6 +27,7 @@ __all__ = [
     "ApiSettings",
     "CloudSettings",
     "ObjectSettings",
+    "PipelineSettings",
     "ServerSettings",
     "StoreSettings",
     "describe_defaults",
@@ -83,6 +84,18 @@ class ObjectSettings(_Section):
     )
 
 
+class PipelineSettings(_Section):
+    """The cloud's pipeline worker: repos and jobs under DATA/pipelines (docs/pipelines.md)."""
+
+    enabled: bool = Field(True, description="run cloud-placed pipelines in this process")
+    max_running_jobs: int = Field(
+        2, ge=1, description="jobs at once; each runs parallelism_spec datums at a time"
+    )
+    max_file_bytes: int = Field(
+        1 << 30, ge=1, description="largest file one PUT /api/v1/pfs/files request stores"
+    )
+
+
 class HubSettings(_Section):
     """The edge hub: the WebSocket endpoint agents dial (port in ``server.hub_port``)."""
 
@@ -132,6 +145,7 @@ class CloudSettings(_Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     objects: ObjectSettings = Field(default_factory=ObjectSettings)
     hub: HubSettings = Field(default_factory=HubSettings)
+    pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
     write_user_config: bool = Field(
         True, description="write ~/.config/edgeweave/config.yaml when it does not exist"
     )

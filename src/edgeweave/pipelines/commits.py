@@ -44,6 +44,14 @@ class CommitInfo:
 
 
 @dataclass(frozen=True)
+class RepoInfo:
+    name: str
+    description: str
+    created_at: float
+    branches: dict[str, str | None]  # branch → head commit (open or finished)
+
+
+@dataclass(frozen=True)
 class FileInfo:
     path: str
     digest: str  # sha256 of the content ("" for a directory)

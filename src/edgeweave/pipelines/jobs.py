@@ -20,8 +20,10 @@
 The history a job returns records, per datum, its hash, state and output paths: which datum
 (and so which input files) wrote each output file — the file-level lineage.
 
-Not built yet: cron inputs, triggering (a host decides when to call ``run_job``), batched
-datums, persistence of job results (they live in memory, with their caller).
+A :class:`JobObserver` hears of the job once it is planned (its output commit open) and of
+every datum as it ends, so a host can persist and show progress (``jobstore.JobRecorder``).
+
+Not built yet: cron inputs, batched datums. A host decides when to call ``run_job``.
 This module must not know where it runs (cloud or edge) or talk to the network.
 """
 
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from edgeweave.errors import NotFound, PipelineError
 from edgeweave.pipelines.datums import (
@@ -62,6 +65,10 @@ class DatumSummary:
     duration_s: float
     error: str = ""
     log_path: str = ""  # the code's stdout/stderr and the runner's notes (kept after the job)
+    started_at: float = 0.0  # Unix seconds
+    bytes_in: int = 0  # of the datum's input files
+    bytes_out: int = 0  # of what it wrote to /pfs/out
+    log_tail: str = ""  # the end of the log (see runner.LOG_TAIL_BYTES)
 
 
 @dataclass
@@ -76,13 +83,27 @@ class JobResult:
     skipped: int = 0
     failed: int = 0
     recovered: int = 0
+    total: int = 0  # datums of the job: those it runs and those it skips
     incremental: bool = False
     error: str = ""
     datums: list[DatumSummary] = field(default_factory=list)
+    version: str = ""  # the pipeline version it ran
+    input_commits: dict[str, str] = field(default_factory=dict)  # input name → commit read
+    started_at: float = 0.0  # Unix seconds
+    finished_at: float = 0.0
 
-    @property
-    def total(self) -> int:
-        return self.processed + self.skipped
+
+class JobObserver(Protocol):
+    """What a host hears while a job runs (both may be called before the job ends)."""
+
+    async def job_planned(self, job: JobResult) -> None:
+        """The plan is made and the output commit opened: ``total``, ``skipped``,
+        ``inputs`` and ``output_commit`` are set."""
+        ...
+
+    async def datum_finished(self, job: JobResult, datum: DatumSummary) -> None:
+        """A datum ended (``datum`` is also appended to ``job.datums``)."""
+        ...
 
 
 class JobRunner:
@@ -90,23 +111,34 @@ class JobRunner:
         self._repos = repos
         self._runner = runner
 
-    async def run_job(self, doc: PipelineDoc, previous: JobResult | None = None) -> JobResult:
+    async def run_job(
+        self,
+        doc: PipelineDoc,
+        previous: JobResult | None = None,
+        *,
+        observer: JobObserver | None = None,
+    ) -> JobResult:
         spec = doc.pipeline.spec
         version = doc.version
         settings = run_settings(spec)
+        started_at = time.time()
         inputs, trees = await self._read_inputs(doc)
         plan = await self._plan(doc, trees, inputs, previous, settings)
         job = JobResult(uuid.uuid4().hex, doc.name, "success", inputs, DatumHistory(version))
-        job.incremental, job.skipped = plan.incremental, plan.skipped
+        job.incremental, job.skipped, job.total = plan.incremental, plan.skipped, plan.total
+        job.version, job.started_at = version, started_at
+        job.input_commits = _input_commits(doc, inputs)
         base = previous.history.copy(version) if previous is not None else DatumHistory(version)
         out = await self._open_output(doc, inputs, version)
         job.output_commit = out
         history = base
         try:
+            if observer is not None:
+                await observer.job_planned(job)
             await self._drop_stale_outputs(out, history, plan)
-            ctx = DatumContext(job.id, out, _input_commits(doc, inputs))
+            ctx = DatumContext(job.id, out, job.input_commits)
             async with asyncio.timeout(settings.job_timeout_s):
-                await self._run_datums(plan.run, doc, settings, ctx, history, job)
+                await self._run_datums(plan.run, doc, settings, ctx, history, job, observer)
         except PipelineError as e:
             job.error = e.message
         except TimeoutError:
@@ -117,6 +149,7 @@ class JobRunner:
             raise
         finally:
             await self._runner.cleanup_job(job.id)
+            job.finished_at = time.time()
         if job.failed or job.error:
             await self._repos.delete_commit(out)
             job.state, job.output_commit = "failure", None
@@ -217,6 +250,7 @@ class JobRunner:
         ctx: DatumContext,
         history: DatumHistory,
         job: JobResult,
+        observer: JobObserver | None,
     ) -> None:
         slots = asyncio.Semaphore(settings.parallelism)
         record_lock = asyncio.Lock()
@@ -224,10 +258,15 @@ class JobRunner:
 
         async def one(datum: Datum) -> None:
             async with slots:
+                started_at = time.time()
                 result = await self._runner.run(datum, transform, settings, ctx)
             try:
                 async with record_lock:
+                    summary = _summary(datum, result, started_at)
+                    job.datums.append(summary)
                     await self._record(datum, result, ctx.output_commit_id, history, job)
+                    if observer is not None:
+                        await observer.datum_finished(job, summary)
             finally:
                 await self._runner.cleanup(result)
 
@@ -241,17 +280,6 @@ class JobRunner:
     async def _record(
         self, datum: Datum, result: DatumResult, out: str, history: DatumHistory, job: JobResult
     ) -> None:
-        job.datums.append(
-            DatumSummary(
-                id=datum.id,
-                name=datum.describe(),
-                state=result.state,
-                attempts=result.attempts,
-                duration_s=result.duration_s,
-                error=result.error,
-                log_path=str(result.log_path),
-            )
-        )
         if result.state == DatumState.FAILED:
             job.failed += 1
         elif result.state == DatumState.RECOVERED:
@@ -282,6 +310,22 @@ class JobRunner:
         for o in outputs:
             if o.size > SMALL_OUTPUT_BYTES:
                 await self._repos.put_file_from(out, o.path, o.local)
+
+
+def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSummary:
+    return DatumSummary(
+        id=datum.id,
+        name=datum.describe(),
+        state=result.state,
+        attempts=result.attempts,
+        duration_s=result.duration_s,
+        error=result.error,
+        log_path=str(result.log_path),
+        started_at=started_at,
+        bytes_in=sum(size for _, _, _, size in datum.files()),
+        bytes_out=sum(o.size for o in result.outputs),
+        log_tail=result.log_tail,
+    )
 
 
 def _input_commits(doc: PipelineDoc, inputs: dict[TreeKey, str]) -> dict[str, str]:

@@ -47,6 +47,7 @@ from edgeweave.pipelines.commits import (
     FileInfo,
     GCReport,
     Origin,
+    RepoInfo,
     check_commit_id,
 )
 from edgeweave.pipelines.glob import Glob
@@ -129,6 +130,14 @@ class Repos:
     async def list_repos(self) -> list[str]:
         return [name for name, _, _ in await self._db.list_repos()]
 
+    async def repo_infos(self) -> list[RepoInfo]:
+        """Every repo with its description, creation time and branch heads."""
+        out = []
+        for name, description, created_at in await self._db.list_repos():
+            branches = dict(await self._db.branches(name))
+            out.append(RepoInfo(name, description, created_at, branches))
+        return out
+
     async def delete_repo(self, name: str) -> None:
         """Forget a repo and its commits; run :meth:`gc` to free the space."""
         await self._db.delete_repo(name)
@@ -178,6 +187,10 @@ class Repos:
         if info.repo != repo:
             raise NotFound(f"commit {ref} belongs to repo {info.repo!r}, not {repo!r}")
         return info
+
+    async def commit_stats(self, commit_id: str) -> tuple[int, int]:
+        """``(files, bytes)`` in a commit."""
+        return await self._db.commit_stats(check_commit_id(commit_id))
 
     async def list_commits(self, repo: str, branch: str | None = None) -> list[CommitInfo]:
         """Newest first."""
@@ -264,6 +277,18 @@ class Repos:
         """A file's content in memory (for large files prefer :meth:`write_file`)."""
         _, _, chunks = await self._db.file_object(check_commit_id(commit_id), normalize_path(path))
         return b"".join([await self._chunk(d) for d in chunks])
+
+    async def file_info(self, commit_id: str, path: str) -> FileInfo:
+        """A file's digest and size (NotFound when the commit has no such file)."""
+        path = normalize_path(path)
+        digest, size, _ = await self._db.file_object(check_commit_id(commit_id), path)
+        return FileInfo(path, digest, size)
+
+    async def iter_file(self, commit_id: str, path: str) -> AsyncIterator[bytes]:
+        """A file's content chunk by chunk (each at most the chunk maximum)."""
+        _, _, chunks = await self._db.file_object(check_commit_id(commit_id), normalize_path(path))
+        for digest in chunks:
+            yield await self._chunk(digest)
 
     async def read_object(self, digest: str) -> bytes:
         """The content whose sha256 is ``digest`` (as a tree lists it)."""

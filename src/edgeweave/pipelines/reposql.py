@@ -203,3 +203,16 @@ def open_tree(db: Connection, seq: int) -> FileTree:
         else:
             entries[str(p)] = (str(o), int(s))
     return FileTree.from_entries((p, o, s) for p, (o, s) in entries.items())
+
+
+def commit_stats(db: Connection, commit_id: str) -> tuple[int, int]:
+    """``(files, bytes)`` of a commit's tree (an open commit: of its finished parent's tree
+    overlaid with its changes)."""
+    seq, info = commit_by_id(db, commit_id)
+    if info.finished:
+        row = db.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE commit_seq = ?", (seq,)
+        ).fetchone()
+        return int(row[0]), int(row[1])
+    tree = open_tree(db, seq)
+    return len(tree), tree.total_size()

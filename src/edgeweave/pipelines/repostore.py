@@ -41,6 +41,7 @@ from edgeweave.pipelines.reposql import (
     collect_garbage,
     commit_by_id,
     commit_info,
+    commit_stats,
     lookup,
     open_tree,
     parent_seq,
@@ -206,6 +207,9 @@ class RepoDB:
 
     async def commit(self, commit_id: str) -> CommitInfo:
         return await self._sql.run(lambda: commit_by_id(self._sql.connection, commit_id)[1])
+
+    async def commit_stats(self, commit_id: str) -> tuple[int, int]:
+        return await self._sql.run(lambda: commit_stats(self._sql.connection, commit_id))
 
     async def head(self, repo: str, branch: str, *, finished: bool) -> CommitInfo | None:
         """The branch head, or with ``finished`` its latest finished commit (None: none)."""

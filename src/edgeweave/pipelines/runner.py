@@ -54,6 +54,7 @@ from edgeweave.pipelines.spec import RunSettings
 BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 _PFS_RE = re.compile(r"""(^|[\s=:"'(])/pfs(?=/|$|[\s"')])""")
 KILL_GRACE_S = 2.0
+LOG_TAIL_BYTES = 2048  # of a datum's log, kept with its record after the work dir is gone
 
 
 class Materializer(Protocol):
@@ -86,6 +87,7 @@ class DatumResult:
     outputs: list[OutputFile] = field(default_factory=list)
     error: str = ""
     duration_s: float = 0.0
+    log_tail: str = ""  # the last LOG_TAIL_BYTES of the log, whole lines
 
 
 class DatumRunner:
@@ -149,6 +151,7 @@ class DatumRunner:
                     if recovered:
                         result.state = DatumState.RECOVERED
         result.duration_s = time.monotonic() - started
+        result.log_tail = await asyncio.to_thread(_tail, result.log_path)
         return result
 
     async def cleanup(self, result: DatumResult) -> None:
@@ -264,6 +267,20 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
 def _note(log: BinaryIO, message: str) -> None:
     log.write(f"[edgeweave] {message}\n".encode())
     log.flush()
+
+
+def _tail(path: Path) -> str:
+    """The last :data:`LOG_TAIL_BYTES` of a log, starting at a line."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return ""
+    if size > LOG_TAIL_BYTES:
+        data = data.partition(b"\n")[2]
+    return data.decode("utf-8", "replace")
 
 
 def _fresh_dir(path: Path) -> None:

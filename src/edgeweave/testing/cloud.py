@@ -10,8 +10,15 @@ from pathlib import Path
 
 import httpx
 
+from edgeweave.client.async_http import AsyncClient
 from edgeweave.cloud.server import RunningCloud, open_cloud
-from edgeweave.config.settings import ApiSettings, CloudSettings, ServerSettings, StoreSettings
+from edgeweave.config.settings import (
+    ApiSettings,
+    CloudSettings,
+    PipelineSettings,
+    ServerSettings,
+    StoreSettings,
+)
 
 
 @dataclass
@@ -29,6 +36,12 @@ class TestCloud:
     def token(self) -> str:
         return self.running.endpoint.token
 
+    def client(self) -> AsyncClient:
+        """An :class:`~edgeweave.client.async_http.AsyncClient` of this cloud (close it)."""
+        from edgeweave.client.config import load_config
+
+        return AsyncClient(load_config(str(self.admin_config), {}))
+
     @property
     def admin_config(self) -> Path:
         return self.running.endpoint.admin_config
@@ -44,12 +57,14 @@ async def open_test_cloud(
     store_url: str = "",
     api: ApiSettings | None = None,
     tls: bool = True,
+    pipelines: PipelineSettings | None = None,
 ) -> AsyncIterator[TestCloud]:
     settings = CloudSettings(
         data_dir=data_dir,
         server=ServerSettings(host="127.0.0.1", port=0, hub_port=0, tls=tls),
         store=StoreSettings(url=store_url),
         api=api or ApiSettings(),
+        pipelines=pipelines or PipelineSettings(),
         write_user_config=False,
     )
     async with open_cloud(settings) as running:

@@ -18,9 +18,12 @@ from edgeweave.cloud.api.guards import BearerAuth, BodyLimit, TokenCheck
 from edgeweave.cloud.api.join import JoinDeps, build_join_router
 from edgeweave.cloud.api.logs import LogSource, build_logs_router
 from edgeweave.cloud.api.objects import ObjectDeps, build_objects_router
+from edgeweave.cloud.api.pfs import FILES_PREFIX, build_pfs_router
+from edgeweave.cloud.api.pps import build_pps_router
 from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
 from edgeweave.cloud.api.twins import TwinDeps, build_twins_router
+from edgeweave.cloud.pipelines import PipelineService
 from edgeweave.errors import EdgeweaveError
 from edgeweave.models import registry
 
@@ -55,6 +58,7 @@ def create_app(
     logs: LogSource | None = None,
     events: EventsDeps | None = None,
     twins: TwinDeps | None = None,
+    pipelines: PipelineService | None = None,
 ) -> ASGIApp:
     api = FastAPI(
         title="edgeweave",
@@ -119,4 +123,8 @@ def create_app(
     if objects is not None:
         api.include_router(build_objects_router(objects))
         overrides["/api/v1/objects/"] = objects.store.max_bytes
+    if pipelines is not None:
+        api.include_router(build_pfs_router(pipelines))
+        api.include_router(build_pps_router(pipelines))
+        overrides[FILES_PREFIX] = pipelines.settings.max_file_bytes
     return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes, overrides)

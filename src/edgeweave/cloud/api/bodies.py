@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, overload
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,3 +30,22 @@ def json_response(value: Any, status_code: int = 200) -> Response:
         status_code=status_code,
         media_type="application/json",
     )
+
+
+@overload
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int: ...
+@overload
+def int_param(request: Request, name: str, default: None, low: int, high: int) -> int | None: ...
+def int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    """The integer query parameter ``name`` (``default`` when absent), BadRequest unless it
+    lies in ``[low, high]``."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}") from e
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value

@@ -23,7 +23,9 @@ from edgeweave.models import registry
 from edgeweave.models.devices import validate_device_against_model
 from edgeweave.models.kinds import KindInfo
 from edgeweave.models.patch import merge_patch
+from edgeweave.models.pipelines import Input
 from edgeweave.models.selectors import LabelSelector
+from edgeweave.pipelines.spec import check_input
 
 PATCH_RETRIES = 8
 _BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -122,6 +124,8 @@ class ResourceHandlers:
         obj = registry.validate(body, default_namespace=namespace or "default")
         if info.kind == "Device":
             await self._check_device_model(obj)
+        if info.kind == "Pipeline":
+            _check_pipeline_input(obj)
         return obj
 
     async def _check_device_model(self, device: JSONObject) -> None:
@@ -252,6 +256,14 @@ class ResourceHandlers:
             t.info.kind, t.store_namespace, t.object_name, resource_version=rv
         )
         return json_response(deleted)
+
+
+def _check_pipeline_input(obj: JSONObject) -> None:
+    """What the model cannot check alone: globs compile, join_on/group_by read groups."""
+    try:
+        check_input(Input.model_validate(obj["spec"]["input"]))
+    except InvalidObject as e:
+        raise InvalidObject(e.message, field=f"spec.{e.field}" if e.field else "") from None
 
 
 def _parse_float(value: str | None, default: float) -> float:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from edgeweave.cloud.api.bodies import json_response, read_json_object
+from edgeweave.cloud.api.bodies import int_param, json_response, read_json_object
 from edgeweave.cloud.api.guards import require_admin
 from edgeweave.cloud.store.base import JSONObject, Store
 from edgeweave.cloud.twins import (
@@ -100,19 +100,6 @@ def _expected_rv(body: dict[str, Any]) -> str | None:
     return str(rv)
 
 
-def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}") from e
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
-    return value
-
-
 class TwinHandlers:
     def __init__(self, deps: TwinDeps) -> None:
         self.store = deps.store
@@ -164,9 +151,8 @@ class TwinHandlers:
         prop = request.query_params.get("property") or None
         if prop is not None and _PROPERTY_RE.fullmatch(prop) is None:
             raise BadRequest(f"property {prop[:40]!r} is not a property name")
-        since = _int_param(request, "since", None, 0, 2**63 - 1)
-        limit = _int_param(request, "limit", 1000, 1, MAX_HISTORY_LIMIT)
-        assert limit is not None
+        since = int_param(request, "since", None, 0, 2**63 - 1)
+        limit = int_param(request, "limit", 1000, 1, MAX_HISTORY_LIMIT)
         await self.store.get(DEVICE, namespace, name)  # 404 for an unknown device
         items = await self.history.list_twin_history(
             namespace, name, prop, since_ms=since, limit=limit

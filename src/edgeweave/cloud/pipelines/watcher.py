@@ -1,0 +1,162 @@
+"""Feeds the scheduler from the state store: ``Pipeline`` objects, ``Repo`` objects, status.
+
+Per kind, one list and then one watch from the version read before listing (like the hub's
+dispatcher); a compacted history (``Gone``) relists and removes what disappeared meanwhile.
+
+- A Pipeline is parsed with the engine's checks (globs compile, ``join_on``/``group_by`` read
+  existing capture groups) and handed to :meth:`Scheduler.upsert`; a deleted one to
+  :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
+- A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
+  exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
+  located on a node are left to edge placement, which is not built yet.
+- :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
+  when someone else wrote in between.
+
+Must not run jobs or read repo contents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from edgeweave.cloud.pipelines.scheduler import Scheduler, Status
+from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
+from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
+from edgeweave.models.pipelines import Pipeline
+from edgeweave.pipelines.repo import Repos
+from edgeweave.pipelines.spec import PipelineDoc, check_input
+
+log = logging.getLogger(__name__)
+
+PIPELINE, REPO = "Pipeline", "Repo"
+LIST_PAGE = 500
+RETRY_DELAY_S = 1.0
+CAS_ATTEMPTS = 8
+
+Handler = Callable[[str, JSONObject], Awaitable[None]]  # (event type, object)
+
+
+def _meta(obj: JSONObject) -> tuple[str, str, int]:
+    meta = obj.get("metadata") or {}
+    return (
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+        int(meta.get("generation") or 0),
+    )
+
+
+def pipeline_doc(obj: JSONObject) -> PipelineDoc:
+    """A stored Pipeline as the engine reads it; InvalidObject naming the field."""
+    namespace, name, _ = _meta(obj)
+    pipeline = Pipeline.model_validate(obj)
+    check_input(pipeline.spec.input)
+    return PipelineDoc(pipeline, f"Pipeline {namespace}/{name}")
+
+
+class StoreFeed:
+    def __init__(self, store: Store, scheduler: Scheduler, repos: Repos) -> None:
+        self._store = store
+        self._scheduler = scheduler
+        self._repos = repos
+        self.ready = asyncio.Event()  # set once both kinds were listed
+
+    async def run(self) -> None:
+        """Follow both kinds until cancelled."""
+        listed = [asyncio.Event(), asyncio.Event()]
+
+        async def ready_when_listed() -> None:
+            for event in listed:
+                await event.wait()
+            self.ready.set()
+
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._follow(PIPELINE, self._on_pipeline, listed[0]), name="pp")
+            tasks.create_task(self._follow(REPO, self._on_repo, listed[1]), name="repos")
+            tasks.create_task(ready_when_listed(), name="ready")
+
+    async def _follow(self, kind: str, handle: Handler, listed: asyncio.Event) -> None:
+        known: set[tuple[str, str]] = set()
+        while True:
+            try:
+                since = await self._store.current_resource_version()
+                seen = await self._list(kind, handle)
+                for namespace, name in known - seen:
+                    await handle("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+                known = seen
+                listed.set()
+                async with self._store.open_watch(since, WatchFilter(kind=kind)) as watch:
+                    async for event in watch:
+                        namespace, name, _ = _meta(event.object)
+                        if event.type == "DELETED":
+                            known.discard((namespace, name))
+                        else:
+                            known.add((namespace, name))
+                        await handle(event.type, event.object)
+                return  # the store closed the watch: it is shutting down
+            except Gone:
+                log.warning("pipeline worker: the %s watch fell behind; relisting", kind)
+            except StoreError as e:
+                log.warning("pipeline worker: %s watch failed (%s); retrying", kind, e)
+                await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _list(self, kind: str, handle: Handler) -> set[tuple[str, str]]:
+        seen: set[tuple[str, str]] = set()
+        token: str | None = None
+        while True:
+            page = await self._store.list(kind, limit=LIST_PAGE, continue_token=token)
+            for obj in page.items:
+                namespace, name, _ = _meta(obj)
+                seen.add((namespace, name))
+                await handle("ADDED", obj)
+            token = page.continue_token
+            if not token:
+                return seen
+
+    async def _on_pipeline(self, event_type: str, obj: JSONObject) -> None:
+        namespace, name, generation = _meta(obj)
+        if event_type == "DELETED":
+            await self._scheduler.remove(namespace, name)
+            return
+        try:
+            doc: PipelineDoc | None = pipeline_doc(obj)
+            problem = ""
+        except EdgeweaveError as e:
+            doc, problem = None, e.message
+        except ValueError as e:  # pydantic's ValidationError: the API let a bad spec in
+            doc, problem = None, str(e)
+        await self._scheduler.upsert(namespace, name, doc, generation, problem)
+
+    async def _on_repo(self, event_type: str, obj: JSONObject) -> None:
+        if event_type == "DELETED":
+            return
+        _, name, _ = _meta(obj)
+        spec: dict[str, Any] = obj.get("spec") or {}
+        if spec.get("location") not in (None, "cloud"):
+            return  # a repo on a node: edge placement is not built yet
+        try:
+            await self._repos.create_repo(name, str(spec.get("description") or ""))
+        except AlreadyExists:
+            return
+        except EdgeweaveError as e:
+            log.warning("pipeline worker: cannot create repo %s: %s", name, e.message)
+
+
+async def write_status(store: Store, namespace: str, name: str, status: Status) -> None:
+    """A Pipeline's ``status``, compare-and-set, retried when someone wrote in between."""
+    for _ in range(CAS_ATTEMPTS):
+        try:
+            current = await store.get(PIPELINE, namespace, name)
+        except NotFound:
+            return  # deleted meanwhile
+        if current.get("status") == status:
+            return
+        current["status"] = status
+        try:
+            await store.update(current)
+            return
+        except Conflict:
+            continue
+    log.warning("pipeline %s/%s: status kept changing; not written", namespace, name)
