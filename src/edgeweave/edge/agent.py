@@ -21,7 +21,7 @@ from typing import Any
 
 from edgeweave.config.edge import EdgeSettings
 from edgeweave.edge import cloudapi
-from edgeweave.edge.devices.mapperapps import SYSTEM_NAMESPACE
+from edgeweave.edge.devices import SYSTEM_NAMESPACE
 from edgeweave.edge.identity import NodeIdentity, load_identity
 from edgeweave.edge.link import LinkSession, LinkState, new_boot_id, run_link
 from edgeweave.edge.localstatus import StatusFile
@@ -234,7 +234,11 @@ async def _start(
 
 
 async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
-    """The device side; its module (the twin engine, MQTT) loads only once it is needed."""
+    """The device side; its modules (the twin engine, MQTT) load only once the node holds a
+    Device, so a node without devices stays lean."""
+    while not await agent.store.count("Device"):
+        await sync.devices_changed.wait()
+        sync.devices_changed.clear()
     from edgeweave.edge.devices.service import Devices, serve_devices
 
     agent.devices = devices = Devices()

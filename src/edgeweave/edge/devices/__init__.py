@@ -5,3 +5,6 @@
 :mod:`edgeweave.twin`; :mod:`.reporter` sends reported values to the cloud through the outbox;
 :mod:`.mapperapps` starts the mappers the node's devices need.
 """
+
+SYSTEM_NAMESPACE = "edgeweave-system"
+"""Where the agent's own apps (the mappers) run: their status stays on the node."""

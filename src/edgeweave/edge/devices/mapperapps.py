@@ -23,13 +23,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from edgeweave.edge.devices import SYSTEM_NAMESPACE
 from edgeweave.edge.devices.info import DeviceInfo
 from edgeweave.protocol.refs import ResourceRef
 from edgeweave.transport.certs import write_file_atomic
 
 log = logging.getLogger(__name__)
 
-SYSTEM_NAMESPACE: Final = "edgeweave-system"
 BUILT_IN: Final = frozenset({"modbus", "virtual"})
 
 

@@ -58,7 +58,7 @@ async def serve_devices(
 ) -> None:
     """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change, and
     ``changed_refs`` holds which ones (the sync adds, the twin host takes them)."""
-    while not await store.count("Device"):
+    while not await store.count("Device"):  # the agent waits too, before importing this
         await changed.wait()
         changed.clear()
     changed.clear()  # the host starts with a full reconcile
