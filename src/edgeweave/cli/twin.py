@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeweave.cli.context import UsageError, add_global_options, namespace, open_client
@@ -60,9 +61,13 @@ def add_set_parser(
     p.add_argument(
         "assignments", nargs="+", metavar="PROP=VALUE", help="new desired values; PROP= clears"
     )
-    from edgeweave.cli.twinlocal import add_local_options
-
-    add_local_options(p)
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="set it on this node through the agent's bus (works with the cloud away)",
+    )
+    p.add_argument("--data", type=Path, default=None, help="the agent's data dir (with --local)")
+    p.add_argument("--mqtt", default=None, metavar="URL", help="the agent's bus (with --local)")
     p.set_defaults(func=run_set)
     return p
 

@@ -14,7 +14,6 @@ import asyncio
 import json
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 from edgeweave.cli.context import UsageError
@@ -68,13 +67,3 @@ def set_locally(args: argparse.Namespace, ns: str, values: dict[str, str | None]
     for key, value in clean.items():
         print(f"{args.device}: {key} desired = {value} (set on this node)")
     return 0
-
-
-def add_local_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--local",
-        action="store_true",
-        help="set it on this node through the agent's bus (works with the cloud away)",
-    )
-    p.add_argument("--data", type=Path, default=None, help="the agent's data dir (with --local)")
-    p.add_argument("--mqtt", default=None, metavar="URL", help="the agent's bus (with --local)")
