@@ -26,7 +26,6 @@ from functools import partial
 from pathlib import Path
 
 from edgeweave.aio.tasks import open_supervisor
-from edgeweave.cloud.pipelines.scheduler import Scheduler
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
@@ -39,8 +38,15 @@ from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.lineage import trace_lineage
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
+from edgeweave.pipelines.scheduler import Scheduler, is_cloud_placed
+from edgeweave.pipelines.spec import PipelineDoc
 
 LOG_READ_BYTES = 64 * 1024
+ON_EDGE = "placed on edge nodes: each runs its jobs there (`job list` shows them with their node)"
+
+
+def _elsewhere(doc: PipelineDoc) -> str:
+    return "" if is_cloud_placed(doc) else ON_EDGE
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,7 @@ async def open_pipelines(
                     supervisor,
                     max_running_jobs=settings.max_running_jobs,
                     on_status=partial(write_status, store),
+                    elsewhere=_elsewhere,
                 )
                 feed = StoreFeed(store, scheduler, repos)
                 service = PipelineService(repos, jobs, scheduler, feed, root, settings, store)

@@ -22,11 +22,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edgeweave.cloud.pipelines.scheduler import Scheduler, Status
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
 from edgeweave.models.pipelines import Pipeline
 from edgeweave.pipelines.repo import Repos
+from edgeweave.pipelines.scheduler import Scheduler, Status
 from edgeweave.pipelines.spec import PipelineDoc, check_input
 
 log = logging.getLogger(__name__)
