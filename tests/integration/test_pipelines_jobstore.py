@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edgeweave.pipelines.jobreport import decode_job_report, encode_job_report
 from edgeweave.pipelines.jobs import JobRunner
 from edgeweave.pipelines.jobstore import JobStore, run_recorded
 from edgeweave.pipelines.lineage import trace_lineage
@@ -175,3 +176,36 @@ async def test_jobs_left_running_by_a_stopped_host_are_marked_killed(host: Host)
         assert await store.last_job("upper") is None  # killed jobs do not count as attempts
     finally:
         await store.aclose()
+
+
+async def test_jobs_reported_by_a_node_are_listed_with_it_replaced_on_replay_and_not_planned_on(
+    host: Host,
+) -> None:
+    await host.repos.create_repo("docs")
+    commit = await host.repos.start_commit("docs", "master")
+    await host.repos.put_file(commit.id, "/a.txt", b"alpha")
+    await host.repos.finish_commit(commit.id)
+    edge = await open_store(host.root / "edge")
+    cloud = await open_store(host.root / "cloud")
+    try:
+        doc = spec("upper", "docs", ["sh", "-c", "cp -r /pfs/docs/. /pfs/out/"])
+        job = await run_recorded(host.jobs, edge, doc, None)
+        info = await edge.job(job.id)
+        report = encode_job_report("default", info, await edge.datums(job.id))
+        decoded = decode_job_report(json.loads(json.dumps(report)))
+        for _ in range(2):  # a replayed outbox entry changes nothing
+            await cloud.record_reported("node-a", [decoded])
+        await cloud.record_reported("node-b", [decoded])  # another node cannot take it over
+        [listed] = await cloud.list_jobs("upper")
+        assert (listed.id, listed.node, listed.state, listed.processed) == (
+            job.id,
+            "node-a",
+            "success",
+            1,
+        )
+        assert [d.state for d in await cloud.datums(job.id)] == ["success"]
+        assert await cloud.previous("upper") is None  # an edge job is never planned on here
+        assert await cloud.interrupt_running(0.0) == []
+    finally:
+        await edge.aclose()
+        await cloud.aclose()

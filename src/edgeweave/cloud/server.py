@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -230,6 +231,8 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             hub_deps = _hub_deps(
                 settings, store, ca, secrets=codec, url_secret=objects.url_secret, api_url=url
             )
+            if pipelines is not None:  # jobs edge nodes ran: listed with the cloud's own
+                hub_deps = dataclasses.replace(hub_deps, record_jobs=pipelines.jobs.record_reported)
             # the mesh: one Endpoints object per Service, kept from Apps' status and Nodes
             async with open_endpoints_controller(store), open_hub(hub_deps) as hub:
                 hub_url["url"] = hub.url

@@ -33,10 +33,12 @@ class JobInfo:
     bytes_out: int = 0
     incremental: bool = False
     error: str = ""
+    node: str = ""  # the edge node that ran the job ("" : this host)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "node": self.node,
             "pipeline": self.pipeline,
             "version": self.version,
             "state": self.state,

@@ -30,6 +30,7 @@ from edgeweave.aio.sqlite import Connection
 from edgeweave.errors import BadRequest, NotFound
 from edgeweave.pipelines.datums import describe_identity
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, OutputOwner
+from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.plan import DatumRecord, DatumState
 
 SCHEMA = """
@@ -41,7 +42,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
     recovered INTEGER NOT NULL DEFAULT 0, bytes_in INTEGER NOT NULL DEFAULT 0,
     bytes_out INTEGER NOT NULL DEFAULT 0, incremental INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '', node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline, seq);
 CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output_commit);
@@ -68,7 +69,7 @@ CREATE INDEX IF NOT EXISTS outputs_history ON outputs (history_id);
 JOB_COLUMNS = (
     "seq, id, pipeline, version, state, started_at, finished_at, output_commit, inputs, "
     "input_commits, total, processed, skipped, failed, recovered, bytes_in, bytes_out, "
-    "incremental, error"
+    "incremental, error, node"
 )
 JOB_SELECT = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608
 DATUM_COLUMNS = (
@@ -76,6 +77,13 @@ DATUM_COLUMNS = (
     "log_tail, log_path"
 )
 MIN_ID_PREFIX = 4
+
+
+def migrate(db: Connection) -> None:
+    """Bring a job store written by an older release up to :data:`SCHEMA`."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "node" not in columns:  # before edge jobs were recorded in the cloud
+        db.execute("ALTER TABLE jobs ADD COLUMN node TEXT NOT NULL DEFAULT ''")
 
 
 def job_info(row: Sequence[Any]) -> JobInfo:
@@ -100,6 +108,7 @@ def job_info(row: Sequence[Any]) -> JobInfo:
         bytes_out=int(row[16]),
         incremental=bool(row[17]),
         error=str(row[18]),
+        node=str(row[19]),
     )
 
 
@@ -233,3 +242,66 @@ def owner_at(db: Connection, pipeline: str, seq: int, path: str) -> OutputOwner 
     if row is None:
         return None
     return OutputOwner(str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+
+
+def upsert_reported(db: Connection, node: str, report: JobReport) -> None:
+    """One job an edge node reported (see ``JobStore.record_reported``)."""
+    job = report.job
+    row = db.execute("SELECT seq, node FROM jobs WHERE id = ?", (job.id,)).fetchone()
+    if row is not None and row[1] != node:
+        return  # not this node's job: never overwrite another host's record
+    values = (
+        job.pipeline,
+        job.version,
+        job.state,
+        job.started_at,
+        job.finished_at,
+        job.output_commit,
+        json.dumps([list(i) for i in job.inputs]),
+        job.total,
+        job.processed,
+        job.skipped,
+        job.failed,
+        job.recovered,
+        job.bytes_in,
+        job.bytes_out,
+        int(job.incremental),
+        job.error,
+    )
+    if row is None:
+        seq = db.execute(
+            "INSERT INTO jobs (pipeline, version, state, started_at, finished_at, output_commit, "
+            "inputs, total, processed, skipped, failed, recovered, bytes_in, bytes_out, "
+            "incremental, error, id, node, input_commits) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+            (*values, job.id, node),
+        ).lastrowid
+    else:
+        seq = row[0]
+        db.execute(
+            "UPDATE jobs SET pipeline = ?, version = ?, state = ?, started_at = ?, "
+            "finished_at = ?, output_commit = ?, inputs = ?, total = ?, processed = ?, "
+            "skipped = ?, failed = ?, recovered = ?, bytes_in = ?, bytes_out = ?, "
+            "incremental = ?, error = ? WHERE seq = ?",
+            (*values, seq),
+        )
+    db.execute("DELETE FROM datums WHERE job_seq = ?", (seq,))
+    db.executemany(
+        "INSERT INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
+        [
+            (
+                seq,
+                d.id,
+                d.name,
+                d.state,
+                d.attempts,
+                d.started_at,
+                d.duration_s,
+                d.bytes_in,
+                d.bytes_out,
+                d.error,
+                d.log_tail,
+            )
+            for d in report.datums
+        ],
+    )

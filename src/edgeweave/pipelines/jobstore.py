@@ -8,6 +8,10 @@ gives the :class:`~edgeweave.pipelines.jobs.JobResult` the next job plans agains
 incremental processing survives restarts; :meth:`JobStore.interrupt_running` marks the jobs a
 stopped host left ``running`` as ``killed``.
 
+The cloud also keeps the jobs edge nodes report (:meth:`JobStore.record_reported`, from
+``jobreport.py``): stored with the node's name, listed with the cloud's own jobs, never
+planned against, interrupted or used for lineage here (their commits live on the node).
+
 Lineage (``lineage.py``) asks :meth:`JobStore.job_for_output` which job made a commit and
 :meth:`JobStore.output_owner` which datum wrote a path in it.
 
@@ -24,6 +28,7 @@ from pathlib import Path
 from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.pipelines.datums import TreeKey
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, OutputOwner
+from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import DatumSummary, JobResult, JobRunner
 from edgeweave.pipelines.jobsql import (
     JOB_SELECT,
@@ -32,7 +37,9 @@ from edgeweave.pipelines.jobsql import (
     datum_rows,
     find_job,
     job_info,
+    migrate,
     owner_at,
+    upsert_reported,
     write_history,
 )
 from edgeweave.pipelines.plan import DatumHistory, DatumState
@@ -57,6 +64,12 @@ class JobStore:
 
     async def open(self) -> None:
         await self._sql.open()
+
+        def run() -> None:
+            with self._sql.transaction() as db:
+                migrate(db)
+
+        await self._sql.run(run)
 
     async def aclose(self) -> None:
         await self._sql.aclose()
@@ -177,15 +190,30 @@ class JobStore:
 
         def run() -> list[JobInfo]:
             with self._sql.transaction() as db:
-                jobs = [job_info(r) for r in db.execute(f"{JOB_SELECT} WHERE state = 'running'")]
+                jobs = [
+                    job_info(r)
+                    for r in db.execute(f"{JOB_SELECT} WHERE state = 'running' AND node = ''")
+                ]
                 db.execute(
                     "UPDATE jobs SET state = 'killed', finished_at = ?, output_commit = NULL, "
-                    "error = 'the host stopped while the job ran' WHERE state = 'running'",
+                    "error = 'the host stopped while the job ran' "
+                    "WHERE state = 'running' AND node = ''",
                     (now,),
                 )
                 return jobs
 
         return await self._sql.run(run)
+
+    async def record_reported(self, node: str, reports: list[JobReport]) -> None:
+        """Store jobs ``node`` ran (idempotent: a report replayed or superseded replaces the
+        job's row and datum records; a job id of another host is refused)."""
+
+        def run() -> None:
+            with self._sql.transaction() as db:
+                for r in reports:
+                    upsert_reported(db, node, r)
+
+        await self._sql.run(run)
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -223,7 +251,7 @@ class JobStore:
         def run() -> JobInfo | None:
             row = self._sql.connection.execute(
                 f"{JOB_SELECT} WHERE pipeline = ? AND state IN ('success', 'failure') "
-                "ORDER BY seq DESC LIMIT 1",
+                "AND node = '' ORDER BY seq DESC LIMIT 1",
                 (pipeline,),
             ).fetchone()
             return None if row is None else job_info(row)
@@ -237,7 +265,8 @@ class JobStore:
         def run() -> JobResult | None:
             db = self._sql.connection
             row = db.execute(
-                f"{JOB_SELECT} WHERE pipeline = ? AND state = 'success' ORDER BY seq DESC LIMIT 1",
+                f"{JOB_SELECT} WHERE pipeline = ? AND state = 'success' AND node = '' "
+                "ORDER BY seq DESC LIMIT 1",
                 (pipeline,),
             ).fetchone()
             if row is None:
@@ -263,7 +292,8 @@ class JobStore:
 
         def run() -> JobInfo | None:
             row = self._sql.connection.execute(
-                f"{JOB_SELECT} WHERE output_commit = ? AND state = 'success'", (commit_id,)
+                f"{JOB_SELECT} WHERE output_commit = ? AND state = 'success' AND node = ''",
+                (commit_id,),
             ).fetchone()
             return None if row is None else job_info(row)
 

@@ -51,7 +51,7 @@ from edgeweave.cloud.hub.session import (
     SessionDeps,
 )
 from edgeweave.cloud.hub.twinadopt import DesiredAdopter
-from edgeweave.cloud.hub.upstream import Committer
+from edgeweave.cloud.hub.upstream import Committer, RecordJobs
 from edgeweave.cloud.pki import CERT_BACKDATE_S, CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
@@ -76,7 +76,8 @@ class HubDeps:
 
     ``sign_url(digest, node) -> (url, expires_at)`` presigns an artifact download;
     ``renew_cert(node, csr_pem) -> cert_pem`` signs a rotated certificate (default: the CA);
-    ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is).
+    ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is);
+    ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept).
     """
 
     store: CloudStore
@@ -93,6 +94,7 @@ class HubDeps:
     decode_secret: Callable[[JSONObject], JSONObject] = _identity
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
+    record_jobs: RecordJobs | None = None
 
 
 class _WsConn:
@@ -145,6 +147,7 @@ class Hub:
             lambda: self.dispatcher.index,
             entries_per_turn=settings.upstream_entries_per_turn,
             on_local_desired=self.adopter.submit,
+            record_jobs=deps.record_jobs,
         )
         self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
         self.relay = RelayBroker(

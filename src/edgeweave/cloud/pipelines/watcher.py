@@ -10,7 +10,7 @@ dispatcher); a compacted history (``Gone``) relists and removes what disappeared
   exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
   located on a node are left to edge placement, which is not built yet.
 - :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
-  when someone else wrote in between.
+  when someone else wrote in between; ``status.nodes`` (edge nodes' reports) is kept.
 
 Must not run jobs or read repo contents.
 """
@@ -151,6 +151,9 @@ async def write_status(store: Store, namespace: str, name: str, status: Status) 
             current = await store.get(PIPELINE, namespace, name)
         except NotFound:
             return  # deleted meanwhile
+        nodes = (current.get("status") or {}).get("nodes")
+        if nodes:  # what edge nodes reported (the hub writes it): kept
+            status = {**status, "nodes": nodes}
         if current.get("status") == status:
             return
         current["status"] = status
