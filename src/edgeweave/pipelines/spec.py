@@ -106,6 +106,15 @@ def parse_pipeline_specs(
     return out
 
 
+def stored_pipeline_doc(obj: dict[str, Any]) -> PipelineDoc:
+    """A stored ``Pipeline`` object as the engine reads it; InvalidObject naming the field
+    (pydantic's ValidationError, a ValueError, when the object was never checked)."""
+    meta = obj.get("metadata") or {}
+    pipeline = Pipeline.model_validate(obj)
+    check_input(pipeline.spec.input)
+    return PipelineDoc(pipeline, f"Pipeline {meta.get('namespace') or ''}/{meta.get('name')}")
+
+
 def check_input(input: Input, path: str = "input") -> None:
     """Globs compile and templates read existing capture groups; errors name the field."""
     if input.pfs is not None:

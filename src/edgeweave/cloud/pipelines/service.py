@@ -7,8 +7,8 @@ put, a commit finished by hand — tell the scheduler, which runs the pipelines 
 repo. A put without a commit id is a commit of its own; puts to one branch take turns, so
 two clients never collide on the branch's one open commit.
 
-On start, jobs a stopped cloud left running are marked ``killed`` and every commit left open
-(by them or by an interrupted upload) is deleted: the cloud is the only writer of its repos.
+On start, :func:`edgeweave.pipelines.hosting.recover` marks jobs a stopped cloud left running
+``killed`` and deletes every commit left open: the cloud is the only writer of its repos.
 
 Must not know HTTP: the API handlers translate requests into these calls.
 """
@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +31,7 @@ from edgeweave.config.settings import PipelineSettings
 from edgeweave.errors import Conflict, NotFound, PayloadTooLarge
 from edgeweave.models.pipelines import Input
 from edgeweave.pipelines.commits import CommitInfo, FileInfo, RepoInfo
+from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, LineageNode
 from edgeweave.pipelines.jobs import JobRunner
 from edgeweave.pipelines.jobstore import JobStore
@@ -240,19 +240,6 @@ class PipelineService:
             await self.scheduler.wait_seen(meta["name"], int(meta.get("generation") or 0))
         await self.scheduler.wait_idle(names or None)
 
-    async def _recover(self) -> None:
-        for job in await self.jobs.interrupt_running(time.time()):
-            with contextlib.suppress(NotFound):
-                if job.output_commit is not None:
-                    await self.repos.delete_commit(job.output_commit)
-        for repo in await self.repos.repo_infos():
-            for head in repo.branches.values():
-                if head is None:
-                    continue
-                info = await self.repos.inspect_commit(head)
-                if not info.finished:
-                    await self.repos.delete_commit(head)
-
 
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
     for d in datums:
@@ -275,29 +262,19 @@ async def open_pipelines(
 ) -> AsyncIterator[PipelineService]:
     """Open the repos and job store under ``root``, start the scheduler and the store feed;
     leaving cancels running jobs (recorded ``killed``) and closes everything."""
-    repos = Repos(root)
-    jobs = JobStore(root / "jobs.db")
-    await repos.open()
-    try:
-        await jobs.open()
-        try:
-            runner = JobRunner(repos, DatumRunner(root / "work", repos))
-            async with open_supervisor("pipelines") as supervisor:
-                scheduler = Scheduler(
-                    repos,
-                    jobs,
-                    runner,
-                    supervisor,
-                    max_running_jobs=settings.max_running_jobs,
-                    on_status=partial(write_status, store),
-                    elsewhere=_elsewhere,
-                )
-                feed = StoreFeed(store, scheduler, repos)
-                service = PipelineService(repos, jobs, scheduler, feed, root, settings, store)
-                await service._recover()
-                supervisor.start(feed.run, name="store-feed", restart=True)
-                yield service
-        finally:
-            await jobs.aclose()
-    finally:
-        await repos.aclose()
+    async with open_host_stores(root) as (repos, jobs):
+        runner = JobRunner(repos, DatumRunner(root / "work", repos))
+        async with open_supervisor("pipelines") as supervisor:
+            scheduler = Scheduler(
+                repos,
+                jobs,
+                runner,
+                supervisor,
+                max_running_jobs=settings.max_running_jobs,
+                on_status=partial(write_status, store),
+                elsewhere=_elsewhere,
+            )
+            feed = StoreFeed(store, scheduler, repos)
+            service = PipelineService(repos, jobs, scheduler, feed, root, settings, store)
+            supervisor.start(feed.run, name="store-feed", restart=True)
+            yield service

@@ -24,10 +24,9 @@ from typing import Any
 
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
-from edgeweave.models.pipelines import Pipeline
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.scheduler import Scheduler, Status
-from edgeweave.pipelines.spec import PipelineDoc, check_input
+from edgeweave.pipelines.spec import PipelineDoc, stored_pipeline_doc
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +45,6 @@ def _meta(obj: JSONObject) -> tuple[str, str, int]:
         str(meta.get("name") or ""),
         int(meta.get("generation") or 0),
     )
-
-
-def pipeline_doc(obj: JSONObject) -> PipelineDoc:
-    """A stored Pipeline as the engine reads it; InvalidObject naming the field."""
-    namespace, name, _ = _meta(obj)
-    pipeline = Pipeline.model_validate(obj)
-    check_input(pipeline.spec.input)
-    return PipelineDoc(pipeline, f"Pipeline {namespace}/{name}")
 
 
 class StoreFeed:
@@ -121,7 +112,7 @@ class StoreFeed:
             await self._scheduler.remove(namespace, name)
             return
         try:
-            doc: PipelineDoc | None = pipeline_doc(obj)
+            doc: PipelineDoc | None = stored_pipeline_doc(obj)
             problem = ""
         except EdgeweaveError as e:
             doc, problem = None, e.message

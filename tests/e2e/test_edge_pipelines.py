@@ -1,0 +1,101 @@
+"""Pipelines placed on an edge node, with the real commands: a cloud and an agent as processes.
+
+The pipeline goes to the node its placement selects; with the cloud stopped, a file put on
+the node (`edgeweave edge file put`) is processed there by the node's own job; when the cloud
+comes back, the job — with the node's name and its datum records — shows in `job list` and
+the Pipeline's status carries the node's report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeweave.cli.fleet import Fleet, wait_until
+
+pytestmark = pytest.mark.e2e
+WAIT_S = 60.0
+
+SPEC = {
+    "pipeline": {"name": "upper"},
+    "transform": {
+        "cmd": ["sh"],
+        "stdin": ['for f in /pfs/images/*; do tr a-z A-Z < "$f" > /pfs/out/"${f##*/}"; done'],
+    },
+    "input": {"pfs": {"repo": "images", "glob": "/*"}},
+    "placement": {"nodeSelector": {"role": "camera"}},
+}
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    f = Fleet(tmp_path / "fleet")
+    try:
+        f.start_cloud()
+        f.join("node-a", {"role": "camera"})
+        f.join("node-b", {"role": "gateway"})
+        fast = {"EDGEWEAVE_LINK__BACKOFF_CAP_S": "1"}  # back soon after the cloud restarts
+        f.start_agent("node-a", env=fast)
+        f.start_agent("node-b", env=fast)
+        yield f
+    finally:
+        f.stop()
+
+
+def edge_pipeline(fleet: Fleet, node: str) -> dict[str, Any]:
+    pipelines = fleet.agent_status(node).get("pipelines")
+    found = pipelines.get("upper") if isinstance(pipelines, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def jobs(fleet: Fleet) -> list[dict[str, Any]]:
+    items = json.loads(fleet.cli("job", "list", "-o", "json"))["items"]
+    return [j for j in items if isinstance(j, dict)]
+
+
+def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    spec = tmp_path / "upper.json"
+    spec.write_text(json.dumps(SPEC))
+    fleet.cli("pipeline", "create", "-f", str(spec))
+    wait_until(lambda: edge_pipeline(fleet, "node-a"), WAIT_S, "the pipeline on node-a")
+    assert fleet.agent_dir("node-a").joinpath("pipelines", "put.json").exists()
+    assert fleet.cloud is not None
+    fleet.cloud.stop()
+
+    photo = tmp_path / "a.txt"
+    photo.write_text("hello edge\n")
+    out = fleet.node_cli(
+        "edge", "file", "put", "--data", str(fleet.agent_dir("node-a")),
+        "images@master:/a.txt", "-f", str(photo),
+    )  # fmt: skip
+    assert "images@master:/a.txt" in out
+
+    def done() -> bool:
+        return (edge_pipeline(fleet, "node-a").get("lastJob") or {}).get("state") == "success"
+
+    wait_until(done, WAIT_S, "the job on node-a")
+    last = edge_pipeline(fleet, "node-a")["lastJob"]
+    assert (last["processed"], last["total"]) == (1, 1)
+    status = fleet.node_cli("edge", "status", "--data", str(fleet.agent_dir("node-a")))
+    assert "upper" in status and "success" in status
+    assert not edge_pipeline(fleet, "node-b")  # not placed there: no pipeline host runs
+    assert not fleet.agent_dir("node-b").joinpath("pipelines").exists()
+
+    fleet.start_cloud()
+    wait_until(lambda: any(j["id"] == last["id"] for j in jobs(fleet)), WAIT_S, "the edge job")
+    [job] = [j for j in jobs(fleet) if j["id"] == last["id"]]
+    assert (job["node"], job["state"], job["pipeline"]) == ("node-a", "success", "upper")
+    assert job["datums"]["processed"] == 1
+    table = fleet.cli("job", "list")
+    assert "node-a" in table
+    datums = json.loads(fleet.cli("datum", "list", job["id"], "-o", "json"))
+    items = datums["items"] if isinstance(datums, dict) else datums
+    assert [d["state"] for d in items] == ["success"]
+    obj = json.loads(fleet.cli("get", "pipeline", "upper", "-o", "json"))
+    assert obj["status"]["nodes"]["node-a"]["lastJob"]["id"] == last["id"]
