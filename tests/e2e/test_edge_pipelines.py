@@ -63,7 +63,7 @@ def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
     spec = tmp_path / "upper.json"
     spec.write_text(json.dumps(SPEC))
     fleet.cli("pipeline", "create", "-f", str(spec))
-    wait_until(lambda: edge_pipeline(fleet, "node-a"), WAIT_S, "the pipeline on node-a")
+    wait_until(lambda: bool(edge_pipeline(fleet, "node-a")), WAIT_S, "the pipeline on node-a")
     assert fleet.agent_dir("node-a").joinpath("pipelines", "put.json").exists()
     assert fleet.cloud is not None
     fleet.cloud.stop()
