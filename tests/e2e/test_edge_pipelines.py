@@ -3,7 +3,8 @@
 The pipeline goes to the node its placement selects; with the cloud stopped, a file put on
 the node (`edgeweave edge file put`) is processed there by the node's own job; when the cloud
 comes back, the job — with the node's name and its datum records — shows in `job list` and
-the Pipeline's status carries the node's report.
+the Pipeline's status carries the node's report. A Filter placed on the same node drops the
+frame (no person in it) and its counters reach the cloud with the job.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ SPEC = {
     "input": {"pfs": {"repo": "images", "glob": "/*"}},
     "placement": {"nodeSelector": {"role": "camera"}},
 }
+FILTER = {  # a Filter on the same input: only frames mentioning a person go on
+    "pipeline": {"name": "people"},
+    "transform": {"cmd": ["sh", "-c", 'grep -q person "$images"']},
+    "input": {"pfs": {"repo": "images", "glob": "/*"}},
+    "placement": {"nodeNames": ["node-a"]},
+    "pattern": {"filter": {"dropCodes": [1]}},
+}
 
 
 @pytest.fixture
@@ -46,9 +54,9 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         f.stop()
 
 
-def edge_pipeline(fleet: Fleet, node: str) -> dict[str, Any]:
+def edge_pipeline(fleet: Fleet, node: str, name: str = "upper") -> dict[str, Any]:
     pipelines = fleet.agent_status(node).get("pipelines")
-    found = pipelines.get("upper") if isinstance(pipelines, dict) else None
+    found = pipelines.get(name) if isinstance(pipelines, dict) else None
     return found if isinstance(found, dict) else {}
 
 
@@ -61,9 +69,13 @@ def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     spec = tmp_path / "upper.json"
-    spec.write_text(json.dumps(SPEC))
+    spec.write_text(json.dumps(SPEC) + json.dumps(FILTER))
     fleet.cli("pipeline", "create", "-f", str(spec))
-    wait_until(lambda: bool(edge_pipeline(fleet, "node-a")), WAIT_S, "the pipeline on node-a")
+    wait_until(
+        lambda: bool(edge_pipeline(fleet, "node-a") and edge_pipeline(fleet, "node-a", "people")),
+        WAIT_S,
+        "both pipelines on node-a",
+    )
     assert fleet.agent_dir("node-a").joinpath("pipelines", "put.json").exists()
     assert fleet.cloud is not None
     fleet.cloud.stop()
@@ -77,7 +89,10 @@ def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
     assert "images@master:/a.txt" in out
 
     def done() -> bool:
-        return (edge_pipeline(fleet, "node-a").get("lastJob") or {}).get("state") == "success"
+        return all(
+            (edge_pipeline(fleet, "node-a", name).get("lastJob") or {}).get("state") == "success"
+            for name in ("upper", "people")
+        )
 
     wait_until(done, WAIT_S, "the job on node-a")
     last = edge_pipeline(fleet, "node-a")["lastJob"]
@@ -99,3 +114,18 @@ def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
     assert [d["state"] for d in items] == ["success"]
     obj = json.loads(fleet.cli("get", "pipeline", "upper", "-o", "json"))
     assert obj["status"]["nodes"]["node-a"]["lastJob"]["id"] == last["id"]
+
+    def filtered() -> list[dict[str, Any]]:
+        return [j for j in jobs(fleet) if j["pipeline"] == "people" and j["node"] == "node-a"]
+
+    wait_until(lambda: bool(filtered()), WAIT_S, "the filter's job")
+    counts = filtered()[0]["filter"]
+    size = len("hello edge\n")
+    assert counts == {
+        "itemsIn": 1,
+        "bytesIn": size,
+        "itemsPassed": 0,
+        "bytesPassed": 0,
+        "itemsDropped": 1,
+        "bytesDropped": size,
+    }

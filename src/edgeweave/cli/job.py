@@ -112,8 +112,15 @@ def describe_job(j: dict[str, Any]) -> str:
         f"Datums:      {progress_cell(j)}" + ("  (incremental)" if j.get("incremental") else ""),
         f"Data:        {format_bytes(j.get('bytesIn'))} in, {format_bytes(j.get('bytesOut'))} out",
         f"Output:      {j['pipeline']}@{cell(j.get('outputCommit'))}",
-        "Inputs:",
     ]
+    counts = j.get("filter")
+    if isinstance(counts, dict):
+        lines.append(
+            f"Filter:      {counts.get('itemsIn')} in ({format_bytes(counts.get('bytesIn'))}), "
+            f"{counts.get('itemsPassed')} passed ({format_bytes(counts.get('bytesPassed'))}), "
+            f"{counts.get('itemsDropped')} dropped ({format_bytes(counts.get('bytesDropped'))})"
+        )
+    lines.append("Inputs:")
     lines.extend(
         f"  {i['repo']}@{i['branch']} = {i['commit'] or '<no commit>'}"
         for i in j.get("inputs") or []

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeweave.errors import BadRequest
-from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo
+from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo
 
 JOB_TOPIC = "pipeline.job"
 STATUS_TOPIC = "pipeline.status"
@@ -74,6 +74,14 @@ def _ident(obj: Any, key: str, where: str) -> str:
     return value
 
 
+def _filter(raw: Any) -> FilterCounts | None:
+    if raw is None:
+        return None
+    keys = ("itemsIn", "bytesIn", "itemsPassed", "bytesPassed", "itemsDropped", "bytesDropped")
+    values = [_count(raw, k, "job.filter") for k in keys]
+    return FilterCounts(*values)
+
+
 def decode_job_report(payload: Any) -> JobReport:
     if not isinstance(payload, dict):
         raise BadRequest("payload: must be an object")
@@ -118,6 +126,7 @@ def decode_job_report(payload: Any) -> JobReport:
         bytes_out=_count(raw, "bytesOut", "job"),
         incremental=bool(raw.get("incremental")),
         error=str(raw.get("error") or "")[:MAX_TEXT],
+        filter=_filter(raw.get("filter")),
     )
     datums = []
     for d in _get(ref, "datums", list, "payload")[:MAX_REPORTED_DATUMS]:
@@ -138,6 +147,7 @@ def decode_job_report(payload: Any) -> JobReport:
                 bytes_out=_count(d, "bytesOut", "datums[]"),
                 error=str(d.get("error") or "")[:MAX_TEXT],
                 log_tail=str(d.get("logTail") or "")[-MAX_LOG_TAIL:],
+                filter=d.get("filter") if d.get("filter") in ("passed", "dropped") else "",
             )
         )
     return JobReport(namespace, name, job, datums)

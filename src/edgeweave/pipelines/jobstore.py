@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.pipelines.datums import TreeKey
-from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, OutputOwner
+from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner
 from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import DatumSummary, JobResult, JobRunner
 from edgeweave.pipelines.jobsql import (
@@ -35,6 +35,7 @@ from edgeweave.pipelines.jobsql import (
     SCHEMA,
     current_history,
     datum_rows,
+    filter_json,
     find_job,
     job_info,
     migrate,
@@ -108,7 +109,7 @@ class JobStore:
             with self._sql.transaction() as db:
                 seq = find_job(db, job_id).seq
                 db.execute(
-                    "INSERT OR REPLACE INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         seq,
                         d.id,
@@ -122,6 +123,7 @@ class JobStore:
                         d.error,
                         d.log_tail,
                         d.log_path,
+                        d.filtered,
                     ),
                 )
                 db.execute(
@@ -142,6 +144,7 @@ class JobStore:
             removed = [i for i in planned_against.datums if i not in job.history.datums]
         bytes_in = sum(d.bytes_in for d in job.datums)
         bytes_out = sum(d.bytes_out for d in job.datums)
+        counts = filter_counts(job.datums)
 
         def run() -> JobInfo:
             with self._sql.transaction() as db:
@@ -149,7 +152,7 @@ class JobStore:
                 db.execute(
                     "UPDATE jobs SET state = ?, finished_at = ?, output_commit = ?, error = ?, "
                     "total = ?, processed = ?, skipped = ?, failed = ?, recovered = ?, "
-                    "bytes_in = ?, bytes_out = ? WHERE seq = ?",
+                    "bytes_in = ?, bytes_out = ?, filter = ? WHERE seq = ?",
                     (
                         job.state,
                         job.finished_at,
@@ -162,6 +165,7 @@ class JobStore:
                         job.recovered,
                         bytes_in,
                         bytes_out,
+                        filter_json(counts),
                         seq,
                     ),
                 )
@@ -304,6 +308,23 @@ class JobStore:
         return await self._sql.run(
             lambda: owner_at(self._sql.connection, job.pipeline, job.seq, path)
         )
+
+
+def filter_counts(datums: list[DatumSummary]) -> FilterCounts | None:
+    """A Filter job's counters (None when no datum of the job was filtered)."""
+    verdicts = [d for d in datums if d.filtered]
+    if not verdicts:
+        return None
+    passed = [d for d in verdicts if d.filtered == "passed"]
+    dropped = [d for d in verdicts if d.filtered == "dropped"]
+    return FilterCounts(
+        items_in=sum(d.items_in for d in verdicts),
+        bytes_in=sum(d.bytes_in for d in verdicts),
+        items_passed=sum(d.items_in for d in passed),
+        bytes_passed=sum(d.bytes_in for d in passed),
+        items_dropped=sum(d.items_in for d in dropped),
+        bytes_dropped=sum(d.bytes_in for d in dropped),
+    )
 
 
 class JobRecorder:

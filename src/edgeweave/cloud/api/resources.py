@@ -25,7 +25,7 @@ from edgeweave.models.kinds import KindInfo
 from edgeweave.models.patch import merge_patch
 from edgeweave.models.pipelines import Input
 from edgeweave.models.selectors import LabelSelector
-from edgeweave.pipelines.spec import check_input
+from edgeweave.pipelines.spec import check_filter, check_input
 
 PATCH_RETRIES = 8
 _BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -259,9 +259,12 @@ class ResourceHandlers:
 
 
 def _check_pipeline_input(obj: JSONObject) -> None:
-    """What the model cannot check alone: globs compile, join_on/group_by read groups."""
+    """What the model cannot check alone: globs compile, join_on/group_by read groups, a
+    filter's drop codes."""
     try:
         check_input(Input.model_validate(obj["spec"]["input"]))
+        pattern = obj["spec"].get("pattern")
+        check_filter(pattern.get("filter") if isinstance(pattern, dict) else None)
     except InvalidObject as e:
         raise InvalidObject(e.message, field=f"spec.{e.field}" if e.field else "") from None
 
