@@ -8,7 +8,8 @@ dispatcher); a compacted history (``Gone``) relists and removes what disappeared
   :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
 - A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
   exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
-  located on a node are left to edge placement, which is not built yet.
+  located on a node are not created in the cloud (a node's pipeline host creates the repos
+  its pipelines read).
 - :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
   when someone else wrote in between; ``status.nodes`` (edge nodes' reports) is kept.
 
@@ -126,7 +127,7 @@ class StoreFeed:
         _, name, _ = _meta(obj)
         spec: dict[str, Any] = obj.get("spec") or {}
         if spec.get("location") not in (None, "cloud"):
-            return  # a repo on a node: edge placement is not built yet
+            return  # a repo on a node: not the cloud's
         try:
             await self._repos.create_repo(name, str(spec.get("description") or ""))
         except AlreadyExists:
