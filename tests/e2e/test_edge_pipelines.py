@@ -10,6 +10,7 @@ frame (no person in it) and its counters reach the cloud with the job.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,48 @@ def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
         "itemsDropped": 1,
         "bytesDropped": size,
     }
+
+
+COPIER = {  # the cloud's model repo, fanned out to the camera nodes
+    "pipeline": {"name": "model-pull"},
+    "transform": {"cmd": ["true"]},
+    "input": {"pfs": {"repo": "models", "glob": "/"}},
+    "placement": {"nodeSelector": {"role": "camera"}},
+    "pattern": {"copier": {}},
+}
+
+
+def test_a_copier_sends_a_cloud_commit_to_the_selected_nodes_and_a_repeat_moves_nothing(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    model = tmp_path / "model.bin"
+    model.write_bytes(random.Random(7).randbytes(1_500_000))
+    fleet.cli("repo", "create", "models")
+    fleet.cli("file", "put", "models@master:/model.bin", "-f", str(model))
+    spec = tmp_path / "copier.json"
+    spec.write_text(json.dumps(COPIER))
+    fleet.cli("pipeline", "create", "-f", str(spec))
+
+    def copied(commit: str) -> dict[str, Any]:
+        status = edge_pipeline(fleet, "node-a", "model-pull")
+        return status if status.get("commit") == commit and status["state"] == "copied" else {}
+
+    head = json.loads(fleet.cli("commit", "inspect", "models@master", "-o", "json"))["id"]
+    wait_until(lambda: bool(copied(head)), WAIT_S, "the model on node-a")
+    status = copied(head)
+    assert status["bytesMoved"] == 1_500_000 and status["chunksMoved"] == status["chunksTotal"]
+    assert not edge_pipeline(fleet, "node-b", "model-pull")  # a gateway: not selected
+
+    fleet.cli("file", "put", "models@master:/model.bin", "-f", str(model))  # the same again
+    again = json.loads(fleet.cli("commit", "inspect", "models@master", "-o", "json"))["id"]
+    assert again != head
+    wait_until(lambda: bool(copied(again)), WAIT_S, "the second commit on node-a")
+    assert (copied(again)["bytesMoved"], copied(again)["chunksMoved"]) == (0, 0)
+
+    def acked() -> bool:
+        obj = json.loads(fleet.cli("get", "pipeline", "model-pull", "-o", "json"))
+        return bool(
+            (obj.get("status") or {}).get("nodes", {}).get("node-a", {}).get("commit") == again
+        )
+
+    wait_until(acked, WAIT_S, "node-a's copy acknowledged in the cloud")

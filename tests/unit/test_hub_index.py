@@ -204,3 +204,16 @@ def test_pipeline_reports_are_committed_only_for_pipelines_placed_on_the_node() 
     assert len(done.refused) == 1 and "malformed" in done.refused[0]
     other = translate("b", entries, 0, f.index)
     assert other.pipelines.jobs == [] and len(other.refused) == 3
+
+
+def test_a_copier_opens_only_the_commit_it_names_and_only_to_its_nodes() -> None:
+    f = Feed()
+    f.node("a", role="camera")
+    f.node("b", role="gateway")
+    copier = pipeline("model-pull", {"nodeSelector": {"role": "camera"}})
+    copier["metadata"]["annotations"] = {"edgeweave.io/copier-commit": "c" * 32}
+    marks = f.put(copier)
+    assert marks == {"a": {r("Pipeline", "model-pull")}}
+    assert f.index.copier_sends("a", "c" * 32)
+    assert not f.index.copier_sends("a", "d" * 32)  # an older or foreign commit
+    assert not f.index.copier_sends("b", "c" * 32)  # not placed there

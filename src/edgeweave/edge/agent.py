@@ -266,6 +266,23 @@ async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
     def on_status(pipelines: dict[str, Any]) -> None:
         agent.status_file.update(pipelines=pipelines)
 
+    async def sign(commit: str) -> str:
+        session = agent.session
+        if session is None:
+            raise LinkBroken(f"commit {commit}: the cloud is unreachable")
+        try:
+            answer = await session.request(m.CommitUrlRequest(commit=commit))
+        except TimeoutError:
+            raise LinkBroken(f"commit {commit}: the cloud did not answer") from None
+        if isinstance(answer, m.Error):
+            raise LinkBroken(f"commit {commit}: {answer.reason}: {answer.message}")
+        if not isinstance(answer, m.CommitUrl):
+            raise LinkBroken(f"commit {commit}: unexpected answer {answer.type}")
+        return answer.url
+
+    async def fetch(url: str, max_bytes: int, what: str) -> bytes:
+        return await cloudapi.fetch_bytes(url, agent.identity, max_bytes, what)
+
     await serve_pipelines(
         settings.data_dir,
         settings.pipelines,
@@ -273,6 +290,8 @@ async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         agent.outbox,
         sync.pipelines_changed,
         on_status,
+        sign,
+        fetch,
     )
 
 

@@ -95,6 +95,7 @@ class Scheduler:
         on_status: StatusSink,
         elsewhere: Elsewhere = _runs_here,
         on_job: OnJob | None = None,
+        on_commit: Callable[[str], None] | None = None,
     ) -> None:
         self._repos = repos
         self._store = store
@@ -104,6 +105,7 @@ class Scheduler:
         self._on_status = on_status
         self._elsewhere = elsewhere
         self._on_job = on_job
+        self._on_commit = on_commit
         self._pipelines: dict[str, _Pipeline] = {}
         self._changed = asyncio.Condition()
 
@@ -142,7 +144,10 @@ class Scheduler:
             self._changed.notify_all()
 
     def commit_finished(self, repo: str) -> None:
-        """A commit was finished on ``repo``: wake every pipeline that reads it."""
+        """A commit was finished on ``repo``: wake every pipeline that reads it (and tell
+        ``on_commit``, e.g. the cloud's Copier publisher)."""
+        if self._on_commit is not None:
+            self._on_commit(repo)
         for state in self._pipelines.values():
             if repo in state.reads():
                 state.wake.set()

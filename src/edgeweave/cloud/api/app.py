@@ -22,6 +22,7 @@ from edgeweave.cloud.api.pfs import FILES_PREFIX, build_pfs_router
 from edgeweave.cloud.api.pps import build_pps_router
 from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
+from edgeweave.cloud.api.transfer import build_transfer_router
 from edgeweave.cloud.api.twins import TwinDeps, build_twins_router
 from edgeweave.cloud.pipelines import PipelineService
 from edgeweave.errors import EdgeweaveError
@@ -127,4 +128,6 @@ def create_app(
         api.include_router(build_pfs_router(pipelines))
         api.include_router(build_pps_router(pipelines))
         overrides[FILES_PREFIX] = pipelines.settings.max_file_bytes
+        if objects is not None:  # Copier fetches by nodes: signed like object URLs
+            api.include_router(build_transfer_router(pipelines, objects.url_secret))
     return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes, overrides)

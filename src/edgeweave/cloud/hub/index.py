@@ -31,6 +31,7 @@ from typing import Any
 
 from edgeweave.cloud.hub.placed import PipelinePlacements
 from edgeweave.cloud.store.base import JSONObject
+from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION
 from edgeweave.protocol.refs import ResourceRef
 
 NODE, APP, CONFIGMAP, SECRET = "Node", "App", "ConfigMap", "Secret"
@@ -229,6 +230,16 @@ class DesiredIndex:
 
     def nodes_of_pipeline(self, pipeline: ResourceRef) -> frozenset[str]:
         return self._pipelines.nodes_of(pipeline)
+
+    def copier_sends(self, node: str, commit: str) -> bool:
+        """True when a Copier placed on ``node`` sends it ``commit`` (its annotation)."""
+        for ref in self._pipelines.refs_of(node):
+            entry = self._objects.get(ref)
+            meta = entry.body.get("metadata") if entry is not None else None
+            notes = meta.get("annotations") if isinstance(meta, dict) else None
+            if isinstance(notes, dict) and notes.get(COPIER_COMMIT_ANNOTATION) == commit:
+                return True
+        return False
 
     # ------------------------------------------------------------------ changes
 

@@ -77,7 +77,8 @@ class HubDeps:
     ``sign_url(digest, node) -> (url, expires_at)`` presigns an artifact download;
     ``renew_cert(node, csr_pem) -> cert_pem`` signs a rotated certificate (default: the CA);
     ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is);
-    ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept).
+    ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept);
+    ``sign_commit_url(commit, node) -> (url, expires_at)`` presigns a Copier's commit fetch.
     """
 
     store: CloudStore
@@ -95,6 +96,7 @@ class HubDeps:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     record_jobs: RecordJobs | None = None
+    sign_commit_url: Callable[[str, str], tuple[str, float]] | None = None
 
 
 class _WsConn:
@@ -173,6 +175,7 @@ class Hub:
             committer=self.committer,
             lifecycle=self.lifecycle,
             sign_url=deps.sign_url,
+            sign_commit_url=deps.sign_commit_url,
             renew_cert=deps.renew_cert or self._sign_with_ca,
             decode_secret=deps.decode_secret,
             relay_refused=self.relay.refuse,

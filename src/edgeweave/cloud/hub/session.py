@@ -57,6 +57,8 @@ from edgeweave.protocol.messages import (
     AppName,
     ArtifactUrl,
     ArtifactUrlRequest,
+    CommitUrl,
+    CommitUrlRequest,
     Delete,
     Error,
     Heartbeat,
@@ -107,6 +109,7 @@ class SessionDeps:
     committer: Committer
     lifecycle: Lifecycle
     sign_url: Callable[[str, str], tuple[str, float]] | None
+    sign_commit_url: Callable[[str, str], tuple[str, float]] | None
     renew_cert: Callable[[str, bytes], bytes] | None
     decode_secret: Callable[[JSONObject], JSONObject]
     relay_refused: Callable[[str, Error], bool] = lambda node, error: False
@@ -225,6 +228,8 @@ class Session:
             await self._on_held(msg)
         elif isinstance(msg, ArtifactUrlRequest):
             self._on_artifact_url(msg)
+        elif isinstance(msg, CommitUrlRequest):
+            self._on_commit_url(msg)
         elif isinstance(msg, Renew):
             self._on_renew(msg)
         elif isinstance(msg, LogsData):
@@ -378,6 +383,26 @@ class Session:
         else:
             url, expires_at = deps.sign_url(msg.digest, self.node)
             reply = ArtifactUrl(digest=msg.digest, url=url, expires_at=expires_at, parent_id=msg.id)
+        self.send_control(reply)
+
+    def _on_commit_url(self, msg: CommitUrlRequest) -> None:
+        deps = self._deps
+        reply: Message
+        if not deps.dispatcher.index.copier_sends(self.node, msg.commit):
+            reply = Error(
+                reason="Forbidden",
+                message=f"no Copier placed on node {self.node} sends commit {msg.commit}",
+                parent_id=msg.id,
+            )
+        elif deps.sign_commit_url is None:
+            reply = Error(
+                reason="ServiceUnavailable",
+                message="this cloud runs no pipeline worker",
+                parent_id=msg.id,
+            )
+        else:
+            url, expires_at = deps.sign_commit_url(msg.commit, self.node)
+            reply = CommitUrl(commit=msg.commit, url=url, expires_at=expires_at, parent_id=msg.id)
         self.send_control(reply)
 
     def _on_renew(self, msg: Renew) -> None:

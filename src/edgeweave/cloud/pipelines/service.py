@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 
 from edgeweave.aio.tasks import open_supervisor
+from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
@@ -265,6 +266,7 @@ async def open_pipelines(
     async with open_host_stores(root) as (repos, jobs):
         runner = JobRunner(repos, DatumRunner(root / "work", repos))
         async with open_supervisor("pipelines") as supervisor:
+            copiers = CopierPublisher(store, repos)
             scheduler = Scheduler(
                 repos,
                 jobs,
@@ -273,8 +275,10 @@ async def open_pipelines(
                 max_running_jobs=settings.max_running_jobs,
                 on_status=partial(write_status, store),
                 elsewhere=_elsewhere,
+                on_commit=copiers.commit_finished,
             )
-            feed = StoreFeed(store, scheduler, repos)
+            feed = StoreFeed(store, scheduler, repos, copiers)
             service = PipelineService(repos, jobs, scheduler, feed, root, settings, store)
             supervisor.start(feed.run, name="store-feed", restart=True)
+            supervisor.start(copiers.run, name="copier-publisher", restart=True)
             yield service

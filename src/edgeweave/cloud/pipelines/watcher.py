@@ -4,7 +4,8 @@ Per kind, one list and then one watch from the version read before listing (like
 dispatcher); a compacted history (``Gone``) relists and removes what disappeared meanwhile.
 
 - A Pipeline is parsed with the engine's checks (globs compile, ``join_on``/``group_by`` read
-  existing capture groups) and handed to :meth:`Scheduler.upsert`; a deleted one to
+  existing capture groups) and handed to :meth:`Scheduler.upsert` and, for a Copier, to the
+  :class:`CopierPublisher`; a deleted one to
   :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
 - A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
   exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
@@ -23,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
 from edgeweave.pipelines.repo import Repos
@@ -49,10 +51,13 @@ def _meta(obj: JSONObject) -> tuple[str, str, int]:
 
 
 class StoreFeed:
-    def __init__(self, store: Store, scheduler: Scheduler, repos: Repos) -> None:
+    def __init__(
+        self, store: Store, scheduler: Scheduler, repos: Repos, copiers: CopierPublisher
+    ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._repos = repos
+        self._copiers = copiers
         self.ready = asyncio.Event()  # set once both kinds were listed
 
     async def run(self) -> None:
@@ -111,6 +116,7 @@ class StoreFeed:
         namespace, name, generation = _meta(obj)
         if event_type == "DELETED":
             await self._scheduler.remove(namespace, name)
+            self._copiers.remove(name)
             return
         try:
             doc: PipelineDoc | None = stored_pipeline_doc(obj)
@@ -120,6 +126,7 @@ class StoreFeed:
         except ValueError as e:  # pydantic's ValidationError: the API let a bad spec in
             doc, problem = None, str(e)
         await self._scheduler.upsert(namespace, name, doc, generation, problem)
+        self._copiers.upsert(namespace, name, doc)
 
     async def _on_repo(self, event_type: str, obj: JSONObject) -> None:
         if event_type == "DELETED":

@@ -9,7 +9,8 @@ the scheduler runs its jobs whenever a commit is finished on an input branch —
 put, or an upstream pipeline's job on this node. Everything reads the local store and local
 repos only, so it works the same with the cloud away.
 
-Upstream, through the outbox: ``pipeline.status`` (the scheduler's status, coalesced per
+Copier pipelines (``pattern.copier``) are not run: :mod:`.copier` fetches the commit the cloud
+sends them. Upstream, through the outbox: ``pipeline.status`` (the scheduler's status, coalesced per
 pipeline) and ``pipeline.job`` after each job that ran to an end (the job and its datum
 records, :mod:`edgeweave.pipelines.jobreport`). ``on_status`` mirrors the statuses into the
 agent's status file (`edgeweave edge status`).
@@ -30,9 +31,11 @@ from typing import Any
 from edgeweave.aio.tasks import open_supervisor
 from edgeweave.config.edge import EdgePipelineSettings
 from edgeweave.edge.outbox import Outbox
+from edgeweave.edge.pipelines.copier import EdgeCopiers, Fetch, Sign, Wanted
 from edgeweave.edge.pipelines.putserver import open_put_server
 from edgeweave.edge.store import EdgeStore
 from edgeweave.errors import AlreadyExists, EdgeweaveError
+from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION
 from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.jobreport import (
     JOB_TOPIC,
@@ -108,18 +111,19 @@ async def _follow(
     repos: Repos,
     scheduler: Scheduler,
     reporter: _Reporter,
+    copiers: EdgeCopiers,
 ) -> None:
-    """Keep the scheduler's pipelines equal to the held Pipeline objects."""
+    """Keep the scheduler's pipelines (and the Copiers) equal to the held Pipeline objects."""
     running: dict[str, str] = {}  # name -> namespace
     while True:
         changed.clear()
         held = await store.list(PIPELINE)
         seen: dict[str, str] = {}
+        wanted: dict[str, Wanted] = {}
         for obj in held:
             meta = obj.get("metadata") or {}
             namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
             generation = int(meta.get("generation") or 0)
-            seen[name] = namespace
             reporter.namespaces[name] = namespace
             try:
                 doc: PipelineDoc | None = stored_pipeline_doc(obj)
@@ -128,6 +132,12 @@ async def _follow(
                 doc, problem = None, e.message
             except ValueError as e:
                 doc, problem = None, str(e)
+            pattern = doc.pipeline.spec.pattern if doc is not None else None
+            if pattern is not None and pattern.copier is not None:  # fetched, not run
+                notes = meta.get("annotations") or {}
+                wanted[name] = Wanted(namespace, notes.get(COPIER_COMMIT_ANNOTATION))
+                continue
+            seen[name] = namespace
             for repo in doc.pipeline.spec.input.repos() if doc is not None else ():
                 with contextlib.suppress(AlreadyExists):
                     await repos.create_repo(repo)
@@ -136,6 +146,7 @@ async def _follow(
             if name not in seen:
                 await scheduler.remove(namespace, name)
         running = seen
+        copiers.update(wanted)
         await changed.wait()
 
 
@@ -146,8 +157,11 @@ async def serve_pipelines(
     outbox: Outbox,
     changed: asyncio.Event,
     on_status: OnStatus,
+    sign: Sign,
+    fetch: Fetch,
 ) -> None:
-    """Until cancelled; ``changed`` is set when held Pipeline objects change."""
+    """Until cancelled; ``changed`` is set when held Pipeline objects change. ``sign`` and
+    ``fetch`` reach the cloud for Copiers (:mod:`.copier`)."""
     while not await store.count(PIPELINE):
         await changed.wait()
         changed.clear()
@@ -170,5 +184,7 @@ async def serve_pipelines(
             async def put(repo: str, branch: str, path: str, upload: Path) -> str:
                 return await _put(repos, scheduler, locks, repo, branch, path, upload)
 
+            copiers = EdgeCopiers(repos, sign, fetch, reporter.status, scheduler.commit_finished)
+            supervisor.start(copiers.run, name="copiers", restart=True)
             async with open_put_server(root, opts.max_file_bytes, put):
-                await _follow(store, changed, repos, scheduler, reporter)
+                await _follow(store, changed, repos, scheduler, reporter, copiers)
