@@ -175,3 +175,57 @@ def test_a_copier_sends_a_cloud_commit_to_the_selected_nodes_and_a_repeat_moves_
         )
 
     wait_until(acked, WAIT_S, "node-a's copy acknowledged in the cloud")
+
+
+MERGER = {  # every node's counts, into one cloud repo, one branch per node
+    "pipeline": {"name": "all-counts"},
+    "transform": {"cmd": ["true"]},
+    "input": {"pfs": {"repo": "counts", "glob": "/"}},
+    "placement": {"nodeNames": ["node-a", "node-b"]},
+    "pattern": {"merger": {"complete": {"sources": "all"}}},
+}
+
+
+def test_a_merger_gathers_each_nodes_commit_keyed_by_node_until_all_sources_arrived(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    spec = tmp_path / "merger.json"
+    spec.write_text(json.dumps(MERGER))
+    fleet.cli("pipeline", "create", "-f", str(spec))
+    for node in ("node-a", "node-b"):
+        endpoint = fleet.agent_dir(node) / "pipelines" / "put.json"
+        wait_until(endpoint.exists, WAIT_S, f"the pipeline host on {node}")
+
+    def merge_state() -> dict[str, Any]:
+        obj = json.loads(fleet.cli("get", "pipeline", "all-counts", "-o", "json"))
+        merger = (obj.get("status") or {}).get("merger")
+        return merger if isinstance(merger, dict) else {}
+
+    def put(node: str, text: str) -> None:
+        counts = tmp_path / f"{node}.json"
+        counts.write_text(text)
+        data = str(fleet.agent_dir(node))
+        fleet.node_cli(
+            "edge", "file", "put", "--data", data, "counts@master:/hour.json", "-f", str(counts)
+        )
+
+    put("node-a", '{"people": 4}\n')
+    wait_until(lambda: "node-a" in merge_state().get("received", {}), WAIT_S, "node-a's counts")
+    assert merge_state()["complete"] is False  # node-b has not delivered yet
+    assert merge_state()["sources"] == ["node-a", "node-b"]
+    put("node-b", '{"people": 7}\n')
+    wait_until(lambda: merge_state().get("complete") is True, WAIT_S, "the merge to complete")
+    got = fleet.cli("file", "get", "all-counts@node-b:/hour.json")
+    assert got == '{"people": 7}\n'
+
+    fleet.agents["node-a"].stop()  # a restarted node delivers again: nothing changes
+    fleet.start_agent("node-a", env={"EDGEWEAVE_LINK__BACKOFF_CAP_S": "1"})
+
+    def redelivered() -> bool:  # the report made after the restart, not the one before
+        status = edge_pipeline(fleet, "node-a", "all-counts")
+        return status.get("state") == "merged" and status.get("imported") is False
+
+    wait_until(redelivered, WAIT_S, "node-a's delivery after its restart")
+    assert edge_pipeline(fleet, "node-a", "all-counts")["bytesMoved"] == 0
+    commits = json.loads(fleet.cli("commit", "list", "all-counts", "-o", "json"))["items"]
+    assert sorted(c["branch"] for c in commits) == ["node-a", "node-b"]

@@ -32,6 +32,7 @@ from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.events import EventsDeps
 from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
+from edgeweave.cloud.api.merge import MERGE_PATH, merge_subject
 from edgeweave.cloud.api.objects import ObjectDeps
 from edgeweave.cloud.api.transfer import TRANSFER_PATH, commit_subject
 from edgeweave.cloud.api.twins import TwinDeps
@@ -57,6 +58,7 @@ from edgeweave.cloud.tokens import (
 )
 from edgeweave.config.settings import CloudSettings
 from edgeweave.errors import ConfigError, LinkClosed
+from edgeweave.protocol.refs import ResourceRef
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
                     hub_deps,
                     record_jobs=pipelines.jobs.record_reported,
                     sign_commit_url=partial(_sign_commit_url, objects.url_secret, url),
+                    sign_merge_url=partial(_sign_merge_url, objects.url_secret, url),
                 )
             # the mesh: one Endpoints object per Service, kept from Apps' status and Nodes
             async with open_endpoints_controller(store), open_hub(hub_deps) as hub:
@@ -295,6 +298,17 @@ def _sign_commit_url(secret: bytes, base_url: str, commit: str, node: str) -> tu
     url = sign_subject_url(
         secret, commit_subject(commit), path, node, expires_at, base_url=base_url
     )
+    return url, expires_at
+
+
+def _sign_merge_url(
+    secret: bytes, base_url: str, pipeline: ResourceRef, node: str
+) -> tuple[str, float]:
+    """A node's deliveries to a Merger (docs/pipelines.md), valid like artifact URLs."""
+    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
+    path = f"{MERGE_PATH}/{pipeline.namespace}/{pipeline.name}"
+    subject = merge_subject(pipeline.namespace, pipeline.name)
+    url = sign_subject_url(secret, subject, path, node, expires_at, base_url=base_url)
     return url, expires_at
 
 

@@ -261,27 +261,11 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
 
 async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
     """The pipeline host; its modules (the engine, the repo store) load only when needed."""
+    from edgeweave.edge.pipelines.cloudcalls import CloudCalls
     from edgeweave.edge.pipelines.host import serve_pipelines
 
     def on_status(pipelines: dict[str, Any]) -> None:
         agent.status_file.update(pipelines=pipelines)
-
-    async def sign(commit: str) -> str:
-        session = agent.session
-        if session is None:
-            raise LinkBroken(f"commit {commit}: the cloud is unreachable")
-        try:
-            answer = await session.request(m.CommitUrlRequest(commit=commit))
-        except TimeoutError:
-            raise LinkBroken(f"commit {commit}: the cloud did not answer") from None
-        if isinstance(answer, m.Error):
-            raise LinkBroken(f"commit {commit}: {answer.reason}: {answer.message}")
-        if not isinstance(answer, m.CommitUrl):
-            raise LinkBroken(f"commit {commit}: unexpected answer {answer.type}")
-        return answer.url
-
-    async def fetch(url: str, max_bytes: int, what: str) -> bytes:
-        return await cloudapi.fetch_bytes(url, agent.identity, max_bytes, what)
 
     await serve_pipelines(
         settings.data_dir,
@@ -290,8 +274,7 @@ async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         agent.outbox,
         sync.pipelines_changed,
         on_status,
-        sign,
-        fetch,
+        CloudCalls(lambda: agent.session, agent.identity),
     )
 
 

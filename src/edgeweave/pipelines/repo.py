@@ -436,12 +436,17 @@ class Repos:
             await self._db.put_chunks(rows)
         return sum(len(d) for _, d in chunks)
 
-    async def import_manifest(self, manifest: CommitManifest, branch: str | None = None) -> bool:
+    async def import_manifest(
+        self, manifest: CommitManifest, branch: str | None = None, repo: str | None = None
+    ) -> bool:
         """Record a commit whose chunks are all here, on its branch (or ``branch``) of its
-        repo (created when missing); False when the commit is here already (idempotent)."""
+        repo (or ``repo``; created when missing); False when the commit is here already
+        (idempotent)."""
         info = manifest.info
         if branch is not None:
             info = dataclasses.replace(info, branch=check_branch(branch))
+        if repo is not None:
+            info = dataclasses.replace(info, repo=repo)
         if info.repo not in await self.list_repos():
             with suppress(AlreadyExists):
                 await self.create_repo(info.repo)

@@ -5,9 +5,10 @@ Every message carries ``type`` (the wire discriminator), ``id`` (16 hex chars, g
 with ``reply_to(request, Reply(...))`` or pass ``parent_id=request.id``.
 
 Two directions, two unions: ``UpMessage`` is what an edge node may send (edge→cloud),
-``DownMessage`` what the cloud may send (cloud→edge). ``artifact_url`` and ``commit_url`` are
-the wire types used both ways: the requests are ``ArtifactUrlRequest`` / ``CommitUrlRequest``
-(up), the answers ``ArtifactUrl`` / ``CommitUrl`` (down).
+``DownMessage`` what the cloud may send (cloud→edge). ``artifact_url``, ``commit_url`` and
+``merge_url`` are the wire types used both ways: the requests are ``ArtifactUrlRequest``,
+``CommitUrlRequest``, ``MergeUrlRequest`` (up), the answers ``ArtifactUrl``, ``CommitUrl``,
+``MergeUrl`` (down).
 ``Error`` is shared.
 
 Sizes are bounded per field (string length, list length) so a hostile frame cannot build more
@@ -231,6 +232,14 @@ class CommitUrlRequest(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MergeUrlRequest(Message):
+    """Ask for a URL to deliver commits to a Merger placed on this node (bytes go over HTTP)."""
+
+    type: str = "merge_url"
+    pipeline: AppName = field(metadata=check_of(record(AppName)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renew(Message):
     type: str = "renew"
     csr: str = field(metadata=TEXT)
@@ -324,6 +333,16 @@ class CommitUrl(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MergeUrl(Message):
+    type: str = "merge_url"
+    pipeline: AppName = field(metadata=check_of(record(AppName)))
+    url: str = field(metadata=TEXT)
+    """``.../merge/<namespace>/<name>?node=&exp=&sig=``; add ``/missing``, ``/chunks/<hex>``,
+    ``/commit``."""
+    expires_at: float = field(metadata=SECONDS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renewed(Message):
     type: str = "renewed"
     certificate: str = field(metadata=TEXT)
@@ -374,6 +393,7 @@ UpMessage = (
     | Upstream
     | ArtifactUrlRequest
     | CommitUrlRequest
+    | MergeUrlRequest
     | Renew
     | LogsData
     | Error
@@ -390,6 +410,7 @@ DownMessage = (
     | UpstreamAck
     | ArtifactUrl
     | CommitUrl
+    | MergeUrl
     | Renewed
     | LogsRequest
     | LogsCancel
@@ -406,6 +427,7 @@ UP_TYPES: dict[str, type[Message]] = {
     "upstream": Upstream,
     "artifact_url": ArtifactUrlRequest,
     "commit_url": CommitUrlRequest,
+    "merge_url": MergeUrlRequest,
     "renew": Renew,
     "logs_data": LogsData,
     "error": Error,
@@ -420,6 +442,7 @@ DOWN_TYPES: dict[str, type[Message]] = {
     "upstream_ack": UpstreamAck,
     "artifact_url": ArtifactUrl,
     "commit_url": CommitUrl,
+    "merge_url": MergeUrl,
     "renewed": Renewed,
     "logs_request": LogsRequest,
     "logs_cancel": LogsCancel,

@@ -231,6 +231,14 @@ class DesiredIndex:
     def nodes_of_pipeline(self, pipeline: ResourceRef) -> frozenset[str]:
         return self._pipelines.nodes_of(pipeline)
 
+    def merger_on(self, node: str, pipeline: ResourceRef) -> bool:
+        """True when ``pipeline`` is a Merger placed on ``node``."""
+        entry = self._objects.get(pipeline)
+        if entry is None or not self._pipelines.holds(node, pipeline):
+            return False
+        pattern = _spec(entry.body).get("pattern")
+        return isinstance(pattern, dict) and isinstance(pattern.get("merger"), dict)
+
     def copier_sends(self, node: str, commit: str) -> bool:
         """True when a Copier placed on ``node`` sends it ``commit`` (its annotation)."""
         for ref in self._pipelines.refs_of(node):

@@ -57,6 +57,7 @@ from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
 from edgeweave.errors import AuthError, LinkClosed, NotFound
 from edgeweave.protocol.messages import Message
+from edgeweave.protocol.refs import ResourceRef
 from edgeweave.transport.certs import ssl_server_context
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class HubDeps:
     ``renew_cert(node, csr_pem) -> cert_pem`` signs a rotated certificate (default: the CA);
     ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is);
     ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept);
-    ``sign_commit_url(commit, node) -> (url, expires_at)`` presigns a Copier's commit fetch.
+    ``sign_commit_url(commit, node) -> (url, expires_at)`` presigns a Copier's commit fetch;
+    ``sign_merge_url(pipeline, node) -> (url, expires_at)`` a node's deliveries to a Merger.
     """
 
     store: CloudStore
@@ -97,6 +99,7 @@ class HubDeps:
     wall_clock: Callable[[], float] = time.time
     record_jobs: RecordJobs | None = None
     sign_commit_url: Callable[[str, str], tuple[str, float]] | None = None
+    sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None = None
 
 
 class _WsConn:
@@ -176,6 +179,7 @@ class Hub:
             lifecycle=self.lifecycle,
             sign_url=deps.sign_url,
             sign_commit_url=deps.sign_commit_url,
+            sign_merge_url=deps.sign_merge_url,
             renew_cert=deps.renew_cert or self._sign_with_ca,
             decode_secret=deps.decode_secret,
             relay_refused=self.relay.refuse,

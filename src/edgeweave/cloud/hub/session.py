@@ -68,6 +68,8 @@ from edgeweave.protocol.messages import (
     LogsCancel,
     LogsData,
     LogsRequest,
+    MergeUrl,
+    MergeUrlRequest,
     Message,
     Renew,
     Renewed,
@@ -110,6 +112,7 @@ class SessionDeps:
     lifecycle: Lifecycle
     sign_url: Callable[[str, str], tuple[str, float]] | None
     sign_commit_url: Callable[[str, str], tuple[str, float]] | None
+    sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None
     renew_cert: Callable[[str, bytes], bytes] | None
     decode_secret: Callable[[JSONObject], JSONObject]
     relay_refused: Callable[[str, Error], bool] = lambda node, error: False
@@ -230,6 +233,8 @@ class Session:
             self._on_artifact_url(msg)
         elif isinstance(msg, CommitUrlRequest):
             self._on_commit_url(msg)
+        elif isinstance(msg, MergeUrlRequest):
+            self._on_merge_url(msg)
         elif isinstance(msg, Renew):
             self._on_renew(msg)
         elif isinstance(msg, LogsData):
@@ -403,6 +408,29 @@ class Session:
         else:
             url, expires_at = deps.sign_commit_url(msg.commit, self.node)
             reply = CommitUrl(commit=msg.commit, url=url, expires_at=expires_at, parent_id=msg.id)
+        self.send_control(reply)
+
+    def _on_merge_url(self, msg: MergeUrlRequest) -> None:
+        deps = self._deps
+        ref = ResourceRef("Pipeline", msg.pipeline.namespace, msg.pipeline.name)
+        reply: Message
+        if not deps.dispatcher.index.merger_on(self.node, ref):
+            reply = Error(
+                reason="Forbidden",
+                message=f"{ref} is not a Merger placed on node {self.node}",
+                parent_id=msg.id,
+            )
+        elif deps.sign_merge_url is None:
+            reply = Error(
+                reason="ServiceUnavailable",
+                message="this cloud runs no pipeline worker",
+                parent_id=msg.id,
+            )
+        else:
+            url, expires_at = deps.sign_merge_url(ref, self.node)
+            reply = MergeUrl(
+                pipeline=msg.pipeline, url=url, expires_at=expires_at, parent_id=msg.id
+            )
         self.send_control(reply)
 
     def _on_renew(self, msg: Renew) -> None:

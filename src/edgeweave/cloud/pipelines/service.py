@@ -26,6 +26,7 @@ from pathlib import Path
 
 from edgeweave.aio.tasks import open_supervisor
 from edgeweave.cloud.pipelines.copier import CopierPublisher
+from edgeweave.cloud.pipelines.merger import Mergers
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
@@ -68,8 +69,10 @@ class PipelineService:
         root: Path,
         settings: PipelineSettings,
         store: Store,
+        mergers: Mergers,
     ) -> None:
         self.repos = repos
+        self.mergers = mergers
         self.jobs = jobs
         self.scheduler = scheduler
         self.feed = feed
@@ -278,7 +281,8 @@ async def open_pipelines(
                 on_commit=copiers.commit_finished,
             )
             feed = StoreFeed(store, scheduler, repos, copiers)
-            service = PipelineService(repos, jobs, scheduler, feed, root, settings, store)
+            mergers = Mergers(store, repos, scheduler.commit_finished)
+            service = PipelineService(repos, jobs, scheduler, feed, root, settings, store, mergers)
             supervisor.start(feed.run, name="store-feed", restart=True)
             supervisor.start(copiers.run, name="copier-publisher", restart=True)
             yield service

@@ -12,7 +12,8 @@ dispatcher); a compacted history (``Gone``) relists and removes what disappeared
   located on a node are not created in the cloud (a node's pipeline host creates the repos
   its pipelines read).
 - :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
-  when someone else wrote in between; ``status.nodes`` (edge nodes' reports) is kept.
+  when someone else wrote in between; ``status.nodes`` (edge nodes' reports) and
+  ``status.merger`` are kept.
 
 Must not run jobs or read repo contents.
 """
@@ -150,9 +151,10 @@ async def write_status(store: Store, namespace: str, name: str, status: Status) 
             current = await store.get(PIPELINE, namespace, name)
         except NotFound:
             return  # deleted meanwhile
-        nodes = (current.get("status") or {}).get("nodes")
-        if nodes:  # what edge nodes reported (the hub writes it): kept
-            status = {**status, "nodes": nodes}
+        kept = {  # what edge nodes reported (the hub writes it) and a Merger's state
+            k: v for k, v in (current.get("status") or {}).items() if k in ("nodes", "merger")
+        }
+        status = {**status, **kept}
         if current.get("status") == status:
             return
         current["status"] = status

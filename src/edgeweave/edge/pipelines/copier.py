@@ -47,7 +47,8 @@ class Wanted:
     commit: str | None  # None: the cloud has nothing to send yet
 
 
-def _under(url: str, suffix: str) -> str:
+def under(url: str, suffix: str) -> str:
+    """``url`` with ``suffix`` added to its path (the query, its signature, kept)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
 
@@ -105,7 +106,7 @@ class EdgeCopiers:
 
     async def _copy(self, name: str, namespace: str, commit: str) -> None:
         url = await self._sign(commit)
-        raw = await self._fetch(_under(url, "/manifest"), MAX_MANIFEST_BYTES, "the manifest")
+        raw = await self._fetch(under(url, "/manifest"), MAX_MANIFEST_BYTES, "the manifest")
         try:
             manifest = manifest_from_json(json.loads(raw))
         except ValueError as e:
@@ -114,7 +115,7 @@ class EdgeCopiers:
             raise NotFound(f"the cloud sent the manifest of {manifest.info.id}, not {commit}")
 
         async def read_chunk(digest: str) -> bytes:
-            return await self._fetch(_under(url, f"/chunks/{digest}"), MAX_CHUNK_BYTES, digest)
+            return await self._fetch(under(url, f"/chunks/{digest}"), MAX_CHUNK_BYTES, digest)
 
         report = await pull_commit(read_chunk, manifest, self._repos)
         self._done[name] = commit

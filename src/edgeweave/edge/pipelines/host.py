@@ -9,13 +9,14 @@ the scheduler runs its jobs whenever a commit is finished on an input branch —
 put, or an upstream pipeline's job on this node. Everything reads the local store and local
 repos only, so it works the same with the cloud away.
 
-Copier pipelines (``pattern.copier``) are not run: :mod:`.copier` fetches the commit the cloud
-sends them. Upstream, through the outbox: ``pipeline.status`` (the scheduler's status, coalesced per
-pipeline) and ``pipeline.job`` after each job that ran to an end (the job and its datum
-records, :mod:`edgeweave.pipelines.jobreport`). ``on_status`` mirrors the statuses into the
-agent's status file (`edgeweave edge status`).
+Copier and Merger pipelines are not run: :mod:`.copier` fetches the commit the cloud sends
+a Copier, :mod:`.merger` delivers a Merger's input commits to the cloud (both through the
+calls in :mod:`.cloudcalls`). Upstream, through the outbox: ``pipeline.status`` (the
+scheduler's status, coalesced per pipeline) and ``pipeline.job`` after each job that ran to
+an end (the job and its datum records, :mod:`edgeweave.pipelines.jobreport`).
+``on_status`` mirrors the statuses into the agent's status file (`edgeweave edge status`).
 
-Must not know the link, or run anything but through the engine's scheduler.
+Must not talk to the link itself, or run anything but through the engine's scheduler.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from typing import Any
 from edgeweave.aio.tasks import open_supervisor
 from edgeweave.config.edge import EdgePipelineSettings
 from edgeweave.edge.outbox import Outbox
-from edgeweave.edge.pipelines.copier import EdgeCopiers, Fetch, Sign, Wanted
+from edgeweave.edge.pipelines.cloudcalls import CloudCalls
+from edgeweave.edge.pipelines.copier import EdgeCopiers, Wanted
+from edgeweave.edge.pipelines.merger import EdgeMergers, MergeWanted
 from edgeweave.edge.pipelines.putserver import open_put_server
 from edgeweave.edge.store import EdgeStore
 from edgeweave.errors import AlreadyExists, EdgeweaveError
@@ -112,14 +115,17 @@ async def _follow(
     scheduler: Scheduler,
     reporter: _Reporter,
     copiers: EdgeCopiers,
+    mergers: EdgeMergers,
 ) -> None:
-    """Keep the scheduler's pipelines (and the Copiers) equal to the held Pipeline objects."""
+    """Keep the scheduler's pipelines (and the Copiers, Mergers) equal to the held
+    Pipeline objects."""
     running: dict[str, str] = {}  # name -> namespace
     while True:
         changed.clear()
         held = await store.list(PIPELINE)
         seen: dict[str, str] = {}
         wanted: dict[str, Wanted] = {}
+        merging: dict[str, MergeWanted] = {}
         for obj in held:
             meta = obj.get("metadata") or {}
             namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -137,6 +143,12 @@ async def _follow(
                 notes = meta.get("annotations") or {}
                 wanted[name] = Wanted(namespace, notes.get(COPIER_COMMIT_ANNOTATION))
                 continue
+            pfs = doc.pipeline.spec.input.pfs if doc is not None else None
+            if pattern is not None and pattern.merger is not None and pfs is not None:
+                with contextlib.suppress(AlreadyExists):  # delivered, not run
+                    await repos.create_repo(pfs.repo)
+                merging[name] = MergeWanted(namespace, pfs.repo, pfs.branch or "master")
+                continue
             seen[name] = namespace
             for repo in doc.pipeline.spec.input.repos() if doc is not None else ():
                 with contextlib.suppress(AlreadyExists):
@@ -147,6 +159,7 @@ async def _follow(
                 await scheduler.remove(namespace, name)
         running = seen
         copiers.update(wanted)
+        mergers.update(merging)
         await changed.wait()
 
 
@@ -157,11 +170,10 @@ async def serve_pipelines(
     outbox: Outbox,
     changed: asyncio.Event,
     on_status: OnStatus,
-    sign: Sign,
-    fetch: Fetch,
+    calls: CloudCalls,
 ) -> None:
-    """Until cancelled; ``changed`` is set when held Pipeline objects change. ``sign`` and
-    ``fetch`` reach the cloud for Copiers (:mod:`.copier`)."""
+    """Until cancelled; ``changed`` is set when held Pipeline objects change; ``calls``
+    reach the cloud for Copiers and Mergers."""
     while not await store.count(PIPELINE):
         await changed.wait()
         changed.clear()
@@ -170,6 +182,7 @@ async def serve_pipelines(
         reporter = _Reporter(outbox, jobs, on_status)
         runner = JobRunner(repos, DatumRunner(root / "work", repos))
         async with open_supervisor("edge-pipelines") as supervisor:
+            mergers = EdgeMergers(repos, calls.sign_merge, calls.send, reporter.status)
             scheduler = Scheduler(
                 repos,
                 jobs,
@@ -178,13 +191,17 @@ async def serve_pipelines(
                 max_running_jobs=opts.max_running_jobs,
                 on_status=reporter.status,
                 on_job=reporter.job,
+                on_commit=mergers.commit_finished,
             )
             locks: dict[tuple[str, str], asyncio.Lock] = {}
 
             async def put(repo: str, branch: str, path: str, upload: Path) -> str:
                 return await _put(repos, scheduler, locks, repo, branch, path, upload)
 
-            copiers = EdgeCopiers(repos, sign, fetch, reporter.status, scheduler.commit_finished)
+            copiers = EdgeCopiers(
+                repos, calls.sign_commit, calls.fetch, reporter.status, scheduler.commit_finished
+            )
             supervisor.start(copiers.run, name="copiers", restart=True)
+            supervisor.start(mergers.run, name="mergers", restart=True)
             async with open_put_server(root, opts.max_file_bytes, put):
-                await _follow(store, changed, repos, scheduler, reporter, copiers)
+                await _follow(store, changed, repos, scheduler, reporter, copiers, mergers)
