@@ -14,7 +14,8 @@ initial difference, live changes afterwards). ``ack`` is recorded through the co
 ``upstream`` goes to the committer which answers ``upstream_ack`` after the commit;
 ``artifact_url`` is signed only for digests an App assigned to this node lists (else
 ``Forbidden``), ``commit_url`` only for the commit a Copier placed on this node names, and
-``merge_url`` only for a Merger placed on this node; ``renew`` signs a new certificate; ``logs_data`` feeds relayed log streams.
+``merge_url`` only for a Merger placed on this node; ``renew`` signs a new certificate;
+``logs_data`` feeds relayed log streams.
 
 Per-session state is small: what was sent (ref → rv), acks, deletes in flight, open log
 streams. This module must not import websockets (the server adapts the connection to
