@@ -22,6 +22,12 @@ stdout (progress on stderr):
   and nothing else. Target ≤ 20 ms per datum.
 - ``chunking``: 64 MB of random bytes chunked (MB/s) beside sha256 of the same bytes, and
   ``put_file_from`` of that file (chunk, hash, write chunk files with fsync).
+- ``filter_uplink``: F frames (default 200, 32-256 KiB of random bytes, one in ten marked
+  "person") through a Filter (``grep -q person``, a process per datum) on a node's store, then
+  its output commit delivered to a second store the way a Merger delivers it (the manifest
+  posted twice — ``/missing`` and ``/commit`` — plus the chunks the destination lacks).
+  Uplink payload bytes (manifest bodies + chunk bytes; HTTP/TLS framing not counted) against
+  the bytes the Filter passed, measured in the same run. Target: ≤ 2 % overhead.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from edgeweave.pipelines.trees import FileTree
 
 DEFAULT_DATUMS = 100_000
 DEFAULT_PROCESS_DATUMS = 200
+DEFAULT_FILTER_FRAMES = 200
 SKIP_TARGET_US = 10.0
 END_TO_END_TARGET_S = 2.0
 PROCESS_TARGET_MS = 20.0
@@ -282,10 +289,64 @@ async def bench_chunking(tmp: Path) -> dict[str, Any]:
     return out
 
 
+async def bench_filter_uplink(tmp: Path, frames: int) -> dict[str, Any]:
+    rng = random.Random(11)
+    files = []
+    for i in range(frames):
+        body = rng.randbytes(rng.randint(32 * 1024, 256 * 1024))
+        marker = b"person" if i % 10 == 0 else b"nobody"
+        files.append((f"/frame-{i:05d}.raw", marker + body))
+    doc = {
+        "pipeline": {"name": "people"},
+        "transform": {"cmd": ["sh", "-c", 'head -c 6 "$frames" | grep -q person']},
+        "input": {"pfs": {"repo": "frames", "glob": "/*"}},
+        "pattern": {"filter": {"dropCodes": [1]}},
+    }
+    spec = parse_pipeline_specs(json.dumps(doc))[0]
+    async with open_repos(tmp / "node") as node, open_repos(tmp / "cloud") as cloud:
+        await node.create_repo("frames")
+        await put_commit(node, "frames", files, 50)
+        jobs = JobRunner(node, DatumRunner(tmp / "work-filter", node))
+        start = time.perf_counter()
+        job = await jobs.run_job(spec)
+        job_s = time.perf_counter() - start
+        assert job.state == "success" and job.output_commit is not None, job.error
+        passed = [d for d in job.datums if d.filtered == "passed"]
+        bytes_in = sum(d.bytes_in for d in job.datums)
+        bytes_passed = sum(d.bytes_in for d in passed)
+        manifest = await node.manifest(job.output_commit)
+        manifest_size = len(json.dumps(manifest.as_json()).encode())
+        held = await cloud.held_chunks(manifest.chunk_digests())
+        missing = [d for d in manifest.chunk_digests() if d not in held]
+        chunk_bytes_up = 0
+        for digest in missing:
+            data = await node.read_chunk(digest)
+            chunk_bytes_up += len(data)
+            await cloud.receive_chunks([(digest, data)])
+        await cloud.import_manifest(manifest, branch="node-a", repo="people")
+    uplink = 2 * manifest_size + chunk_bytes_up
+    overhead_pct = (uplink / bytes_passed - 1) * 100 if bytes_passed else 0.0
+    out = {
+        "frames": frames,
+        "items_passed": len(passed),
+        "bytes_in": bytes_in,
+        "bytes_passed": bytes_passed,
+        "uplink_bytes": uplink,
+        "manifest_bytes": manifest_size,
+        "uplink_saved_pct": round((1 - uplink / bytes_in) * 100, 1),
+        "job_s": round(job_s, 2),
+        "ratio_uplink_to_passed": ratio(uplink, bytes_passed),
+        "targets": [target(round(overhead_pct, 3), 2.0, "%", "uplink overhead over bytes passed")],
+    }
+    log(f"filter_uplink: {out}")
+    return out
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--datums", type=int, default=DEFAULT_DATUMS)
     parser.add_argument("--process-datums", type=int, default=DEFAULT_PROCESS_DATUMS)
+    parser.add_argument("--filter-frames", type=int, default=DEFAULT_FILTER_FRAMES)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edgeweave-bench-pipelines-"))
@@ -299,6 +360,7 @@ async def main() -> int:
             "process_per_datum": await bench_process_per_datum(tmp, args.process_datums),
             "end_to_end": await bench_end_to_end(tmp, args.datums),
             "chunking": await bench_chunking(tmp),
+            "filter_uplink": await bench_filter_uplink(tmp, args.filter_frames),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

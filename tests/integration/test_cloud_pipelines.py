@@ -216,7 +216,7 @@ async def test_specs_are_checked_and_edge_placed_pipelines_are_left_alone(
     await settle(client, "edgy")
     assert await client.list_jobs("edgy") == []
     status = (await client.get("pipelines", "edgy", "default"))["status"]
-    assert status["state"] == "waiting" and "edge placement" in status["message"]
+    assert status["state"] == "waiting" and "edge nodes" in status["message"]
 
 
 async def test_jobs_and_datum_history_survive_a_cloud_restart(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from edgeweave.errors import InvalidObject
+from edgeweave.pipelines.jobreport import decode_job_report, encode_job_report
 from edgeweave.pipelines.jobs import JobRunner
 from edgeweave.pipelines.jobstore import JobStore, run_recorded
 from edgeweave.pipelines.lineage import trace_lineage
@@ -175,3 +177,74 @@ async def test_jobs_left_running_by_a_stopped_host_are_marked_killed(host: Host)
         assert await store.last_job("upper") is None  # killed jobs do not count as attempts
     finally:
         await store.aclose()
+
+
+async def test_jobs_reported_by_a_node_are_listed_with_it_replaced_on_replay_and_not_planned_on(
+    host: Host,
+) -> None:
+    await host.repos.create_repo("docs")
+    commit = await host.repos.start_commit("docs", "master")
+    await host.repos.put_file(commit.id, "/a.txt", b"alpha")
+    await host.repos.finish_commit(commit.id)
+    edge = await open_store(host.root / "edge")
+    cloud = await open_store(host.root / "cloud")
+    try:
+        doc = spec("upper", "docs", ["sh", "-c", "cp -r /pfs/docs/. /pfs/out/"])
+        job = await run_recorded(host.jobs, edge, doc, None)
+        info = await edge.job(job.id)
+        report = encode_job_report("default", info, await edge.datums(job.id))
+        decoded = decode_job_report(json.loads(json.dumps(report)))
+        for _ in range(2):  # a replayed outbox entry changes nothing
+            await cloud.record_reported("node-a", [decoded])
+        await cloud.record_reported("node-b", [decoded])  # another node cannot take it over
+        [listed] = await cloud.list_jobs("upper")
+        assert (listed.id, listed.node, listed.state, listed.processed) == (
+            job.id,
+            "node-a",
+            "success",
+            1,
+        )
+        assert [d.state for d in await cloud.datums(job.id)] == ["success"]
+        assert await cloud.previous("upper") is None  # an edge job is never planned on here
+        assert await cloud.interrupt_running(0.0) == []
+    finally:
+        await edge.aclose()
+        await cloud.aclose()
+
+
+async def test_a_filter_passes_matching_files_unchanged_drops_the_rest_and_counts_both(
+    host: Host,
+) -> None:
+    await host.repos.create_repo("frames")
+    commit = await host.repos.start_commit("frames", "master")
+    frames = {"/f1.txt": b"person at door", "/f2.txt": b"empty hall", "/f3.txt": b"cat"}
+    for path, data in frames.items():
+        await host.repos.put_file(commit.id, path, data)
+    await host.repos.finish_commit(commit.id)
+    store = await open_store(host.root)
+    try:
+        predicate = ["sh", "-c", 'grep -q person "$frames"']
+        doc = spec("people", "frames", predicate, pattern={"filter": {"dropCodes": [1]}})
+        job = await run_recorded(host.jobs, store, doc, None)
+        assert job.state == "success"
+        assert job.output_commit is not None
+        files = await host.repos.list_files(job.output_commit)
+        assert [f.path for f in files] == ["/f1.txt"]
+        assert await host.repos.get_file(job.output_commit, "/f1.txt") == b"person at door"
+        counts = (await store.job(job.id)).filter
+        assert counts is not None
+        assert (counts.items_in, counts.items_passed, counts.items_dropped) == (3, 1, 2)
+        assert counts.bytes_passed == 14 and counts.bytes_dropped == len(b"empty hallcat")
+        verdicts = {d.name: d.filter for d in await store.datums(job.id)}
+        assert sorted(verdicts.values()) == ["dropped", "dropped", "passed"]
+        other = spec("people", "frames", predicate, pattern={"filter": {"dropCodes": [1, 2]}})
+        assert other.version != doc.version  # the predicate is versioned with its drop codes
+    finally:
+        await store.aclose()
+
+
+def test_filter_settings_are_checked_where_the_spec_is_read() -> None:
+    with pytest.raises(InvalidObject, match="dropCodes"):
+        spec("people", "frames", ["true"], pattern={"filter": {"dropCodes": [0]}})
+    with pytest.raises(InvalidObject, match="unknown"):
+        spec("people", "frames", ["true"], pattern={"filter": {"keep": "*.jpg"}})

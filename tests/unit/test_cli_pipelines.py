@@ -98,10 +98,11 @@ def test_job_and_datum_tables_show_processed_skipped_total() -> None:
     }
     assert progress_cell(job) == "1 + 2 / 4 (1 failed)"
     header, row = job_rows([job], now=110.0)
-    assert header[4] == "PROGRESS"
+    assert header[5] == "PROGRESS"
     assert row == [
         "81ab",
         "wordcount",
+        "cloud",
         "10s ago",
         "250ms",
         "1 + 2 / 4 (1 failed)",

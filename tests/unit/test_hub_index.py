@@ -129,3 +129,91 @@ def test_upstream_translation_coalesces_status_and_refuses_foreign_apps() -> Non
         ("App", "default", "mine", {"nodes": {"a": entries[3].payload}}),
     ]
     assert [row[6] for row in out.events] == ["UpstreamRefused"]  # (.., type, reason, message)
+
+
+def pipeline(name: str, placement: Any) -> dict[str, Any]:
+    return {
+        "kind": "Pipeline",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"placement": placement},
+    }
+
+
+def test_pipelines_go_to_the_nodes_their_placement_selects() -> None:
+    f = Feed()
+    f.node("a", role="camera")
+    f.node("b", role="gateway")
+    marks = f.put(pipeline("detect", {"nodeSelector": {"role": "camera"}}))
+    assert marks == {"a": {r("Pipeline", "detect")}}
+    f.put(pipeline("named", {"nodeNames": ["b"]}))
+    f.put(pipeline("central", "cloud"))
+    assert r("Pipeline", "detect") in f.held("a")
+    assert f.held("b") == {r("Node", "b", ""), r("Pipeline", "named")}
+    assert f.index.nodes_of_pipeline(r("Pipeline", "central")) == frozenset()
+    marks = f.node("b", role="camera")  # relabelled: gains the selector pipeline
+    assert r("Pipeline", "detect") in marks["b"]
+    assert f.index.nodes_of_pipeline(r("Pipeline", "detect")) == {"a", "b"}
+    f.node("a", role="gateway")
+    assert f.index.desired("a", r("Pipeline", "detect")) is None
+    f.put(pipeline("detect", "cloud"))  # moved to the cloud: taken from the nodes
+    assert f.index.nodes_of_pipeline(r("Pipeline", "detect")) == frozenset()
+
+
+def test_pipeline_reports_are_committed_only_for_pipelines_placed_on_the_node() -> None:
+    f = Feed()
+    f.node("a", role="camera")
+    f.node("b", role="gateway")
+    f.put(pipeline("detect", {"nodeSelector": {"role": "camera"}}))
+    job = {
+        "id": "j1",
+        "pipeline": "detect",
+        "version": "v1",
+        "state": "success",
+        "startedAt": 1.0,
+        "finishedAt": 2.0,
+        "outputCommit": "c1",
+        "inputs": [{"repo": "images", "branch": "master", "commit": "c0"}],
+        "datums": {"total": 1, "processed": 1, "skipped": 0, "failed": 0, "recovered": 0},
+        "bytesIn": 3,
+        "bytesOut": 3,
+    }
+    ref = {"namespace": "default", "name": "detect"}
+    datum = {
+        "id": "d1",
+        "name": "images:/a",
+        "state": "success",
+        "attempts": 1,
+        "durationSeconds": 0.1,
+        "bytesIn": 3,
+        "bytesOut": 3,
+    }
+    entries = [
+        UpstreamEntry(seq=1, topic="pipeline.status", payload={"pipeline": ref, "status": {}}),
+        UpstreamEntry(
+            seq=2, topic="pipeline.job", payload={"pipeline": ref, "job": job, "datums": [datum]}
+        ),
+        UpstreamEntry(
+            seq=3, topic="pipeline.job", payload={"pipeline": ref, "job": {**job, "state": 7}}
+        ),
+    ]
+    done = translate("a", entries, 0, f.index)
+    assert [(j.job.id, j.job.state, len(j.datums)) for j in done.pipelines.jobs] == [
+        ("j1", "success", 1)
+    ]
+    assert ("Pipeline", "default", "detect", {"nodes": {"a": {}}}) in done.status_writes
+    assert len(done.refused) == 1 and "malformed" in done.refused[0]
+    other = translate("b", entries, 0, f.index)
+    assert other.pipelines.jobs == [] and len(other.refused) == 3
+
+
+def test_a_copier_opens_only_the_commit_it_names_and_only_to_its_nodes() -> None:
+    f = Feed()
+    f.node("a", role="camera")
+    f.node("b", role="gateway")
+    copier = pipeline("model-pull", {"nodeSelector": {"role": "camera"}})
+    copier["metadata"]["annotations"] = {"edgeweave.io/copier-commit": "c" * 32}
+    marks = f.put(copier)
+    assert marks == {"a": {r("Pipeline", "model-pull")}}
+    assert f.index.copier_sends("a", "c" * 32)
+    assert not f.index.copier_sends("a", "d" * 32)  # an older or foreign commit
+    assert not f.index.copier_sends("b", "c" * 32)  # not placed there

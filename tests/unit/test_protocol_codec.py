@@ -44,6 +44,8 @@ UP_SAMPLES: list[m.Message] = [
         ]
     ),
     m.ArtifactUrlRequest(digest=DIGEST),
+    m.CommitUrlRequest(commit="0" * 32),
+    m.MergeUrlRequest(pipeline=m.AppName(namespace="default", name="counts")),
     m.Renew(csr="-----BEGIN CERTIFICATE REQUEST-----\n..."),
     m.LogsData(stream_id="s1", lines=["a", "b"], eof=True),
     m.Error(reason="Forbidden", message="not yours"),
@@ -59,6 +61,12 @@ DOWN_SAMPLES: list[m.Message] = [
     m.HeartbeatAck(parent_id="0123456789abcdef"),
     m.UpstreamAck(committed_seq=2),
     m.ArtifactUrl(digest=DIGEST, url="https://cloud/api/v1/objects/x", expires_at=99.0),
+    m.CommitUrl(commit="0" * 32, url="https://cloud/api/v1/pfs/transfer/x", expires_at=99.0),
+    m.MergeUrl(
+        pipeline=m.AppName(namespace="default", name="counts"),
+        url="https://cloud/api/v1/pfs/merge/default/counts",
+        expires_at=99.0,
+    ),
     m.Renewed(certificate="-----BEGIN CERTIFICATE-----\n..."),
     m.LogsRequest(
         stream_id="s1", app=m.AppName(namespace="default", name="counter"), tail_lines=100

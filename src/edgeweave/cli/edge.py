@@ -1,7 +1,8 @@
-"""`edgeweave edge join|run|status`: the commands run on an edge node.
+"""`edgeweave edge join|run|status|file`: the commands run on an edge node.
 
 `join` makes the node's identity (key, certificate, cloud address) in its data dir; `run`
-starts the agent; `status` reads the agent's local state and works without the cloud.
+starts the agent; `status` reads the agent's local state and works without the cloud;
+`file put` (:mod:`.edgefile`) puts a file into one of the node's repos through the agent.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeweave.cli import edgefile
 from edgeweave.errors import ConfigError
 
 DEFAULT_DATA = Path("data/edge")
@@ -85,6 +87,7 @@ def add_parser(subparsers: Any) -> None:
     status.add_argument("--data", type=Path, default=None, help=DATA_HELP)
     status.add_argument("-o", "--output", choices=["table", "json"], default="table")
     status.set_defaults(func=run_status)
+    edgefile.add_parser(sub, DATA_HELP)
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -163,7 +166,19 @@ def run_status(args: argparse.Namespace) -> int:
         _print_apps(rows)
     if mesh and mesh.get("services"):
         _print_services(mesh)
+    pipelines = status.get("pipelines")
+    if pipelines:
+        _print_pipelines(pipelines)
     return 0
+
+
+def _print_pipelines(pipelines: dict[str, Any]) -> None:
+    print()
+    print(f"{'PIPELINE':<24} {'STATE':<10} {'LAST JOB':<14} MESSAGE")
+    for name, st in pipelines.items():
+        job = st.get("lastJob") or {}
+        last = f"{job.get('id', '')[:8]} {job.get('state', '')}" if job else "-"
+        print(f"{name:<24} {st.get('state', ''):<10} {last:<14} {st.get('message', '')}")
 
 
 def _print_apps(rows: list[dict[str, Any]]) -> None:

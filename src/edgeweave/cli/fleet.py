@@ -143,6 +143,22 @@ class Fleet:
             )
         return r.stdout
 
+    def node_cli(self, *args: str, timeout_s: float = 60.0) -> str:
+        """Run an `edgeweave` command as a user on a node would (no cloud config); stdout."""
+        r = subprocess.run(
+            _edgeweave(*args),
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout_s,
+            check=False,
+        )
+        if r.returncode != 0:
+            raise FleetError(
+                f"`edgeweave {' '.join(args)}` exited {r.returncode}: {r.stderr.strip()}"
+            )
+        return r.stdout
+
     def start_cloud(self, *extra: str) -> Proc:
         self.admin_config.unlink(missing_ok=True)
         argv = _edgeweave(

@@ -16,7 +16,7 @@ from typing import Any
 
 from edgeweave.cli.context import add_global_options, open_client
 
-JOB_COLUMNS = ("ID", "PIPELINE", "STARTED", "DURATION", "PROGRESS", "DL", "UL", "STATE")
+JOB_COLUMNS = ("ID", "PIPELINE", "NODE", "STARTED", "DURATION", "PROGRESS", "DL", "UL", "STATE")
 DATUM_COLUMNS = ("ID", "STATE", "FILES", "TIME", "DL", "UL", "ATTEMPTS")
 
 
@@ -72,6 +72,7 @@ def job_rows(jobs: list[dict[str, Any]], now: float | None = None) -> list[list[
             [
                 j["id"],
                 j["pipeline"],
+                j.get("node") or "cloud",
                 format_ago(j.get("startedAt"), now),
                 _duration(j),
                 progress_cell(j),
@@ -105,13 +106,21 @@ def describe_job(j: dict[str, Any]) -> str:
         f"Job:         {j['id']}",
         f"Pipeline:    {j['pipeline']} (version {j['version'][:19]})",
         f"State:       {j['state']}",
+        f"Ran on:      {j.get('node') or 'cloud'}",
         f"Started:     {format_time(j.get('startedAt'))}",
         f"Duration:    {_duration(j)}",
         f"Datums:      {progress_cell(j)}" + ("  (incremental)" if j.get("incremental") else ""),
         f"Data:        {format_bytes(j.get('bytesIn'))} in, {format_bytes(j.get('bytesOut'))} out",
         f"Output:      {j['pipeline']}@{cell(j.get('outputCommit'))}",
-        "Inputs:",
     ]
+    counts = j.get("filter")
+    if isinstance(counts, dict):
+        lines.append(
+            f"Filter:      {counts.get('itemsIn')} in ({format_bytes(counts.get('bytesIn'))}), "
+            f"{counts.get('itemsPassed')} passed ({format_bytes(counts.get('bytesPassed'))}), "
+            f"{counts.get('itemsDropped')} dropped ({format_bytes(counts.get('bytesDropped'))})"
+        )
+    lines.append("Inputs:")
     lines.extend(
         f"  {i['repo']}@{i['branch']} = {i['commit'] or '<no commit>'}"
         for i in j.get("inputs") or []

@@ -175,6 +175,16 @@ def sign_object_url(
     return f"{base_url.rstrip('/')}{OBJECTS_PATH}/{digest}?{query}"
 
 
+def sign_subject_url(
+    secret: bytes, subject: str, path: str, node: str, expires_at: int, *, base_url: str = ""
+) -> str:
+    """Like :func:`sign_object_url` for another ``subject`` (e.g. ``commit:<id>``) at ``path``;
+    :func:`verify_object_url` with the same subject checks it."""
+    sig = _signature(secret, subject, node, expires_at)
+    query = urlencode({"node": node, "exp": str(expires_at), "sig": sig})
+    return f"{base_url.rstrip('/')}{path}?{query}"
+
+
 def verify_object_url(
     secret: bytes, digest: str, node: str, exp: str, sig: str, *, now: float | None = None
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -31,7 +32,9 @@ from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.events import EventsDeps
 from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
+from edgeweave.cloud.api.merge import MERGE_PATH, merge_subject
 from edgeweave.cloud.api.objects import ObjectDeps
+from edgeweave.cloud.api.transfer import TRANSFER_PATH, commit_subject
 from edgeweave.cloud.api.twins import TwinDeps
 from edgeweave.cloud.endpoints import open_endpoints_controller
 from edgeweave.cloud.hub import Hub, HubDeps, open_hub
@@ -40,6 +43,7 @@ from edgeweave.cloud.objects import (
     ObjectStore,
     load_or_create_object_url_secret,
     sign_object_url,
+    sign_subject_url,
 )
 from edgeweave.cloud.pipelines import PipelineService, open_pipelines
 from edgeweave.cloud.pki import CertificateAuthority
@@ -54,6 +58,7 @@ from edgeweave.cloud.tokens import (
 )
 from edgeweave.config.settings import CloudSettings
 from edgeweave.errors import ConfigError, LinkClosed
+from edgeweave.protocol.refs import ResourceRef
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +235,13 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             hub_deps = _hub_deps(
                 settings, store, ca, secrets=codec, url_secret=objects.url_secret, api_url=url
             )
+            if pipelines is not None:  # jobs edge nodes ran: listed with the cloud's own
+                hub_deps = dataclasses.replace(
+                    hub_deps,
+                    record_jobs=pipelines.jobs.record_reported,
+                    sign_commit_url=partial(_sign_commit_url, objects.url_secret, url),
+                    sign_merge_url=partial(_sign_merge_url, objects.url_secret, url),
+                )
             # the mesh: one Endpoints object per Service, kept from Apps' status and Nodes
             async with open_endpoints_controller(store), open_hub(hub_deps) as hub:
                 hub_url["url"] = hub.url
@@ -277,6 +289,27 @@ async def serve(
                     await freezer
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+def _sign_commit_url(secret: bytes, base_url: str, commit: str, node: str) -> tuple[str, float]:
+    """A Copier's commit fetch for ``node`` (docs/pipelines.md), valid like artifact URLs."""
+    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
+    path = f"{TRANSFER_PATH}/{commit}"
+    url = sign_subject_url(
+        secret, commit_subject(commit), path, node, expires_at, base_url=base_url
+    )
+    return url, expires_at
+
+
+def _sign_merge_url(
+    secret: bytes, base_url: str, pipeline: ResourceRef, node: str
+) -> tuple[str, float]:
+    """A node's deliveries to a Merger (docs/pipelines.md), valid like artifact URLs."""
+    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
+    path = f"{MERGE_PATH}/{pipeline.namespace}/{pipeline.name}"
+    subject = merge_subject(pipeline.namespace, pipeline.name)
+    url = sign_subject_url(secret, subject, path, node, expires_at, base_url=base_url)
+    return url, expires_at
 
 
 def _open_app_log(

@@ -169,6 +169,18 @@ class MeshSettings:
 
 
 @dataclass(frozen=True)
+class EdgePipelineSettings:
+    """The pipelines placed on this node: local repos and jobs under DATA/pipelines."""
+
+    enabled: bool = _setting(True, "run the pipelines the cloud places on this node")
+    max_running_jobs: int = _setting(1, "jobs of different pipelines running at once", ge=1)
+    max_file_bytes: int = _setting(1024**3, "largest file `edgeweave edge file put` accepts", ge=1)
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     data_dir: Path = field(
         default=DEFAULT_DATA_DIR, metadata={"description": "node identity, local store, apps"}
@@ -178,6 +190,7 @@ class EdgeSettings:
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     devices: DeviceSettings = field(default_factory=DeviceSettings)
     mesh: MeshSettings = field(default_factory=MeshSettings)
+    pipelines: EdgePipelineSettings = field(default_factory=EdgePipelineSettings)
 
 
 # ---- loading ------------------------------------------------------------------------------

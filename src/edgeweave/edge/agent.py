@@ -2,8 +2,9 @@
 
 Start order: identity → local store → outbox → mesh (DNS and service proxies, from the local
 store) → runtime (apps come back from the local store at once, before any network) → status
-file → cloud link, and the device side (twin store, MQTT bus, mappers) once the node holds a
-Device. Stop order is the reverse. Nothing else in the agent reads settings, opens files of its
+file → cloud link, the device side (twin store, MQTT bus, mappers) once the node holds a
+Device, and the pipeline host (local repos and jobs) once it holds a Pipeline. Stop order is
+the reverse. Nothing else in the agent reads settings, opens files of its
 own accord or dials the network.
 """
 
@@ -214,6 +215,8 @@ async def _start(
 
     if settings.devices.enabled:
         tasks.append(asyncio.create_task(_devices(settings, agent, sync), name="agent-devices"))
+    if settings.pipelines.enabled:
+        tasks.append(asyncio.create_task(_pipelines(settings, agent, sync), name="agent-pipelines"))
 
     def report_end(task: asyncio.Task[None]) -> None:  # none of them ends on its own
         if not task.cancelled() and task.exception() is not None:
@@ -257,6 +260,25 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         devices,
         on_bus=on_bus,
         on_mappers=sync.changed.set,
+    )
+
+
+async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
+    """The pipeline host; its modules (the engine, the repo store) load only when needed."""
+    from edgeweave.edge.pipelines.cloudcalls import CloudCalls
+    from edgeweave.edge.pipelines.host import serve_pipelines
+
+    def on_status(pipelines: dict[str, Any]) -> None:
+        agent.status_file.update(pipelines=pipelines)
+
+    await serve_pipelines(
+        settings.data_dir,
+        settings.pipelines,
+        agent.store,
+        agent.outbox,
+        sync.pipelines_changed,
+        on_status,
+        CloudCalls(lambda: agent.session, agent.identity),
     )
 
 

@@ -1,4 +1,4 @@
-"""The agent's HTTPS calls to the cloud: joining, and downloading artifacts.
+"""The agent's HTTPS calls to the cloud: joining, downloading artifacts and Copier commits.
 
 The only edge module that imports httpx; it translates httpx errors into edgeweave errors.
 httpx is used by :func:`join` only (a one-off command) and imported there: the running agent
@@ -17,7 +17,7 @@ import ipaddress
 import json
 import os
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -168,10 +168,62 @@ _MAX_ERROR_BODY_BYTES = 64 * 1024
 _CHUNK_BYTES = 1 << 16
 
 
+async def fetch_bytes(
+    url: str,
+    identity: NodeIdentity,
+    max_bytes: int,
+    what: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> bytes:
+    """``method`` ``url`` (with ``body``) and read the answer into memory (a manifest, a chunk,
+    a JSON reply); LinkBroken past ``max_bytes`` or when the cloud is unreachable."""
+    out = bytearray()
+
+    async def keep(status: int, body: AsyncIterator[bytes]) -> None:
+        async for block in body:
+            out.extend(block)
+            if len(out) > max_bytes:
+                raise ValueError(f"answer is over {max_bytes} bytes")
+
+    try:
+        await _get(url, {}, identity.ssl_context(), what, keep, method=method, body=body)
+    except (OSError, TimeoutError, EOFError, ValueError) as e:
+        raise LinkBroken(f"{what} failed: {e or type(e).__name__}") from e
+    return bytes(out)
+
+
 async def _get_to_file(
     url: str, headers: dict[str, str], context: ssl.SSLContext, dest: Path, what: str
 ) -> None:
     """One HTTP/1.1 GET of ``url``; a 200 body replaces ``dest``, a 206 body is appended."""
+
+    async def write(status: int, body: AsyncIterator[bytes]) -> None:
+        with open(dest, "ab" if status == 206 else "wb") as f:
+            async for chunk in body:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+
+    await _get(url, headers, context, what, write)
+
+
+Consume = Callable[[int, AsyncIterator[bytes]], Awaitable[None]]
+
+
+async def _get(
+    url: str,
+    headers: dict[str, str],
+    context: ssl.SSLContext,
+    what: str,
+    consume: Consume,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> None:
+    """One HTTP/1.1 request (GET unless ``method``); a 2xx answer's body goes to
+    ``consume(status, body)``."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"unsupported URL {url!r}")
@@ -185,30 +237,30 @@ async def _get_to_file(
             parts.hostname, port, ssl=context if tls else None
         )
     try:
-        lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "User-Agent: edgeweave-agent"]
-        lines += ["Accept-Encoding: identity", "Connection: close"]
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += ["User-Agent: edgeweave-agent", "Accept-Encoding: identity", "Connection: close"]
+        if body is not None:
+            lines += [f"Content-Length: {len(body)}", "Content-Type: application/octet-stream"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if body is not None:
+            writer.write(body)
         async with asyncio.timeout(TIMEOUT_S):
             await writer.drain()
             status, phrase, fields = await _read_head(reader)
         if status == 416:  # already complete
             return
-        async with contextlib.aclosing(_body(reader, fields)) as body:
+        async with contextlib.aclosing(_body(reader, fields)) as answer:
             if status >= 400:
                 content = b""
-                async for chunk in body:
+                async for chunk in answer:
                     content += chunk
                     if len(content) > _MAX_ERROR_BODY_BYTES:
                         break
                 _raise_for_status(status, phrase, content, what)
-            if status not in (200, 206):
+            if status not in (200, 201, 206):
                 raise ValueError(f"unexpected HTTP status {status} {phrase}")
-            with open(dest, "ab" if status == 206 else "wb") as f:
-                async for chunk in body:
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+            await consume(status, answer)
     finally:
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):

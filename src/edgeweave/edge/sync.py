@@ -38,6 +38,7 @@ class Sync:
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
         self.device_refs: set[ResourceRef] = set()  # ... which ones (the twin host takes them)
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
+        self.pipelines_changed = asyncio.Event()  # ... when held Pipelines changed
 
     async def held_summary(self) -> tuple[str, int]:
         return await self.store.held_digest(), await self.store.count()
@@ -57,6 +58,8 @@ class Sync:
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()
+        if any(msg.ref.kind == "Pipeline" for msg in batch):
+            self.pipelines_changed.set()
         return [Versioned(msg.ref, msg.rv) for msg in batch]
 
 

@@ -49,6 +49,8 @@ from edgeweave.models.validation import invalid_from_problems, problems_of
 PIPELINE_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 BRANCH_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 PACHYDERM_PROJECT_ANNOTATION = "edgeweave.io/pachyderm-project"
+COPIER_COMMIT_ANNOTATION = "edgeweave.io/copier-commit"
+"""On a Copier Pipeline: the commit of its input the cloud sends to the selected nodes."""
 INPUT_TYPES = ("pfs", "cross", "union", "join", "group", "cron")
 
 

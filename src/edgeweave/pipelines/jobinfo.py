@@ -13,6 +13,28 @@ JobState = Literal["running", "success", "failure", "killed"]  # killed: the hos
 
 
 @dataclass(frozen=True)
+class FilterCounts:
+    """A Filter job's counters over the datums it ran: the uplink saving made visible."""
+
+    items_in: int = 0
+    bytes_in: int = 0
+    items_passed: int = 0
+    bytes_passed: int = 0
+    items_dropped: int = 0
+    bytes_dropped: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "itemsIn": self.items_in,
+            "bytesIn": self.bytes_in,
+            "itemsPassed": self.items_passed,
+            "bytesPassed": self.bytes_passed,
+            "itemsDropped": self.items_dropped,
+            "bytesDropped": self.bytes_dropped,
+        }
+
+
+@dataclass(frozen=True)
 class JobInfo:
     id: str
     pipeline: str
@@ -33,10 +55,13 @@ class JobInfo:
     bytes_out: int = 0
     incremental: bool = False
     error: str = ""
+    node: str = ""  # the edge node that ran the job ("" : this host)
+    filter: FilterCounts | None = None  # a Filter's job: what its datums passed and dropped
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "node": self.node,
             "pipeline": self.pipeline,
             "version": self.version,
             "state": self.state,
@@ -55,6 +80,7 @@ class JobInfo:
             "bytesOut": self.bytes_out,
             "incremental": self.incremental,
             "error": self.error,
+            **({"filter": self.filter.as_json()} if self.filter is not None else {}),
         }
 
 
@@ -73,6 +99,7 @@ class DatumInfo:
     log_tail: str = ""
     log_path: str = ""
     outputs: tuple[str, ...] = ()  # for skipped datums: the outputs carried over
+    filter: str = ""  # a Filter's verdict: "passed" or "dropped"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +114,7 @@ class DatumInfo:
             "bytesOut": self.bytes_out,
             "error": self.error,
             "logTail": self.log_tail,
+            **({"filter": self.filter} if self.filter else {}),
         }
 
 

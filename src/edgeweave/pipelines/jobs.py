@@ -69,6 +69,8 @@ class DatumSummary:
     bytes_in: int = 0  # of the datum's input files
     bytes_out: int = 0  # of what it wrote to /pfs/out
     log_tail: str = ""  # the end of the log (see runner.LOG_TAIL_BYTES)
+    items_in: int = 0  # input files
+    filtered: str = ""  # a Filter's verdict: "passed" or "dropped" ("" for other pipelines)
 
 
 @dataclass
@@ -325,6 +327,8 @@ def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSumma
         bytes_in=sum(size for _, _, _, size in datum.files()),
         bytes_out=sum(o.size for o in result.outputs),
         log_tail=result.log_tail,
+        items_in=sum(1 for _ in datum.files()),
+        filtered=result.filtered,
     )
 
 

@@ -22,6 +22,7 @@ be called from the event loop or import :mod:`sqlite3`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -29,7 +30,8 @@ from typing import Any
 from edgeweave.aio.sqlite import Connection
 from edgeweave.errors import BadRequest, NotFound
 from edgeweave.pipelines.datums import describe_identity
-from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, OutputOwner
+from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner
+from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.plan import DatumRecord, DatumState
 
 SCHEMA = """
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
     recovered INTEGER NOT NULL DEFAULT 0, bytes_in INTEGER NOT NULL DEFAULT 0,
     bytes_out INTEGER NOT NULL DEFAULT 0, incremental INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '', node TEXT NOT NULL DEFAULT '',
+    filter TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline, seq);
 CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output_commit);
@@ -50,7 +53,8 @@ CREATE TABLE IF NOT EXISTS datums (
     job_seq INTEGER NOT NULL, datum_id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
     attempts INTEGER NOT NULL, started_at REAL, duration_s REAL NOT NULL,
     bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, error TEXT NOT NULL,
-    log_tail TEXT NOT NULL, log_path TEXT NOT NULL, PRIMARY KEY (job_seq, datum_id)
+    log_tail TEXT NOT NULL, log_path TEXT NOT NULL, filter TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (job_seq, datum_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, datum_id TEXT NOT NULL, hash TEXT NOT NULL,
@@ -68,14 +72,22 @@ CREATE INDEX IF NOT EXISTS outputs_history ON outputs (history_id);
 JOB_COLUMNS = (
     "seq, id, pipeline, version, state, started_at, finished_at, output_commit, inputs, "
     "input_commits, total, processed, skipped, failed, recovered, bytes_in, bytes_out, "
-    "incremental, error"
+    "incremental, error, node, filter"
 )
 JOB_SELECT = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608
 DATUM_COLUMNS = (
     "datum_id, name, state, attempts, started_at, duration_s, bytes_in, bytes_out, error, "
-    "log_tail, log_path"
+    "log_tail, log_path, filter"
 )
 MIN_ID_PREFIX = 4
+
+
+def migrate(db: Connection) -> None:
+    """Bring a job store written by an older release up to :data:`SCHEMA`."""
+    for table, column in (("jobs", "node"), ("jobs", "filter"), ("datums", "filter")):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:  # added after the first release of the job store
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
 
 def job_info(row: Sequence[Any]) -> JobInfo:
@@ -100,6 +112,8 @@ def job_info(row: Sequence[Any]) -> JobInfo:
         bytes_out=int(row[16]),
         incremental=bool(row[17]),
         error=str(row[18]),
+        node=str(row[19]),
+        filter=FilterCounts(**json.loads(row[20])) if row[20] else None,
     )
 
 
@@ -163,6 +177,7 @@ def _datum_info(job_id: str, r: Sequence[Any]) -> DatumInfo:
         error=str(r[8]),
         log_tail=str(r[9]),
         log_path=str(r[10]),
+        filter=str(r[11]),
     )
 
 
@@ -233,3 +248,72 @@ def owner_at(db: Connection, pipeline: str, seq: int, path: str) -> OutputOwner 
     if row is None:
         return None
     return OutputOwner(str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+
+
+def upsert_reported(db: Connection, node: str, report: JobReport) -> None:
+    """One job an edge node reported (see ``JobStore.record_reported``)."""
+    job = report.job
+    row = db.execute("SELECT seq, node FROM jobs WHERE id = ?", (job.id,)).fetchone()
+    if row is not None and row[1] != node:
+        return  # not this node's job: never overwrite another host's record
+    values = (
+        job.pipeline,
+        job.version,
+        job.state,
+        job.started_at,
+        job.finished_at,
+        job.output_commit,
+        json.dumps([list(i) for i in job.inputs]),
+        job.total,
+        job.processed,
+        job.skipped,
+        job.failed,
+        job.recovered,
+        job.bytes_in,
+        job.bytes_out,
+        int(job.incremental),
+        job.error,
+        filter_json(job.filter),
+    )
+    if row is None:
+        seq = db.execute(
+            "INSERT INTO jobs (pipeline, version, state, started_at, finished_at, output_commit, "
+            "inputs, total, processed, skipped, failed, recovered, bytes_in, bytes_out, "
+            "incremental, error, filter, id, node, input_commits) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+            (*values, job.id, node),
+        ).lastrowid
+    else:
+        seq = row[0]
+        db.execute(
+            "UPDATE jobs SET pipeline = ?, version = ?, state = ?, started_at = ?, "
+            "finished_at = ?, output_commit = ?, inputs = ?, total = ?, processed = ?, "
+            "skipped = ?, failed = ?, recovered = ?, bytes_in = ?, bytes_out = ?, "
+            "incremental = ?, error = ?, filter = ? WHERE seq = ?",
+            (*values, seq),
+        )
+    db.execute("DELETE FROM datums WHERE job_seq = ?", (seq,))
+    db.executemany(
+        "INSERT INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
+        [
+            (
+                seq,
+                d.id,
+                d.name,
+                d.state,
+                d.attempts,
+                d.started_at,
+                d.duration_s,
+                d.bytes_in,
+                d.bytes_out,
+                d.error,
+                d.log_tail,
+                d.filter,
+            )
+            for d in report.datums
+        ],
+    )
+
+
+def filter_json(counts: FilterCounts | None) -> str:
+    return "" if counts is None else json.dumps(dataclasses.asdict(counts))

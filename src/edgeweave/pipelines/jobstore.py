@@ -8,6 +8,10 @@ gives the :class:`~edgeweave.pipelines.jobs.JobResult` the next job plans agains
 incremental processing survives restarts; :meth:`JobStore.interrupt_running` marks the jobs a
 stopped host left ``running`` as ``killed``.
 
+The cloud also keeps the jobs edge nodes report (:meth:`JobStore.record_reported`, from
+``jobreport.py``): stored with the node's name, listed with the cloud's own jobs, never
+planned against, interrupted or used for lineage here (their commits live on the node).
+
 Lineage (``lineage.py``) asks :meth:`JobStore.job_for_output` which job made a commit and
 :meth:`JobStore.output_owner` which datum wrote a path in it.
 
@@ -23,16 +27,20 @@ from pathlib import Path
 
 from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.pipelines.datums import TreeKey
-from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, OutputOwner
+from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner
+from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import DatumSummary, JobResult, JobRunner
 from edgeweave.pipelines.jobsql import (
     JOB_SELECT,
     SCHEMA,
     current_history,
     datum_rows,
+    filter_json,
     find_job,
     job_info,
+    migrate,
     owner_at,
+    upsert_reported,
     write_history,
 )
 from edgeweave.pipelines.plan import DatumHistory, DatumState
@@ -57,6 +65,12 @@ class JobStore:
 
     async def open(self) -> None:
         await self._sql.open()
+
+        def run() -> None:
+            with self._sql.transaction() as db:
+                migrate(db)
+
+        await self._sql.run(run)
 
     async def aclose(self) -> None:
         await self._sql.aclose()
@@ -95,7 +109,7 @@ class JobStore:
             with self._sql.transaction() as db:
                 seq = find_job(db, job_id).seq
                 db.execute(
-                    "INSERT OR REPLACE INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         seq,
                         d.id,
@@ -109,6 +123,7 @@ class JobStore:
                         d.error,
                         d.log_tail,
                         d.log_path,
+                        d.filtered,
                     ),
                 )
                 db.execute(
@@ -129,6 +144,7 @@ class JobStore:
             removed = [i for i in planned_against.datums if i not in job.history.datums]
         bytes_in = sum(d.bytes_in for d in job.datums)
         bytes_out = sum(d.bytes_out for d in job.datums)
+        counts = filter_counts(job.datums)
 
         def run() -> JobInfo:
             with self._sql.transaction() as db:
@@ -136,7 +152,7 @@ class JobStore:
                 db.execute(
                     "UPDATE jobs SET state = ?, finished_at = ?, output_commit = ?, error = ?, "
                     "total = ?, processed = ?, skipped = ?, failed = ?, recovered = ?, "
-                    "bytes_in = ?, bytes_out = ? WHERE seq = ?",
+                    "bytes_in = ?, bytes_out = ?, filter = ? WHERE seq = ?",
                     (
                         job.state,
                         job.finished_at,
@@ -149,6 +165,7 @@ class JobStore:
                         job.recovered,
                         bytes_in,
                         bytes_out,
+                        filter_json(counts),
                         seq,
                     ),
                 )
@@ -177,15 +194,30 @@ class JobStore:
 
         def run() -> list[JobInfo]:
             with self._sql.transaction() as db:
-                jobs = [job_info(r) for r in db.execute(f"{JOB_SELECT} WHERE state = 'running'")]
+                jobs = [
+                    job_info(r)
+                    for r in db.execute(f"{JOB_SELECT} WHERE state = 'running' AND node = ''")
+                ]
                 db.execute(
                     "UPDATE jobs SET state = 'killed', finished_at = ?, output_commit = NULL, "
-                    "error = 'the host stopped while the job ran' WHERE state = 'running'",
+                    "error = 'the host stopped while the job ran' "
+                    "WHERE state = 'running' AND node = ''",
                     (now,),
                 )
                 return jobs
 
         return await self._sql.run(run)
+
+    async def record_reported(self, node: str, reports: list[JobReport]) -> None:
+        """Store jobs ``node`` ran (idempotent: a report replayed or superseded replaces the
+        job's row and datum records; a job id of another host is refused)."""
+
+        def run() -> None:
+            with self._sql.transaction() as db:
+                for r in reports:
+                    upsert_reported(db, node, r)
+
+        await self._sql.run(run)
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -223,7 +255,7 @@ class JobStore:
         def run() -> JobInfo | None:
             row = self._sql.connection.execute(
                 f"{JOB_SELECT} WHERE pipeline = ? AND state IN ('success', 'failure') "
-                "ORDER BY seq DESC LIMIT 1",
+                "AND node = '' ORDER BY seq DESC LIMIT 1",
                 (pipeline,),
             ).fetchone()
             return None if row is None else job_info(row)
@@ -237,7 +269,8 @@ class JobStore:
         def run() -> JobResult | None:
             db = self._sql.connection
             row = db.execute(
-                f"{JOB_SELECT} WHERE pipeline = ? AND state = 'success' ORDER BY seq DESC LIMIT 1",
+                f"{JOB_SELECT} WHERE pipeline = ? AND state = 'success' AND node = '' "
+                "ORDER BY seq DESC LIMIT 1",
                 (pipeline,),
             ).fetchone()
             if row is None:
@@ -263,7 +296,8 @@ class JobStore:
 
         def run() -> JobInfo | None:
             row = self._sql.connection.execute(
-                f"{JOB_SELECT} WHERE output_commit = ? AND state = 'success'", (commit_id,)
+                f"{JOB_SELECT} WHERE output_commit = ? AND state = 'success' AND node = ''",
+                (commit_id,),
             ).fetchone()
             return None if row is None else job_info(row)
 
@@ -274,6 +308,23 @@ class JobStore:
         return await self._sql.run(
             lambda: owner_at(self._sql.connection, job.pipeline, job.seq, path)
         )
+
+
+def filter_counts(datums: list[DatumSummary]) -> FilterCounts | None:
+    """A Filter job's counters (None when no datum of the job was filtered)."""
+    verdicts = [d for d in datums if d.filtered]
+    if not verdicts:
+        return None
+    passed = [d for d in verdicts if d.filtered == "passed"]
+    dropped = [d for d in verdicts if d.filtered == "dropped"]
+    return FilterCounts(
+        items_in=sum(d.items_in for d in verdicts),
+        bytes_in=sum(d.bytes_in for d in verdicts),
+        items_passed=sum(d.items_in for d in passed),
+        bytes_passed=sum(d.bytes_in for d in passed),
+        items_dropped=sum(d.items_in for d in dropped),
+        bytes_dropped=sum(d.bytes_in for d in dropped),
+    )
 
 
 class JobRecorder:

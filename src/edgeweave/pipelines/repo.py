@@ -20,7 +20,9 @@ Space: :meth:`Repos.delete_commit` and :meth:`Repos.delete_repo` drop references
 writes and holds new ones back while it runs, so it never deletes a chunk a write is about to
 reference. :meth:`Repos.copy_commit` copies a finished commit into another store moving only
 the chunks it lacks; each chunk is recorded as it lands, so a copy that was interrupted
-resumes where it stopped (unless a GC on the destination ran in between).
+resumes where it stopped (unless a GC on the destination ran in between). The same steps —
+``manifest``, ``held_chunks``, ``read_chunk``/``receive_chunks``, ``import_manifest`` — are
+public so ``transfer.py`` can move a commit between stores that are not in one process.
 
 Chunking, hashing large content and file I/O run in worker threads; the event loop only
 awaits. This module must not know about pipelines, jobs or the network.
@@ -29,15 +31,16 @@ awaits. This module must not know about pipelines, jobs or the network.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
 from edgeweave.aio.clock import Clock, SystemClock
-from edgeweave.errors import InvalidObject, NotFound
+from edgeweave.errors import AlreadyExists, Conflict, InvalidObject, NotFound
 from edgeweave.models.pipelines import BRANCH_RE, check_pipeline_name
 from edgeweave.pipelines.chunkdir import ChunkDir
 from edgeweave.pipelines.chunks import ChunkSizes, chunk_blocks
@@ -52,10 +55,20 @@ from edgeweave.pipelines.commits import (
 )
 from edgeweave.pipelines.glob import Glob
 from edgeweave.pipelines.repostore import PACK_LIMIT, ChunkRow, ObjectRow, RepoDB
+from edgeweave.pipelines.transfer import CommitManifest, pull_commit
 from edgeweave.pipelines.trees import FileTree, diff_paths, normalize_dir, normalize_path
 
 READ_BLOCK_BYTES = 4 * 1024 * 1024
-COPY_BATCH_CHUNKS = 64
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_branch(branch: str) -> str:
+    if not BRANCH_RE.match(branch):
+        raise InvalidObject(f"branch name {branch!r} is invalid: letters, digits, '_', '-', '.'")
+    return branch
 
 
 class _Gate:
@@ -154,13 +167,9 @@ class Repos:
         description: str = "",
         provenance: Sequence[str] = (),
     ) -> CommitInfo:
-        if not BRANCH_RE.match(branch):
-            raise InvalidObject(
-                f"branch name {branch!r} is invalid: letters, digits, '_', '-', '.'"
-            )
         return await self._db.start_commit(
             repo,
-            branch,
+            check_branch(branch),
             commit_id=uuid.uuid4().hex,
             origin=origin,
             description=description,
@@ -382,41 +391,77 @@ class Repos:
     async def missing_chunks(self, other: Repos, commit_id: str) -> list[str]:
         """Chunks of ``commit_id`` (here) that ``other`` does not hold."""
         wanted = sorted(await self.chunk_digests(commit_id))
-        held = await other._db.chunk_rows(wanted)
+        held = await other.held_chunks(wanted)
         return [d for d in wanted if d not in held]
 
     async def copy_commit(self, other: Repos, commit_id: str) -> CopyReport:
         """Copy a finished commit into ``other`` (same repo name and branch, created there if
         needed), moving only the chunks ``other`` lacks; resumable (see the docstring)."""
+        return await pull_commit(self.read_chunk, await self.manifest(commit_id), other)
+
+    # ---- commit transfer (transfer.py moves commits with these) ----------------------------
+
+    async def manifest(self, commit_id: str) -> CommitManifest:
+        """What another store needs to rebuild a finished commit: its files and objects."""
         info = await self.inspect_commit(commit_id)
         objects = await self._db.commit_objects(commit_id)
-        report = CopyReport(commit_id)
-        if info.repo not in await other.list_repos():
-            await other.create_repo(info.repo)
-        async with other._gate.shared():
-            digests = sorted({c for _, chunks in objects.values() for c in chunks})
-            held = await other._db.chunk_rows(digests)
-            report.chunks_total = len(digests)
-            report.skipped = [d for d in digests if d in held]
-            batch: list[ChunkRow] = []
-            for digest in (d for d in digests if d not in held):
-                data = await self._chunk(digest)
+        tree = await self.tree(commit_id)
+        return CommitManifest(
+            info,
+            tuple(zip(tree.paths, tree.digests, tree.sizes, strict=True)),
+            tuple((d, size, tuple(chunks)) for d, (size, chunks) in sorted(objects.items())),
+        )
+
+    async def held_chunks(self, digests: Sequence[str]) -> set[str]:
+        return set(await self._db.chunk_rows(digests))
+
+    async def read_chunk(self, digest: str) -> bytes:
+        """One chunk's bytes (verified against its sha256 when read from a file)."""
+        return await self._chunk(digest)
+
+    async def receive_chunks(self, chunks: Sequence[tuple[str, bytes]]) -> int:
+        """Store chunks that arrived from elsewhere, each checked against its sha256 and
+        recorded at once (a transfer resumes after an interruption); the bytes stored."""
+        rows: list[ChunkRow] = []
+        async with self._gate.shared():
+            for digest, data in chunks:
+                actual = await asyncio.to_thread(_sha256_hex, data)
+                if actual != digest:
+                    raise InvalidObject(f"chunk {digest[:12]} arrived as {actual[:12]}: corrupt")
                 if len(data) < PACK_LIMIT:
-                    batch.append((digest, len(data), data))
-                else:  # recorded at once: an interrupted copy does not move it again
-                    await asyncio.to_thread(other._chunks.write, digest, data)
-                    await other._db.put_chunks([(digest, len(data), None)])
-                report.chunks_moved += 1
-                report.bytes_moved += len(data)
-                if len(batch) >= COPY_BATCH_CHUNKS:
-                    await other._db.put_chunks(batch)
-                    batch = []
-            await other._db.put_chunks(batch)
-            tree = await self.tree(commit_id)
-            files = list(zip(tree.paths, tree.digests, tree.sizes, strict=True))
-            rows = [(d, size, " ".join(chunks)) for d, (size, chunks) in objects.items()]
-            await other._db.import_commit(info, files, rows)
-        return report
+                    rows.append((digest, len(data), data))
+                else:
+                    await asyncio.to_thread(self._chunks.write, digest, data)
+                    rows.append((digest, len(data), None))
+            await self._db.put_chunks(rows)
+        return sum(len(d) for _, d in chunks)
+
+    async def import_manifest(
+        self, manifest: CommitManifest, branch: str | None = None, repo: str | None = None
+    ) -> bool:
+        """Record a commit whose chunks are all here, on its branch (or ``branch``) of its
+        repo (or ``repo``; created when missing); False when the commit is here already
+        (idempotent)."""
+        info = manifest.info
+        if branch is not None:
+            info = dataclasses.replace(info, branch=check_branch(branch))
+        if repo is not None:
+            info = dataclasses.replace(info, repo=repo)
+        if info.repo not in await self.list_repos():
+            with suppress(AlreadyExists):
+                await self.create_repo(info.repo)
+        async with self._gate.shared():
+            missing = set(manifest.chunk_digests()) - await self.held_chunks(
+                manifest.chunk_digests()
+            )
+            if missing:
+                raise Conflict(f"{len(missing)} chunk(s) of commit {info.id} are not here yet")
+            rows = [(d, size, " ".join(chunks)) for d, size, chunks in manifest.objects]
+            try:
+                await self._db.import_commit(info, list(manifest.files), rows)
+            except AlreadyExists:
+                return False
+        return True
 
 
 @asynccontextmanager

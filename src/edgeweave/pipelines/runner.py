@@ -11,7 +11,9 @@ Inputs are materialised once per job in ``WORK/<job>/.objects/<sha256>`` (read-o
 linked into each datum's root, so a model crossed with a thousand images is written once.
 
 Running: ``cmd`` is an argv list started without a shell in its own process group, ``stdin``
-lines are fed to it, and an exit code of 0 or one in ``accept_return_code`` is success. A
+lines are fed to it, and an exit code of 0 or one in ``accept_return_code`` is success. For
+a **Filter** (``RunSettings.drop_codes``) ``cmd`` is the predicate: a drop code drops the
+datum (no output), any other success passes its input files unchanged, at their paths. A
 failed attempt (exit code, signal, or ``datum_timeout``) is retried up to ``datum_tries``
 attempts in all, each with an empty ``out/``. After the last failure ``err_cmd`` (with
 ``err_stdin``) runs in the same root; exit 0 marks the datum *recovered*: the job goes on and
@@ -88,6 +90,7 @@ class DatumResult:
     error: str = ""
     duration_s: float = 0.0
     log_tail: str = ""  # the last LOG_TAIL_BYTES of the log, whole lines
+    filtered: str = ""  # a Filter's verdict: "passed" or "dropped"
 
 
 class DatumRunner:
@@ -121,24 +124,31 @@ class DatumRunner:
             for attempt in range(1, settings.datum_tries + 1):
                 result.attempts = attempt
                 await asyncio.to_thread(_fresh_dir, root / "out")
-                ok, why = await _run_process(
+                ok, why, code = await _run_process(
                     _rewrite(transform.cmd, root),
                     _rewrite(transform.stdin or [], root),
                     env=env,
                     cwd=cwd,
                     log=log,
                     timeout_s=settings.datum_timeout_s,
-                    accept=transform.accept_return_code or [],
+                    accept=[*(transform.accept_return_code or []), *(settings.drop_codes or [])],
                 )
                 if ok:
                     result.state = DatumState.SUCCESS
-                    result.outputs = await asyncio.to_thread(_collect, root / "out")
+                    if settings.drop_codes is None:
+                        result.outputs = await asyncio.to_thread(_collect, root / "out")
+                    elif code in settings.drop_codes:
+                        result.filtered = "dropped"
+                        _note(log, f"filter: exit code {code} drops the datum")
+                    else:  # passed: the datum's files, unchanged, at their paths
+                        result.filtered = "passed"
+                        result.outputs = await asyncio.to_thread(_passed, datum, root)
                     break
                 result.error = f"attempt {attempt}/{settings.datum_tries}: {why}"
                 _note(log, result.error)
             else:
                 if transform.err_cmd:
-                    recovered, why = await _run_process(
+                    recovered, why, _ = await _run_process(
                         _rewrite(transform.err_cmd, root),
                         _rewrite(transform.err_stdin or [], root),
                         env=env,
@@ -219,8 +229,9 @@ async def _run_process(
     log: BinaryIO,
     timeout_s: float | None,
     accept: Sequence[int],
-) -> tuple[bool, str]:
-    """Run ``argv`` to the end; ``(success, why not)``. Kills the group on timeout/cancel."""
+) -> tuple[bool, str, int | None]:
+    """Run ``argv`` to the end; ``(success, why not, exit code)``. Kills the group on
+    timeout/cancel."""
     _note(log, "run " + " ".join(argv))
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -233,7 +244,7 @@ async def _run_process(
             start_new_session=True,
         )
     except OSError as e:
-        return False, f"cannot start {argv[0]!r}: {e.strerror or e}"
+        return False, f"cannot start {argv[0]!r}: {e.strerror or e}", None
     try:
         async with asyncio.timeout(timeout_s):
             if stdin_lines and proc.stdin is not None:
@@ -244,16 +255,16 @@ async def _run_process(
             code = await proc.wait()
     except TimeoutError:
         await _kill_group(proc)
-        return False, f"timed out after {timeout_s:g}s (datum_timeout)"
+        return False, f"timed out after {timeout_s:g}s (datum_timeout)", None
     except BaseException:
         await _kill_group(proc)
         raise
     await _kill_group(proc)  # whatever the code left running in its group ends with it
     if code == 0 or code in accept:
-        return True, ""
+        return True, "", code
     if code < 0:
-        return False, f"killed by signal {signal.Signals(-code).name}"
-    return False, f"exited with code {code}"
+        return False, f"killed by signal {signal.Signals(-code).name}", code
+    return False, f"exited with code {code}", code
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -299,6 +310,15 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         os.link(source, dest)
     except OSError:
         shutil.copyfile(source, dest)
+
+
+def _passed(datum: Datum, root: Path) -> list[OutputFile]:
+    """A Filter's output for a passing datum: its input files as they are in their repos."""
+    files = [
+        OutputFile(path, root / name / path.lstrip("/"), size)
+        for name, path, _, size in datum.files()
+    ]
+    return sorted(files, key=lambda f: f.path)
 
 
 def _collect(out: Path) -> list[OutputFile]:

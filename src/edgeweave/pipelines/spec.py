@@ -62,6 +62,7 @@ class RunSettings:
     job_timeout_s: float | None
     every_job: bool  # reprocess_spec: every_job
     parallelism: int
+    drop_codes: tuple[int, ...] | None = None  # a Filter: exit codes that drop the datum
 
 
 def run_settings(spec: PipelineSpec) -> RunSettings:
@@ -72,14 +73,51 @@ def run_settings(spec: PipelineSpec) -> RunSettings:
         job_timeout_s=parse_duration_s(spec.job_timeout) if spec.job_timeout else None,
         every_job=spec.reprocess_spec == "every_job",
         parallelism=constant or 1,
+        drop_codes=filter_drop_codes(spec),
     )
 
 
+def filter_drop_codes(spec: PipelineSpec) -> tuple[int, ...] | None:
+    """A Filter pipeline's drop codes (``pattern.filter.dropCodes``, default ``[1]``): its
+    ``cmd`` is the predicate; exit 0 passes the datum's files unchanged, a drop code drops
+    them. None for other pipelines; InvalidObject naming the field when malformed."""
+    return check_filter(spec.pattern.filter if spec.pattern is not None else None)
+
+
+def check_filter(settings: Any) -> tuple[int, ...] | None:
+    """``pattern.filter`` as written (see :func:`filter_drop_codes`)."""
+    if settings is None:
+        return None
+    if not isinstance(settings, dict):
+        raise InvalidObject("pattern.filter: must be an object", field="pattern.filter")
+    unknown = sorted(set(settings) - {"dropCodes"})
+    if unknown:
+        raise InvalidObject(
+            f"pattern.filter: unknown field(s) {', '.join(unknown)}; a filter takes dropCodes",
+            field="pattern.filter",
+        )
+    codes = settings.get("dropCodes", [1])
+    if (
+        not isinstance(codes, list)
+        or not codes
+        or any(type(c) is not int or not 1 <= c <= 255 for c in codes)
+    ):
+        raise InvalidObject(
+            "pattern.filter.dropCodes: must be a non-empty list of exit codes 1..255 "
+            "(0 means pass)",
+            field="pattern.filter.dropCodes",
+        )
+    return tuple(codes)
+
+
 def pipeline_version(spec: PipelineSpec) -> str:
-    """``sha256:`` of the canonical JSON of the transform and the salt."""
+    """``sha256:`` of the canonical JSON of the transform, the salt and the pattern (a
+    Filter's predicate is its transform plus its drop codes)."""
     doc: dict[str, Any] = {"transform": spec.transform.model_dump(mode="json", exclude_none=True)}
     if spec.salt:
         doc["salt"] = spec.salt
+    if spec.pattern is not None:
+        doc["pattern"] = spec.pattern.model_dump(mode="json", exclude_none=True)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -100,10 +138,21 @@ def parse_pipeline_specs(
             raise _located(e, where) from None
         try:
             check_input(pipeline.spec.input)
+            filter_drop_codes(pipeline.spec)
         except InvalidObject as e:
             raise _located(e, where, f"pipeline {pipeline.metadata.name!r} is invalid: ") from None
         out.append(PipelineDoc(pipeline, where))
     return out
+
+
+def stored_pipeline_doc(obj: dict[str, Any]) -> PipelineDoc:
+    """A stored ``Pipeline`` object as the engine reads it; InvalidObject naming the field
+    (pydantic's ValidationError, a ValueError, when the object was never checked)."""
+    meta = obj.get("metadata") or {}
+    pipeline = Pipeline.model_validate(obj)
+    check_input(pipeline.spec.input)
+    filter_drop_codes(pipeline.spec)
+    return PipelineDoc(pipeline, f"Pipeline {meta.get('namespace') or ''}/{meta.get('name')}")
 
 
 def check_input(input: Input, path: str = "input") -> None:

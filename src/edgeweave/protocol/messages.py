@@ -5,8 +5,10 @@ Every message carries ``type`` (the wire discriminator), ``id`` (16 hex chars, g
 with ``reply_to(request, Reply(...))`` or pass ``parent_id=request.id``.
 
 Two directions, two unions: ``UpMessage`` is what an edge node may send (edge→cloud),
-``DownMessage`` what the cloud may send (cloud→edge). ``artifact_url`` is the one wire type used
-both ways: the request is ``ArtifactUrlRequest`` (up), the answer ``ArtifactUrl`` (down).
+``DownMessage`` what the cloud may send (cloud→edge). ``artifact_url``, ``commit_url`` and
+``merge_url`` are the wire types used both ways: the requests are ``ArtifactUrlRequest``,
+``CommitUrlRequest``, ``MergeUrlRequest`` (up), the answers ``ArtifactUrl``, ``CommitUrl``,
+``MergeUrl`` (down).
 ``Error`` is shared.
 
 Sizes are bounded per field (string length, list length) so a hostile frame cannot build more
@@ -70,6 +72,7 @@ MESSAGE_ID_PATTERN = r"^[0-9a-f]{16}$"
 MESSAGE_ID = check_of(pattern(MESSAGE_ID_PATTERN))
 DIGEST = check_of(pattern(r"^sha256:[0-9a-f]{64}$"))
 HEX_DIGEST = check_of(pattern(r"^[0-9a-f]{64}$"))
+COMMIT_ID = check_of(pattern(r"^[0-9a-f]{32}$"))
 BOOL = check_of(boolean)
 
 
@@ -221,6 +224,22 @@ class ArtifactUrlRequest(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CommitUrlRequest(Message):
+    """Ask for a URL to fetch a commit a Copier sends this node (its manifest and chunks)."""
+
+    type: str = "commit_url"
+    commit: str = field(metadata=COMMIT_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeUrlRequest(Message):
+    """Ask for a URL to deliver commits to a Merger placed on this node (bytes go over HTTP)."""
+
+    type: str = "merge_url"
+    pipeline: AppName = field(metadata=check_of(record(AppName)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renew(Message):
     type: str = "renew"
     csr: str = field(metadata=TEXT)
@@ -305,6 +324,25 @@ class ArtifactUrl(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CommitUrl(Message):
+    type: str = "commit_url"
+    commit: str = field(metadata=COMMIT_ID)
+    url: str = field(metadata=TEXT)
+    """``.../transfer/<commit>?node=&exp=&sig=``; add ``/manifest`` or ``/chunks/<hex>``."""
+    expires_at: float = field(metadata=SECONDS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeUrl(Message):
+    type: str = "merge_url"
+    pipeline: AppName = field(metadata=check_of(record(AppName)))
+    url: str = field(metadata=TEXT)
+    """``.../merge/<namespace>/<name>?node=&exp=&sig=``; add ``/missing``, ``/chunks/<hex>``,
+    ``/commit``."""
+    expires_at: float = field(metadata=SECONDS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renewed(Message):
     type: str = "renewed"
     certificate: str = field(metadata=TEXT)
@@ -348,7 +386,17 @@ class RelayOpen(Message):
 
 
 UpMessage = (
-    Hello | Held | Ack | Heartbeat | Upstream | ArtifactUrlRequest | Renew | LogsData | Error
+    Hello
+    | Held
+    | Ack
+    | Heartbeat
+    | Upstream
+    | ArtifactUrlRequest
+    | CommitUrlRequest
+    | MergeUrlRequest
+    | Renew
+    | LogsData
+    | Error
 )
 """What an edge node may send (edge→cloud)."""
 
@@ -361,6 +409,8 @@ DownMessage = (
     | HeartbeatAck
     | UpstreamAck
     | ArtifactUrl
+    | CommitUrl
+    | MergeUrl
     | Renewed
     | LogsRequest
     | LogsCancel
@@ -376,6 +426,8 @@ UP_TYPES: dict[str, type[Message]] = {
     "heartbeat": Heartbeat,
     "upstream": Upstream,
     "artifact_url": ArtifactUrlRequest,
+    "commit_url": CommitUrlRequest,
+    "merge_url": MergeUrlRequest,
     "renew": Renew,
     "logs_data": LogsData,
     "error": Error,
@@ -389,6 +441,8 @@ DOWN_TYPES: dict[str, type[Message]] = {
     "heartbeat_ack": HeartbeatAck,
     "upstream_ack": UpstreamAck,
     "artifact_url": ArtifactUrl,
+    "commit_url": CommitUrl,
+    "merge_url": MergeUrl,
     "renewed": Renewed,
     "logs_request": LogsRequest,
     "logs_cancel": LogsCancel,

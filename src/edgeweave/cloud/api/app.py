@@ -17,11 +17,13 @@ from edgeweave.cloud.api.events import EventsDeps, build_events_router
 from edgeweave.cloud.api.guards import BearerAuth, BodyLimit, TokenCheck
 from edgeweave.cloud.api.join import JoinDeps, build_join_router
 from edgeweave.cloud.api.logs import LogSource, build_logs_router
+from edgeweave.cloud.api.merge import MAX_MANIFEST_BYTES, MERGE_PATH, build_merge_router
 from edgeweave.cloud.api.objects import ObjectDeps, build_objects_router
 from edgeweave.cloud.api.pfs import FILES_PREFIX, build_pfs_router
 from edgeweave.cloud.api.pps import build_pps_router
 from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
+from edgeweave.cloud.api.transfer import build_transfer_router
 from edgeweave.cloud.api.twins import TwinDeps, build_twins_router
 from edgeweave.cloud.pipelines import PipelineService
 from edgeweave.errors import EdgeweaveError
@@ -127,4 +129,8 @@ def create_app(
         api.include_router(build_pfs_router(pipelines))
         api.include_router(build_pps_router(pipelines))
         overrides[FILES_PREFIX] = pipelines.settings.max_file_bytes
+        if objects is not None:  # Copier fetches by nodes: signed like object URLs
+            api.include_router(build_transfer_router(pipelines, objects.url_secret))
+            api.include_router(build_merge_router(pipelines, objects.url_secret))
+            overrides[MERGE_PATH + "/"] = MAX_MANIFEST_BYTES
     return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes, overrides)

@@ -22,7 +22,9 @@ PUBLIC_PATHS = frozenset(
     {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/api/v1/ca", "/api/v1/join"}
 )
 # a GET here carrying a presigned ``sig`` passes without a bearer: the handler verifies it
-PRESIGNED_PREFIX = "/api/v1/objects/"
+PRESIGNED_PREFIXES = ("/api/v1/objects/", "/api/v1/pfs/transfer/")
+# ... and any method here (a node's deliveries to a Merger; the handler verifies)
+PRESIGNED_WRITE_PREFIX = "/api/v1/pfs/merge/"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ async def _reject(send: Send, code: int, reason: str, message: str) -> None:
 
 
 def _presigned(scope: Scope) -> bool:
-    if scope["method"] not in ("GET", "HEAD") or not scope["path"].startswith(PRESIGNED_PREFIX):
+    path = scope["path"]
+    readable = scope["method"] in ("GET", "HEAD") and path.startswith(PRESIGNED_PREFIXES)
+    if not readable and not path.startswith(PRESIGNED_WRITE_PREFIX):
         return False
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     return bool(query.get("sig"))

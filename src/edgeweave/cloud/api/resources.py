@@ -17,6 +17,7 @@ from starlette.responses import Response
 from edgeweave.cloud.api.bodies import json_response, read_json_object
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.watch import watch_response
+from edgeweave.cloud.pipelines.merger import check_completion
 from edgeweave.cloud.store.base import JSONObject, WatchFilter
 from edgeweave.errors import BadRequest, Conflict, Forbidden, InvalidObject, NotFound
 from edgeweave.models import registry
@@ -25,7 +26,7 @@ from edgeweave.models.kinds import KindInfo
 from edgeweave.models.patch import merge_patch
 from edgeweave.models.pipelines import Input
 from edgeweave.models.selectors import LabelSelector
-from edgeweave.pipelines.spec import check_input
+from edgeweave.pipelines.spec import check_filter, check_input
 
 PATCH_RETRIES = 8
 _BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -259,9 +260,15 @@ class ResourceHandlers:
 
 
 def _check_pipeline_input(obj: JSONObject) -> None:
-    """What the model cannot check alone: globs compile, join_on/group_by read groups."""
+    """What the model cannot check alone: globs compile, join_on/group_by read groups, a
+    filter's drop codes."""
     try:
         check_input(Input.model_validate(obj["spec"]["input"]))
+        pattern = obj["spec"].get("pattern")
+        if isinstance(pattern, dict):
+            check_filter(pattern.get("filter"))
+            if "merger" in pattern:
+                check_completion(pattern.get("merger"))
     except InvalidObject as e:
         raise InvalidObject(e.message, field=f"spec.{e.field}" if e.field else "") from None
 

@@ -5,8 +5,9 @@ The rules are docs/design/edge-link.md §3 "Which objects a node receives": a no
 its labels (both must hold when both are given; neither places the app nowhere); the
 ``ConfigMap``/``Secret`` objects its apps reference (``configRefs``/``secretRefs``, same
 namespace); the ``Device`` objects with ``spec.nodeName`` = the node and the ``DeviceModel`` they
-reference; and every ``Service`` in a namespace where it runs an app, with the Service's
-``Endpoints``. Nothing else.
+reference; every ``Service`` in a namespace where it runs an app, with the Service's
+``Endpoints``; and the ``Pipeline`` objects whose ``spec.placement`` selects it (:mod:`.placed`;
+the node runs their jobs on its own repos, so no ``Repo`` object is sent). Nothing else.
 
 :meth:`DesiredIndex.apply` takes one store change and answers *which (node, ref) pairs may have
 changed*; the answer may over-approximate (the session re-checks each ref with
@@ -28,14 +29,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edgeweave.cloud.hub.placed import PipelinePlacements
 from edgeweave.cloud.store.base import JSONObject
+from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION
 from edgeweave.protocol.refs import ResourceRef
 
 NODE, APP, CONFIGMAP, SECRET = "Node", "App", "ConfigMap", "Secret"
 DEVICE, DEVICE_MODEL, SERVICE = "Device", "DeviceModel", "Service"
-ENDPOINTS = "Endpoints"
+ENDPOINTS, PIPELINE = "Endpoints", "Pipeline"
 MESH_KINDS = (SERVICE, ENDPOINTS)  # sent alike: to nodes with an app in their namespace
-RELEVANT_KINDS = (NODE, CONFIGMAP, SECRET, DEVICE_MODEL, DEVICE, SERVICE, ENDPOINTS, APP)
+RELEVANT_KINDS = (NODE, CONFIGMAP, SECRET, DEVICE_MODEL, DEVICE, SERVICE, ENDPOINTS, APP, PIPELINE)
 # a fresh node is sent what apps need before the apps themselves
 KIND_ORDER = {kind: i for i, kind in enumerate(RELEVANT_KINDS)}
 
@@ -156,6 +159,7 @@ class DesiredIndex:
         self._node_devices: dict[str, set[ResourceRef]] = {}
         self._device_model: dict[ResourceRef, ResourceRef] = {}
         self._model_devices: dict[ResourceRef, set[ResourceRef]] = {}
+        self._pipelines = PipelinePlacements()
 
     # ------------------------------------------------------------------ queries
 
@@ -182,6 +186,8 @@ class DesiredIndex:
             held = any(self._device_node.get(d) == node for d in self._model_devices.get(ref, ()))
         elif kind in MESH_KINDS:
             held = self._ns_nodes.get(ref.namespace, {}).get(node, 0) > 0
+        elif kind == PIPELINE:
+            held = self._pipelines.holds(node, ref)
         else:
             held = False
         return entry if held else None
@@ -201,6 +207,7 @@ class DesiredIndex:
             model = self._device_model.get(device)
             if model is not None:
                 candidates.add(model)
+        candidates.update(self._pipelines.refs_of(node))
         wanted = [r for r in candidates if self.desired(node, r) is not None]
         wanted.sort(key=lambda r: (KIND_ORDER.get(r.kind, 99), r.namespace, r.name))
         return wanted
@@ -220,6 +227,27 @@ class DesiredIndex:
 
     def nodes_of_app(self, app: ResourceRef) -> frozenset[str]:
         return frozenset(self._app_nodes.get(app, _NO_NODES))
+
+    def nodes_of_pipeline(self, pipeline: ResourceRef) -> frozenset[str]:
+        return self._pipelines.nodes_of(pipeline)
+
+    def merger_on(self, node: str, pipeline: ResourceRef) -> bool:
+        """True when ``pipeline`` is a Merger placed on ``node``."""
+        entry = self._objects.get(pipeline)
+        if entry is None or not self._pipelines.holds(node, pipeline):
+            return False
+        pattern = _spec(entry.body).get("pattern")
+        return isinstance(pattern, dict) and isinstance(pattern.get("merger"), dict)
+
+    def copier_sends(self, node: str, commit: str) -> bool:
+        """True when a Copier placed on ``node`` sends it ``commit`` (its annotation)."""
+        for ref in self._pipelines.refs_of(node):
+            entry = self._objects.get(ref)
+            meta = entry.body.get("metadata") if entry is not None else None
+            notes = meta.get("annotations") if isinstance(meta, dict) else None
+            if isinstance(notes, dict) and notes.get(COPIER_COMMIT_ANNOTATION) == commit:
+                return True
+        return False
 
     # ------------------------------------------------------------------ changes
 
@@ -265,6 +293,9 @@ class DesiredIndex:
                 _add(marks, node, ref)
         elif ref.kind == DEVICE:
             self._on_device(ref, new, marks)
+        elif ref.kind == PIPELINE:
+            for node in self._pipelines.update(ref, new, self._nodes_matching):
+                _add(marks, node, ref)
         elif ref.kind == DEVICE_MODEL:
             for device in self._model_devices.get(ref, ()):
                 holder = self._device_node.get(device)
@@ -289,6 +320,8 @@ class DesiredIndex:
             self._node_labels[name] = new_labels
             for pair in new_labels.items():
                 _add(self._nodes_by_label, pair, name)
+        for pipeline in self._pipelines.relabel(name, new_labels):
+            _add(marks, name, pipeline)
         # a label change moves only selector-placed apps: evaluate each once for this node
         for app, selector in self._selector_apps.items():
             names = self._app_names.get(app)

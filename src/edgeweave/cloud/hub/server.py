@@ -51,12 +51,13 @@ from edgeweave.cloud.hub.session import (
     SessionDeps,
 )
 from edgeweave.cloud.hub.twinadopt import DesiredAdopter
-from edgeweave.cloud.hub.upstream import Committer
+from edgeweave.cloud.hub.upstream import Committer, RecordJobs
 from edgeweave.cloud.pki import CERT_BACKDATE_S, CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
 from edgeweave.errors import AuthError, LinkClosed, NotFound
 from edgeweave.protocol.messages import Message
+from edgeweave.protocol.refs import ResourceRef
 from edgeweave.transport.certs import ssl_server_context
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,10 @@ class HubDeps:
 
     ``sign_url(digest, node) -> (url, expires_at)`` presigns an artifact download;
     ``renew_cert(node, csr_pem) -> cert_pem`` signs a rotated certificate (default: the CA);
-    ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is).
+    ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is);
+    ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept);
+    ``sign_commit_url(commit, node) -> (url, expires_at)`` presigns a Copier's commit fetch;
+    ``sign_merge_url(pipeline, node) -> (url, expires_at)`` a node's deliveries to a Merger.
     """
 
     store: CloudStore
@@ -93,6 +97,9 @@ class HubDeps:
     decode_secret: Callable[[JSONObject], JSONObject] = _identity
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
+    record_jobs: RecordJobs | None = None
+    sign_commit_url: Callable[[str, str], tuple[str, float]] | None = None
+    sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None = None
 
 
 class _WsConn:
@@ -145,6 +152,7 @@ class Hub:
             lambda: self.dispatcher.index,
             entries_per_turn=settings.upstream_entries_per_turn,
             on_local_desired=self.adopter.submit,
+            record_jobs=deps.record_jobs,
         )
         self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
         self.relay = RelayBroker(
@@ -170,6 +178,8 @@ class Hub:
             committer=self.committer,
             lifecycle=self.lifecycle,
             sign_url=deps.sign_url,
+            sign_commit_url=deps.sign_commit_url,
+            sign_merge_url=deps.sign_merge_url,
             renew_cert=deps.renew_cert or self._sign_with_ca,
             decode_secret=deps.decode_secret,
             relay_refused=self.relay.refuse,

@@ -13,7 +13,9 @@ initial difference, live changes afterwards). ``ack`` is recorded through the co
 ``heartbeat`` is answered at once on this task (never queued, never behind a commit);
 ``upstream`` goes to the committer which answers ``upstream_ack`` after the commit;
 ``artifact_url`` is signed only for digests an App assigned to this node lists (else
-``Forbidden``); ``renew`` signs a new certificate; ``logs_data`` feeds relayed log streams.
+``Forbidden``), ``commit_url`` only for the commit a Copier placed on this node names, and
+``merge_url`` only for a Merger placed on this node; ``renew`` signs a new certificate;
+``logs_data`` feeds relayed log streams.
 
 Per-session state is small: what was sent (ref → rv), acks, deletes in flight, open log
 streams. This module must not import websockets (the server adapts the connection to
@@ -57,6 +59,8 @@ from edgeweave.protocol.messages import (
     AppName,
     ArtifactUrl,
     ArtifactUrlRequest,
+    CommitUrl,
+    CommitUrlRequest,
     Delete,
     Error,
     Heartbeat,
@@ -66,6 +70,8 @@ from edgeweave.protocol.messages import (
     LogsCancel,
     LogsData,
     LogsRequest,
+    MergeUrl,
+    MergeUrlRequest,
     Message,
     Renew,
     Renewed,
@@ -107,6 +113,8 @@ class SessionDeps:
     committer: Committer
     lifecycle: Lifecycle
     sign_url: Callable[[str, str], tuple[str, float]] | None
+    sign_commit_url: Callable[[str, str], tuple[str, float]] | None
+    sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None
     renew_cert: Callable[[str, bytes], bytes] | None
     decode_secret: Callable[[JSONObject], JSONObject]
     relay_refused: Callable[[str, Error], bool] = lambda node, error: False
@@ -225,6 +233,10 @@ class Session:
             await self._on_held(msg)
         elif isinstance(msg, ArtifactUrlRequest):
             self._on_artifact_url(msg)
+        elif isinstance(msg, CommitUrlRequest):
+            self._on_commit_url(msg)
+        elif isinstance(msg, MergeUrlRequest):
+            self._on_merge_url(msg)
         elif isinstance(msg, Renew):
             self._on_renew(msg)
         elif isinstance(msg, LogsData):
@@ -378,6 +390,49 @@ class Session:
         else:
             url, expires_at = deps.sign_url(msg.digest, self.node)
             reply = ArtifactUrl(digest=msg.digest, url=url, expires_at=expires_at, parent_id=msg.id)
+        self.send_control(reply)
+
+    def _on_commit_url(self, msg: CommitUrlRequest) -> None:
+        deps = self._deps
+        reply: Message
+        if not deps.dispatcher.index.copier_sends(self.node, msg.commit):
+            reply = Error(
+                reason="Forbidden",
+                message=f"no Copier placed on node {self.node} sends commit {msg.commit}",
+                parent_id=msg.id,
+            )
+        elif deps.sign_commit_url is None:
+            reply = Error(
+                reason="ServiceUnavailable",
+                message="this cloud runs no pipeline worker",
+                parent_id=msg.id,
+            )
+        else:
+            url, expires_at = deps.sign_commit_url(msg.commit, self.node)
+            reply = CommitUrl(commit=msg.commit, url=url, expires_at=expires_at, parent_id=msg.id)
+        self.send_control(reply)
+
+    def _on_merge_url(self, msg: MergeUrlRequest) -> None:
+        deps = self._deps
+        ref = ResourceRef("Pipeline", msg.pipeline.namespace, msg.pipeline.name)
+        reply: Message
+        if not deps.dispatcher.index.merger_on(self.node, ref):
+            reply = Error(
+                reason="Forbidden",
+                message=f"{ref} is not a Merger placed on node {self.node}",
+                parent_id=msg.id,
+            )
+        elif deps.sign_merge_url is None:
+            reply = Error(
+                reason="ServiceUnavailable",
+                message="this cloud runs no pipeline worker",
+                parent_id=msg.id,
+            )
+        else:
+            url, expires_at = deps.sign_merge_url(ref, self.node)
+            reply = MergeUrl(
+                pipeline=msg.pipeline, url=url, expires_at=expires_at, parent_id=msg.id
+            )
         self.send_control(reply)
 
     def _on_renew(self, msg: Renew) -> None:

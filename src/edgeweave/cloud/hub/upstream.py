@@ -14,7 +14,10 @@ paths the node uses to reach its peers, replaced whole as ``meshPaths``); ``even
 appended; ``device.twin`` (checked by :mod:`.twinreport`) becomes the Device's ``status``
 (``twins`` replaced whole, ``state``, ``lastOnlineTime``; only the newest per device), its
 ``samples`` become twin history rows in the same transaction, and its ``localDesired`` items
-(newest per device property) go to ``on_local_desired`` once the commit succeeded. Entries
+(newest per device property) go to ``on_local_desired`` once the commit succeeded;
+``pipeline.status`` and ``pipeline.job`` (:mod:`.pipelinereport`) become the Pipeline's
+``status.nodes[<node>]`` and job records, which ``record_jobs`` stores *before* the batch is
+committed (it is idempotent, so a replay after a failed commit does no harm). Entries
 about objects not assigned to the node, and malformed ``device.twin`` entries, are
 **refused**: counted, reported as one Warning event on the Node, never committed (their seqs
 still count as consumed, so a replay does not loop). Other topics (``log``, ``metric``) are
@@ -30,11 +33,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgeweave.cloud.hub.index import APP, DesiredIndex, node_ref
+from edgeweave.cloud.hub.pipelinereport import PIPELINE_TOPICS, PipelineReports, take_pipeline_entry
 from edgeweave.cloud.hub.twinreport import TWIN_TOPIC, LocalDesired, parse_twin_report
 from edgeweave.cloud.store.base import (
     MAX_EVENT_TEXT,
@@ -46,6 +50,7 @@ from edgeweave.cloud.store.base import (
     TwinSample,
 )
 from edgeweave.errors import BadRequest, EdgeweaveError, TooManyRequests
+from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.protocol.messages import Error, Message, Upstream, UpstreamAck, UpstreamEntry
 from edgeweave.protocol.refs import ResourceRef
 
@@ -55,6 +60,7 @@ Reply = Callable[[Message], None]
 LocalDesiredItems = list[tuple[ResourceRef, LocalDesired]]
 """Desired values set on the edge, per Device (see :mod:`.twinadopt`)."""
 OnLocalDesired = Callable[[str, LocalDesiredItems], None]
+RecordJobs = Callable[[str, list[JobReport]], Awaitable[None]]
 MAX_REFUSAL_TEXT = 300  # characters of one refused entry's description in the Warning event
 MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
 MAX_MESH_PEERS = 10_000  # peers one node may report a mesh path to
@@ -91,6 +97,7 @@ class Translated:
     skipped_topics: int
     samples: list[TwinSample] = field(default_factory=list)
     local_desired: LocalDesiredItems = field(default_factory=list)
+    pipelines: PipelineReports = field(default_factory=PipelineReports)
 
 
 def _ref_key(value: Any) -> tuple[str, str, str] | None:
@@ -205,8 +212,13 @@ def translate(
             for item in report.local_desired:
                 local_desired.pop((device, item.property), None)
                 local_desired[(device, item.property)] = item
+        elif entry.topic in PIPELINE_TOPICS:
+            why = take_pipeline_entry(node, entry.topic, entry.seq, payload, index, out.pipelines)
+            if why is not None:
+                out.refused.append(why)
         else:
             out.skipped_topics += 1
+    out.status_writes.extend(out.pipelines.status_writes(node))
     for ref, status in twin_status.items():
         out.status_writes.append((ref.kind, ref.namespace, ref.name, status))
     out.local_desired = [(ref, item) for (ref, _), item in local_desired.items()]
@@ -238,13 +250,16 @@ class Committer:
         *,
         entries_per_turn: int = 5000,
         on_local_desired: OnLocalDesired | None = None,
+        record_jobs: RecordJobs | None = None,
     ) -> None:
         """``on_local_desired(node, items)`` is called (it must not block) after a commit
-        whose entries carried desired values set on the edge."""
+        whose entries carried desired values set on the edge; ``record_jobs(node, reports)``
+        stores the jobs a node reported (None: they are dropped, e.g. pipelines disabled)."""
         self._store = store
         self._index = index
         self._entries_per_turn = entries_per_turn
         self._on_local_desired = on_local_desired
+        self._record_jobs = record_jobs
         self._ring: OrderedDict[str, _NodeWork] = OrderedDict()
         self._committed: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -336,6 +351,8 @@ class Committer:
         reply: Message
         try:
             if done.last_seq > committed:
+                if done.pipelines.jobs and self._record_jobs is not None:
+                    await self._record_jobs(node, done.pipelines.jobs)
                 committed = await self._store.commit_upstream(
                     node, done.last_seq, done.events, done.status_writes, done.samples
                 )

@@ -7,8 +7,8 @@ put, a commit finished by hand — tell the scheduler, which runs the pipelines 
 repo. A put without a commit id is a commit of its own; puts to one branch take turns, so
 two clients never collide on the branch's one open commit.
 
-On start, jobs a stopped cloud left running are marked ``killed`` and every commit left open
-(by them or by an interrupted upload) is deleted: the cloud is the only writer of its repos.
+On start, :func:`edgeweave.pipelines.hosting.recover` marks jobs a stopped cloud left running
+``killed`` and deletes every commit left open: the cloud is the only writer of its repos.
 
 Must not know HTTP: the API handlers translate requests into these calls.
 """
@@ -19,28 +19,36 @@ import asyncio
 import contextlib
 import os
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from edgeweave.aio.tasks import open_supervisor
-from edgeweave.cloud.pipelines.scheduler import Scheduler
+from edgeweave.cloud.pipelines.copier import CopierPublisher
+from edgeweave.cloud.pipelines.merger import Mergers
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
 from edgeweave.errors import Conflict, NotFound, PayloadTooLarge
 from edgeweave.models.pipelines import Input
 from edgeweave.pipelines.commits import CommitInfo, FileInfo, RepoInfo
+from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, LineageNode
 from edgeweave.pipelines.jobs import JobRunner
 from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.lineage import trace_lineage
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
+from edgeweave.pipelines.scheduler import Scheduler, is_cloud_placed
+from edgeweave.pipelines.spec import PipelineDoc
 
 LOG_READ_BYTES = 64 * 1024
+ON_EDGE = "placed on edge nodes: each runs its jobs there (`job list` shows them with their node)"
+
+
+def _elsewhere(doc: PipelineDoc) -> str:
+    return "" if is_cloud_placed(doc) else ON_EDGE
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,10 @@ class PipelineService:
         root: Path,
         settings: PipelineSettings,
         store: Store,
+        mergers: Mergers,
     ) -> None:
         self.repos = repos
+        self.mergers = mergers
         self.jobs = jobs
         self.scheduler = scheduler
         self.feed = feed
@@ -234,19 +244,6 @@ class PipelineService:
             await self.scheduler.wait_seen(meta["name"], int(meta.get("generation") or 0))
         await self.scheduler.wait_idle(names or None)
 
-    async def _recover(self) -> None:
-        for job in await self.jobs.interrupt_running(time.time()):
-            with contextlib.suppress(NotFound):
-                if job.output_commit is not None:
-                    await self.repos.delete_commit(job.output_commit)
-        for repo in await self.repos.repo_infos():
-            for head in repo.branches.values():
-                if head is None:
-                    continue
-                info = await self.repos.inspect_commit(head)
-                if not info.finished:
-                    await self.repos.delete_commit(head)
-
 
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
     for d in datums:
@@ -269,28 +266,23 @@ async def open_pipelines(
 ) -> AsyncIterator[PipelineService]:
     """Open the repos and job store under ``root``, start the scheduler and the store feed;
     leaving cancels running jobs (recorded ``killed``) and closes everything."""
-    repos = Repos(root)
-    jobs = JobStore(root / "jobs.db")
-    await repos.open()
-    try:
-        await jobs.open()
-        try:
-            runner = JobRunner(repos, DatumRunner(root / "work", repos))
-            async with open_supervisor("pipelines") as supervisor:
-                scheduler = Scheduler(
-                    repos,
-                    jobs,
-                    runner,
-                    supervisor,
-                    max_running_jobs=settings.max_running_jobs,
-                    on_status=partial(write_status, store),
-                )
-                feed = StoreFeed(store, scheduler, repos)
-                service = PipelineService(repos, jobs, scheduler, feed, root, settings, store)
-                await service._recover()
-                supervisor.start(feed.run, name="store-feed", restart=True)
-                yield service
-        finally:
-            await jobs.aclose()
-    finally:
-        await repos.aclose()
+    async with open_host_stores(root) as (repos, jobs):
+        runner = JobRunner(repos, DatumRunner(root / "work", repos))
+        async with open_supervisor("pipelines") as supervisor:
+            copiers = CopierPublisher(store, repos)
+            scheduler = Scheduler(
+                repos,
+                jobs,
+                runner,
+                supervisor,
+                max_running_jobs=settings.max_running_jobs,
+                on_status=partial(write_status, store),
+                elsewhere=_elsewhere,
+                on_commit=copiers.commit_finished,
+            )
+            feed = StoreFeed(store, scheduler, repos, copiers)
+            mergers = Mergers(store, repos, scheduler.commit_finished)
+            service = PipelineService(repos, jobs, scheduler, feed, root, settings, store, mergers)
+            supervisor.start(feed.run, name="store-feed", restart=True)
+            supervisor.start(copiers.run, name="copier-publisher", restart=True)
+            yield service

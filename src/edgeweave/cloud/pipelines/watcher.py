@@ -4,13 +4,16 @@ Per kind, one list and then one watch from the version read before listing (like
 dispatcher); a compacted history (``Gone``) relists and removes what disappeared meanwhile.
 
 - A Pipeline is parsed with the engine's checks (globs compile, ``join_on``/``group_by`` read
-  existing capture groups) and handed to :meth:`Scheduler.upsert`; a deleted one to
+  existing capture groups) and handed to :meth:`Scheduler.upsert` and, for a Copier, to the
+  :class:`CopierPublisher`; a deleted one to
   :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
 - A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
   exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
-  located on a node are left to edge placement, which is not built yet.
+  located on a node are not created in the cloud (a node's pipeline host creates the repos
+  its pipelines read).
 - :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
-  when someone else wrote in between.
+  when someone else wrote in between; ``status.nodes`` (edge nodes' reports) and
+  ``status.merger`` are kept.
 
 Must not run jobs or read repo contents.
 """
@@ -22,12 +25,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edgeweave.cloud.pipelines.scheduler import Scheduler, Status
+from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
-from edgeweave.models.pipelines import Pipeline
 from edgeweave.pipelines.repo import Repos
-from edgeweave.pipelines.spec import PipelineDoc, check_input
+from edgeweave.pipelines.scheduler import Scheduler, Status
+from edgeweave.pipelines.spec import PipelineDoc, stored_pipeline_doc
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +51,14 @@ def _meta(obj: JSONObject) -> tuple[str, str, int]:
     )
 
 
-def pipeline_doc(obj: JSONObject) -> PipelineDoc:
-    """A stored Pipeline as the engine reads it; InvalidObject naming the field."""
-    namespace, name, _ = _meta(obj)
-    pipeline = Pipeline.model_validate(obj)
-    check_input(pipeline.spec.input)
-    return PipelineDoc(pipeline, f"Pipeline {namespace}/{name}")
-
-
 class StoreFeed:
-    def __init__(self, store: Store, scheduler: Scheduler, repos: Repos) -> None:
+    def __init__(
+        self, store: Store, scheduler: Scheduler, repos: Repos, copiers: CopierPublisher
+    ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._repos = repos
+        self._copiers = copiers
         self.ready = asyncio.Event()  # set once both kinds were listed
 
     async def run(self) -> None:
@@ -119,15 +117,17 @@ class StoreFeed:
         namespace, name, generation = _meta(obj)
         if event_type == "DELETED":
             await self._scheduler.remove(namespace, name)
+            self._copiers.remove(name)
             return
         try:
-            doc: PipelineDoc | None = pipeline_doc(obj)
+            doc: PipelineDoc | None = stored_pipeline_doc(obj)
             problem = ""
         except EdgeweaveError as e:
             doc, problem = None, e.message
         except ValueError as e:  # pydantic's ValidationError: the API let a bad spec in
             doc, problem = None, str(e)
         await self._scheduler.upsert(namespace, name, doc, generation, problem)
+        self._copiers.upsert(namespace, name, doc)
 
     async def _on_repo(self, event_type: str, obj: JSONObject) -> None:
         if event_type == "DELETED":
@@ -135,7 +135,7 @@ class StoreFeed:
         _, name, _ = _meta(obj)
         spec: dict[str, Any] = obj.get("spec") or {}
         if spec.get("location") not in (None, "cloud"):
-            return  # a repo on a node: edge placement is not built yet
+            return  # a repo on a node: not the cloud's
         try:
             await self._repos.create_repo(name, str(spec.get("description") or ""))
         except AlreadyExists:
@@ -151,6 +151,10 @@ async def write_status(store: Store, namespace: str, name: str, status: Status) 
             current = await store.get(PIPELINE, namespace, name)
         except NotFound:
             return  # deleted meanwhile
+        kept = {  # what edge nodes reported (the hub writes it) and a Merger's state
+            k: v for k, v in (current.get("status") or {}).items() if k in ("nodes", "merger")
+        }
+        status = {**status, **kept}
         if current.get("status") == status:
             return
         current["status"] = status

@@ -1,6 +1,8 @@
-"""When the cloud runs a job: one loop per pipeline, woken by new input commits.
+"""When a host runs a job: one loop per pipeline, woken by new input commits.
 
-Each cloud-placed pipeline has a task (``pipeline/<name>`` in the worker's supervisor) that
+The cloud's pipeline worker and the edge pipeline host both use it, each on its own repos and
+job store. Each pipeline the host runs has a task (``pipeline/<name>`` in the host's
+supervisor) that
 sleeps on a wake flag. The flag is set when the pipeline appears or its spec changes
 (:meth:`Scheduler.upsert`), and when a commit is finished on a branch it reads
 (:meth:`Scheduler.commit_finished` — from a file put, or from an upstream pipeline's job, so
@@ -15,12 +17,14 @@ Jobs of different pipelines run side by side up to ``max_running_jobs``; inside 
 so the next job after a restart still plans incrementally.
 
 Pipeline names are global here (a pipeline writes the repo of its name): a second Pipeline
-with a name another namespace already uses is refused in its status. A pipeline placed on
-edge nodes is only given a status: edge placement is not built yet.
+with a name another namespace already uses is refused in its status. ``elsewhere(doc)`` says
+why a pipeline runs on another host (the cloud: it is placed on edge nodes); such a pipeline
+only gets a ``waiting`` status. ``on_job(job)`` is called after each job that ran to an end
+(the edge host reports it upstream).
 
 :meth:`Scheduler.wait_idle` waits until named pipelines — and every pipeline upstream of
 them — have nothing left to do. Must not: read the state store (the watcher feeds it) or
-touch HTTP.
+touch HTTP, the cloud or the edge.
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ log = logging.getLogger(__name__)
 Status = dict[str, Any]
 StatusSink = Callable[[str, str, Status], Awaitable[None]]  # (namespace, name, status)
 Attempt = tuple[dict[TreeKey, str], str]  # the input commits and the pipeline version
+Elsewhere = Callable[[PipelineDoc], str]  # why the pipeline runs on another host, or ""
+OnJob = Callable[[JobResult], Awaitable[None]]
+
+
+def _runs_here(doc: PipelineDoc) -> str:
+    return ""
 
 
 @dataclass
@@ -83,6 +93,9 @@ class Scheduler:
         *,
         max_running_jobs: int,
         on_status: StatusSink,
+        elsewhere: Elsewhere = _runs_here,
+        on_job: OnJob | None = None,
+        on_commit: Callable[[str], None] | None = None,
     ) -> None:
         self._repos = repos
         self._store = store
@@ -90,6 +103,9 @@ class Scheduler:
         self._supervisor = supervisor
         self._slots = asyncio.Semaphore(max_running_jobs)
         self._on_status = on_status
+        self._elsewhere = elsewhere
+        self._on_job = on_job
+        self._on_commit = on_commit
         self._pipelines: dict[str, _Pipeline] = {}
         self._changed = asyncio.Condition()
 
@@ -128,7 +144,10 @@ class Scheduler:
             self._changed.notify_all()
 
     def commit_finished(self, repo: str) -> None:
-        """A commit was finished on ``repo``: wake every pipeline that reads it."""
+        """A commit was finished on ``repo``: wake every pipeline that reads it (and tell
+        ``on_commit``, e.g. the cloud's Copier publisher)."""
+        if self._on_commit is not None:
+            self._on_commit(repo)
         for state in self._pipelines.values():
             if repo in state.reads():
                 state.wake.set()
@@ -198,8 +217,8 @@ class Scheduler:
         if doc is None:
             await self._status(state, {"state": "failure", "message": state.problem})
             return
-        if not is_cloud_placed(doc):
-            message = "placed on edge nodes: edge placement is not built yet; nothing runs"
+        message = self._elsewhere(doc)
+        if message:
             await self._status(state, {"state": "waiting", "message": message})
             return
         if not state.loaded:
@@ -219,6 +238,8 @@ class Scheduler:
             await self._status(state, {"state": "running", "message": ""})
             job = await run_recorded(self._runner, self._store, doc, previous)
         info = await self._store.job(job.id)
+        if self._on_job is not None:
+            await self._on_job(job)
         state.last_attempt = ({(r, b): c for r, b, c in info.inputs}, info.version)
         summary = {
             "id": job.id,
