@@ -264,7 +264,11 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
 
 
 async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
-    """The pipeline host; its modules (the engine, the repo store) load only when needed."""
+    """The pipeline host; its modules (the engine, the repo store) load only once the node
+    holds a Pipeline."""
+    while not await agent.store.count("Pipeline"):
+        await sync.pipelines_changed.wait()
+        sync.pipelines_changed.clear()
     from edgeweave.edge.pipelines.cloudcalls import CloudCalls
     from edgeweave.edge.pipelines.host import serve_pipelines
 
