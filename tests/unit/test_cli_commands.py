@@ -188,3 +188,17 @@ def test_unknown_kind_and_usage_errors(api: FakeAPI, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == 'error: unknown kind "widgets"; known kinds: apps, nodes\n'
     assert main(["delete", "app"]) == 2
     assert main(["get"]) == 2
+
+
+def test_building_the_parser_imports_no_heavy_module() -> None:
+    """Every command module is imported to build the parser, on every CLI start: what they
+    import at module level is paid by `edgeweave get nodes` too."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from edgeweave.cli import main; main.build_parser(); "
+        "print(' '.join(m for m in ('asyncio', 'httpx', 'pydantic', 'yaml') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -10,7 +10,6 @@ node holds; before that there is nothing to put into.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ def run_put(args: argparse.Namespace) -> int:
     if not file.is_file():
         raise UsageError(f"{file} is not a file")
     path = target.path if target.path is not None else "/" + file.name
+    import asyncio  # not at module level: building the parser must stay cheap
+
     commit = asyncio.run(put_local(data_dir(args.data), target.repo, target.ref, path, file))
     print(f"{file} put at {target.repo}@{target.ref}:{path} commit {commit}")
     return 0
