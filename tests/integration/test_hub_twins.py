@@ -77,3 +77,25 @@ async def test_a_node_reports_twins_and_sets_a_desired_value_through_the_hub(
         reasons = {e["reason"] for e in await env.store.list_events()}
         assert {"TwinDesiredSetOnEdge", "UpstreamRefused"} <= reasons
         assert env.hub.statistics()["twin_desired_adopted"] == 1
+
+
+async def test_deleting_a_device_forgets_its_twin_history(
+    env: Env,  # noqa: F811 - the fixture imported from test_hub
+) -> None:
+    await add_node(env, "a")
+    await env.store.create(MODEL)
+    await env.store.create(DEVICE)
+    now = int(time.time() * 1000)
+    async with open_agent(env, "a") as ws:
+        agent = Agent(ws)
+        await agent.sync()
+        await agent.send(Upstream(entries=(twin_entry(1, now),)))
+        await agent.until(UpstreamAck)
+    assert len(await env.store.list_twin_history("default", "d1")) == 1
+    await env.store.delete("Device", "default", "d1")
+
+    async def forgotten() -> bool:
+        return await env.store.list_twin_history("default", "d1") == []
+
+    await wait_for(forgotten, "the deleted device's history pruned")
+    assert env.hub.statistics()["history_pruned_rows"] == 1

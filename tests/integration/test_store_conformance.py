@@ -566,6 +566,23 @@ async def test_twin_history_drops_values_older_than_the_maximum_age(backend: Bac
     assert [i["timestamp"] for i in kept] == [now + 1, now + 2]
 
 
+async def test_deleting_a_devices_history_leaves_the_others_and_resets_its_budget(
+    backend: Backend,
+) -> None:
+    store: CloudStore = await backend.open(twin_history_points=3)
+    now = int(time.time() * 1000)
+    await store.commit_upstream("n1", 1, [], [], samples("temp", [now - 3, now - 2, now - 1]))
+    await store.commit_upstream("n1", 2, [], [], samples("temp", [now - 5], "t-2"))
+    assert await store.delete_twin_history("default", "thermostat-1") == 3
+    assert await store.list_twin_history("default", "thermostat-1") == []
+    assert len(await store.list_twin_history("default", "t-2")) == 1
+    assert await store.delete_twin_history("default", "thermostat-1") == 0
+    # a device created again with the same name starts with an empty budget
+    await store.commit_upstream("n1", 3, [], [], samples("temp", [now, now + 1, now + 2]))
+    kept = await store.list_twin_history("default", "thermostat-1", "temp")
+    assert [i["timestamp"] for i in kept] == [now, now + 1, now + 2]
+
+
 async def test_events_appended_outside_a_commit_are_listed_with_the_others(
     store: CloudStore,
 ) -> None:

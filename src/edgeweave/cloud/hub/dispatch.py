@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from edgeweave.cloud.hub.index import NODE, RELEVANT_KINDS, DesiredIndex, Marks
+from edgeweave.cloud.hub.index import DEVICE, NODE, RELEVANT_KINDS, DesiredIndex, Marks
 from edgeweave.cloud.store.base import Store
 from edgeweave.errors import Gone, StoreError
 
@@ -45,10 +46,12 @@ class Dispatcher:
         on_marks: Callable[[Marks], None],
         on_node_deleted: Callable[[str], None],
         on_rebuilt: Callable[[], None],
+        on_device_deleted: Callable[[str, str], None] | None = None,
     ) -> None:
         self._store = store
         self._on_marks = on_marks
         self._on_node_deleted = on_node_deleted
+        self._on_device_deleted = on_device_deleted
         self._on_rebuilt = on_rebuilt
         self.index = DesiredIndex()
         self._since = 0
@@ -103,7 +106,15 @@ class Dispatcher:
                 self.events_applied += 1
                 if marks:
                     self._on_marks(marks)
-                if event.type == "DELETED" and event.object.get("kind") == NODE:
-                    name = (event.object.get("metadata") or {}).get("name")
-                    if isinstance(name, str):
-                        self._on_node_deleted(name)
+                if event.type == "DELETED":
+                    self._deleted(event.object)
+
+    def _deleted(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        name, namespace = meta.get("name"), meta.get("namespace") or ""
+        if not isinstance(name, str) or not isinstance(namespace, str):
+            return
+        if obj.get("kind") == NODE:
+            self._on_node_deleted(name)
+        elif obj.get("kind") == DEVICE and self._on_device_deleted is not None:
+            self._on_device_deleted(namespace, name)

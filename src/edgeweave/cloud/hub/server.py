@@ -3,7 +3,8 @@
 The adapter module for ``websockets`` on the cloud side: its connection errors become
 :class:`LinkClosed` here, so sessions never see a foreign exception. :func:`open_hub` lists the
 desired state, starts the supervised tasks (store watch, upstream committer, lifecycle
-sweeper, status pruner, adoption of twin desired values set on the edge) and listens on ``wss://HOST:PORT/link``:
+sweeper, status pruner, twin history pruner, adoption of twin desired values set on the
+edge) and listens on ``wss://HOST:PORT/link``:
 
 - TLS demands a client certificate signed by the cloud CA (a node without one, or with one from
   another CA, fails the handshake); the node's name is the certificate's CN, checked again with
@@ -40,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from edgeweave.cloud.hub.dispatch import Dispatcher
+from edgeweave.cloud.hub.historyprune import HistoryPruner
 from edgeweave.cloud.hub.index import APP, Marks
 from edgeweave.cloud.hub.lifecycle import Lifecycle
 from edgeweave.cloud.hub.prune import StatusPruner
@@ -145,6 +147,7 @@ class Hub:
             on_marks=self._on_marks,
             on_node_deleted=self._on_node_deleted,
             on_rebuilt=self._on_rebuilt,
+            on_device_deleted=self._on_device_deleted,
         )
         self.adopter = DesiredAdopter(deps.store, wall_clock=deps.wall_clock)
         self.committer = Committer(
@@ -155,6 +158,7 @@ class Hub:
             record_jobs=deps.record_jobs,
         )
         self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
+        self.history_pruner = HistoryPruner(deps.store)
         self.relay = RelayBroker(
             lambda: self.dispatcher.index,
             self._send_to_node,
@@ -222,6 +226,7 @@ class Hub:
             **self.adopter.statistics(),
             **self.lifecycle.statistics(),
             **self.relay.statistics(),
+            **{f"history_{k}": v for k, v in self.history_pruner.statistics().items()},
         }
 
     # ------------------------------------------------------------ dispatcher callbacks
@@ -241,6 +246,9 @@ class Hub:
         index = self.dispatcher.index
         for node, session in self.sessions.items():
             session.mark({*index.desired_refs(node), *session.held_refs()})
+
+    def _on_device_deleted(self, namespace: str, name: str) -> None:
+        self.history_pruner.note(namespace, name)
 
     def _on_node_deleted(self, node: str) -> None:
         session = self.sessions.get(node)
@@ -343,6 +351,9 @@ async def open_hub(deps: HubDeps) -> AsyncIterator[Hub]:
         asyncio.create_task(_supervised("committer", hub.committer.run), name="hub-committer"),
         asyncio.create_task(_supervised("lifecycle", hub.lifecycle.run), name="hub-lifecycle"),
         asyncio.create_task(_supervised("prune", hub.pruner.run), name="hub-status-prune"),
+        asyncio.create_task(
+            _supervised("history-prune", hub.history_pruner.run), name="hub-history-prune"
+        ),
         asyncio.create_task(_supervised("twin-adopt", hub.adopter.run), name="hub-twin-adopt"),
     ]
     try:

@@ -211,6 +211,10 @@ EVENTS_LIST_TEMPLATE = (
 
 
 # a device's reported values, newest first; ``{where}`` is built from fixed column names only
+HISTORY_DELETE_TEMPLATE = "DELETE FROM {s}.twin_history WHERE namespace = %s AND name = %s"
+HISTORY_POINTS_DELETE_TEMPLATE = (
+    "DELETE FROM {s}.twin_history_points WHERE namespace = %s AND name = %s"
+)
 HISTORY_LIST_TEMPLATE = (
     "SELECT property, value, time_ms FROM {s}.twin_history "
     "WHERE namespace = %s AND name = %s{where} ORDER BY time_ms DESC, id DESC LIMIT %s"

@@ -116,6 +116,8 @@ HISTORY_DROP_OLDEST = (
     "DELETE FROM twin_history WHERE id IN (SELECT id FROM twin_history "  # noqa: S608
     f"WHERE {_HISTORY_KEY} ORDER BY time_ms, id LIMIT ?)"
 )
+HISTORY_DELETE = "DELETE FROM twin_history WHERE namespace = ? AND name = ?"
+HISTORY_POINTS_DELETE = "DELETE FROM twin_history_points WHERE namespace = ? AND name = ?"
 HISTORY_LIST = "SELECT property, value, time_ms FROM twin_history WHERE namespace = ? AND name = ?"
 JTI_EXPIRE = "DELETE FROM join_tokens WHERE exp < ?"
 JTI_INSERT = "INSERT INTO join_tokens (jti, exp) VALUES (?, ?) ON CONFLICT DO NOTHING"

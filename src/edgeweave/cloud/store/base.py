@@ -210,6 +210,11 @@ class NodeSyncStore(Protocol):
         ``{"property", "value", "timestamp"}`` (timestamp: Unix ms)."""
         ...
 
+    async def delete_twin_history(self, namespace: str, name: str) -> int:
+        """Forget every reported value of device ``namespace/name`` (it was deleted); returns
+        how many were dropped."""
+        ...
+
     async def list_events(
         self,
         object_kind: str | None = None,

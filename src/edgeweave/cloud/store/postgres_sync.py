@@ -34,7 +34,12 @@ from edgeweave.cloud.store._nodesync import (
     history_rows,
 )
 from edgeweave.cloud.store._objects import ObjectKey, decode_json, encode_json
-from edgeweave.cloud.store._pgsql import EVENTS_LIST_TEMPLATE, HISTORY_LIST_TEMPLATE
+from edgeweave.cloud.store._pgsql import (
+    EVENTS_LIST_TEMPLATE,
+    HISTORY_DELETE_TEMPLATE,
+    HISTORY_LIST_TEMPLATE,
+    HISTORY_POINTS_DELETE_TEMPLATE,
+)
 from edgeweave.cloud.store.base import (
     AckItem,
     AckKey,
@@ -177,6 +182,17 @@ class PostgresNodeSync:
         async with self._connection() as conn:
             rows = await (await conn.execute(query.encode(), args)).fetchall()
         return [history_item(r) for r in reversed(rows)]
+
+    async def delete_twin_history(self, namespace: str, name: str) -> int:
+        schema = self._quoted_schema
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                HISTORY_POINTS_DELETE_TEMPLATE.format(s=schema).encode(), (namespace, name)
+            )
+            cursor = await conn.execute(
+                HISTORY_DELETE_TEMPLATE.format(s=schema).encode(), (namespace, name)
+            )
+            return int(cursor.rowcount)
 
     async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
         # the counter row first, as every writer does: it orders this commit among them

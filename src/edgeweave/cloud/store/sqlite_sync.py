@@ -110,6 +110,14 @@ class SQLiteNodeSync:
         rows = await self._sql.run(self._db_fetch, query, args)
         return [history_item(r) for r in reversed(rows)]
 
+    async def delete_twin_history(self, namespace: str, name: str) -> int:
+        return await self._sql.run(self._db_delete_history, namespace, name)
+
+    def _db_delete_history(self, namespace: str, name: str) -> int:
+        with self._sql.transaction() as db:
+            db.execute(q.HISTORY_POINTS_DELETE, (namespace, name))
+            return int(db.execute(q.HISTORY_DELETE, (namespace, name)).rowcount)
+
     async def list_events(
         self,
         object_kind: str | None = None,
