@@ -193,21 +193,27 @@ class Reporter:
             "samples_dropped": self.samples_dropped,
         }
 
+    async def send_due(self) -> float | None:
+        """Send every report that is due now; the clock time of the next one (None: none
+        pending)."""
+        now = self._clock()
+        due = [ref for ref, p in self._pending.items() if p.due <= now]
+        if due:
+            await self._send(due, now)
+        return min((p.due for p in self._pending.values()), default=None)
+
     async def run(self) -> None:
         """Until cancelled: send what is due, then wait for the next due time or a note."""
         while True:
-            now = self._clock()
-            due = [ref for ref, p in self._pending.items() if p.due <= now]
-            if due:
-                await self._send(due, now)
-                continue
             self._wake.clear()
-            wait_s = min((p.due for p in self._pending.values()), default=None)
-            if wait_s is None:
+            next_due = await self.send_due()
+            if next_due is None:
                 await self._wake.wait()
-            else:
+                continue
+            wait_s = next_due - self._clock()
+            if wait_s > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, wait_s - now))
+                    await asyncio.wait_for(self._wake.wait(), wait_s)
 
     async def _send(self, due: list[ResourceRef], now: float) -> None:
         last_seq = 0
