@@ -9,7 +9,8 @@
    parent is the previous output, with ``origin: auto`` and provenance naming every input
    commit and the pipeline version; delete from it the outputs of datums that run again or
    went away — the outputs of skipped datums stay, untouched;
-4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` and put
+4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` (or,
+   under ``datum_batching``, through one long-lived process per slot: ``batch.py``) and put
    each datum's ``/pfs/out`` files into the output commit as it ends. Two datums writing one
    path — both in this job, or one here and one skipped — fail the job with an error naming
    both datums;
@@ -23,7 +24,7 @@ The history a job returns records, per datum, its hash, state and output paths: 
 A :class:`JobObserver` hears of the job once it is planned (its output commit open) and of
 every datum as it ends, so a host can persist and show progress (``jobstore.JobRecorder``).
 
-Not built yet: cron inputs, batched datums. A host decides when to call ``run_job``.
+Not built yet: cron inputs. A host decides when to call ``run_job``.
 This module must not know where it runs (cloud or edge) or talk to the network.
 """
 
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from edgeweave.errors import NotFound, PipelineError
+from edgeweave.pipelines.batch import BatchWorker, job_workers, run_batched
 from edgeweave.pipelines.datums import (
     Datum,
     TreeKey,
@@ -49,7 +51,13 @@ from edgeweave.pipelines.datums import (
 from edgeweave.pipelines.incremental import plan_incremental
 from edgeweave.pipelines.plan import DatumHistory, DatumPlan, DatumRecord, DatumState, plan_datums
 from edgeweave.pipelines.repo import Repos
-from edgeweave.pipelines.runner import DatumContext, DatumResult, DatumRunner, OutputFile
+from edgeweave.pipelines.runner import (
+    KILL_GRACE_S,
+    DatumContext,
+    DatumResult,
+    DatumRunner,
+    OutputFile,
+)
 from edgeweave.pipelines.spec import PipelineDoc, RunSettings, run_settings
 from edgeweave.pipelines.trees import FileTree
 
@@ -257,11 +265,24 @@ class JobRunner:
         slots = asyncio.Semaphore(settings.parallelism)
         record_lock = asyncio.Lock()
         transform = doc.pipeline.spec.transform
+        every = job_workers(self._runner, transform, settings, ctx) if settings.batching else []
+        workers: asyncio.Queue[BatchWorker] = asyncio.Queue()
+        for w in every:
+            workers.put_nowait(w)
 
         async def one(datum: Datum) -> None:
             async with slots:
                 started_at = time.time()
-                result = await self._runner.run(datum, transform, settings, ctx)
+                if settings.batching:
+                    worker = workers.get_nowait()  # a slot holds a worker
+                    try:
+                        result = await run_batched(
+                            self._runner, worker, datum, transform, settings, ctx
+                        )
+                    finally:
+                        workers.put_nowait(worker)
+                else:
+                    result = await self._runner.run(datum, transform, settings, ctx)
             try:
                 async with record_lock:
                     summary = _summary(datum, result, started_at)
@@ -278,6 +299,9 @@ class JobRunner:
                     tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
         except* PipelineError as group:
             raise group.exceptions[0] from None
+        finally:
+            for w in every:
+                await w.close(grace_s=KILL_GRACE_S)
 
     async def _record(
         self, datum: Datum, result: DatumResult, out: str, history: DatumHistory, job: JobResult
