@@ -1,5 +1,5 @@
 """Benchmark of the pipeline engine core: datum planning, a job end to end, a process per
-datum, chunking.
+datum, batched datums, chunking.
 
 Run ``.venv/bin/python bench/pipelines.py [--datums N] [--process-datums M] [--out FILE]``.
 Everything happens in a temporary directory removed at the end. Prints ONE JSON document on
@@ -20,6 +20,11 @@ stdout (progress on stderr):
   ``cp "$images" /pfs/out/``, through ``run_job``: wall time per datum (materialise, spawn,
   wait, collect, upload, record). Baseline: the same command spawned M times with asyncio
   and nothing else. Target ≤ 20 ms per datum.
+- ``batched``: B datums (default 1,000) of one small file each through ``run_job`` with
+  ``datum_batching: true``: one Python process copies each datum's file to ``$PFS/out`` and
+  answers ``ok`` (the datum-per-line protocol, docs/pipelines.md). Baseline in the same run:
+  a plain Python loop doing the same work (read the file, write it to an output directory) B
+  times. Overhead per datum = batched per datum - baseline per datum. Target ≤ 1 ms.
 - ``chunking``: 64 MB of random bytes chunked (MB/s) beside sha256 of the same bytes, and
   ``put_file_from`` of that file (chunk, hash, write chunk files with fsync).
 - ``filter_uplink``: F frames (default 200, 32-256 KiB of random bytes, one in ten marked
@@ -65,6 +70,15 @@ DEFAULT_FILTER_FRAMES = 200
 SKIP_TARGET_US = 10.0
 END_TO_END_TARGET_S = 2.0
 PROCESS_TARGET_MS = 20.0
+DEFAULT_BATCHED_DATUMS = 1000
+BATCHED_TARGET_MS = 1.0
+BATCHED_CODE = """
+import json, os, shutil, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    shutil.copyfile(d["images"], os.path.join(d["PFS"], "out", os.path.basename(d["images"])))
+    print("ok", flush=True)
+"""
 CHUNK_MB = 64
 COPY = ["sh", "-c", 'cp "$images" "$PFS"/out/']
 
@@ -261,6 +275,47 @@ async def bench_process_per_datum(tmp: Path, m: int) -> dict[str, Any]:
     return out
 
 
+async def bench_batched(tmp: Path, b: int) -> dict[str, Any]:
+    code = tmp / "batched.py"
+    code.write_text(BATCHED_CODE)
+    doc = {
+        "pipeline": {"name": "batched"},
+        "transform": {"cmd": [sys.executable, str(code)]},
+        "input": {"pfs": {"repo": "images", "glob": "/*"}},
+        "datum_batching": True,
+    }
+    files = [(f"/f{i:05d}", b"x" * 100) for i in range(b)]
+    async with open_repos(tmp / "batched") as repos:
+        await repos.create_repo("images")
+        await put_commit(repos, "images", files, b)
+        jobs = JobRunner(repos, DatumRunner(tmp / "work-batched", repos))
+        start = time.perf_counter()
+        job = await jobs.run_job(parse_pipeline_specs(json.dumps(doc))[0])
+        per_datum_ms = (time.perf_counter() - start) * 1000 / b
+        assert job.state == "success" and job.processed == b, job.error
+    src, dst = tmp / "loop-in", tmp / "loop-out"
+    src.mkdir()
+    dst.mkdir()
+    for path, data in files:
+        (src / path.lstrip("/")).write_bytes(data)
+    start = time.perf_counter()
+    for path, _ in files:  # the same work as the user's code, in a plain loop
+        name = path.lstrip("/")
+        shutil.copyfile(src / name, dst / name)
+    baseline_ms = (time.perf_counter() - start) * 1000 / b
+    overhead_ms = per_datum_ms - baseline_ms
+    out = {
+        "datums": b,
+        "per_datum_ms": round(per_datum_ms, 3),
+        "baseline_plain_loop_ms": round(baseline_ms, 3),
+        "overhead_ms": round(overhead_ms, 3),
+        "ratio_to_plain_loop": ratio(per_datum_ms, baseline_ms),
+        "targets": [target(round(overhead_ms, 3), BATCHED_TARGET_MS, "ms", "batched overhead")],
+    }
+    log(f"batched: {out}")
+    return out
+
+
 async def bench_chunking(tmp: Path) -> dict[str, Any]:
     data = random.Random(7).randbytes(CHUNK_MB * 1024 * 1024)
     start = time.perf_counter()
@@ -346,6 +401,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--datums", type=int, default=DEFAULT_DATUMS)
     parser.add_argument("--process-datums", type=int, default=DEFAULT_PROCESS_DATUMS)
+    parser.add_argument("--batched-datums", type=int, default=DEFAULT_BATCHED_DATUMS)
     parser.add_argument("--filter-frames", type=int, default=DEFAULT_FILTER_FRAMES)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -358,6 +414,7 @@ async def main() -> int:
             "source": source_info(),
             "skip": bench_skip(args.datums),
             "process_per_datum": await bench_process_per_datum(tmp, args.process_datums),
+            "batched": await bench_batched(tmp, args.batched_datums),
             "end_to_end": await bench_end_to_end(tmp, args.datums),
             "chunking": await bench_chunking(tmp),
             "filter_uplink": await bench_filter_uplink(tmp, args.filter_frames),
