@@ -42,15 +42,18 @@ from edgeweave.pipelines.runner import (
     DatumRunner,
     _collect,
     _fresh_dir,
+    _link_or_copy,
     _note,
     _rewrite,
     _run_process,
+    _seal,
     _tail,
     _working_dir,
 )
 from edgeweave.pipelines.spec import RunSettings
 
 LINE_LIMIT = 1 << 20  # the longest stdout line read as one
+PREFETCH = 2  # datums a job prepares per worker (one runs, one waits with its root built)
 
 
 class BatchWorker:
@@ -150,48 +153,96 @@ def job_workers(
 
 async def run_batched(
     runner: DatumRunner,
-    worker: BatchWorker,
+    workers: asyncio.Queue[BatchWorker],
     datum: Datum,
     transform: Transform,
     settings: RunSettings,
     ctx: DatumContext,
 ) -> DatumResult:
-    """Run one datum through ``worker`` under the ``/pfs`` contract (see the module doc)."""
+    """Run one datum through a worker of ``workers`` under the ``/pfs`` contract (see the
+    module doc). The datum's root is built before a worker is taken, so a job that builds
+    the next roots while the workers run (``PREFETCH`` datums per worker) hides that cost."""
     started = time.monotonic()
     job_dir = runner.work_dir / ctx.job_id
     root = job_dir / datum.id[:32]
     result = DatumResult(datum.id, DatumState.FAILED, 0, root, job_dir / f"{datum.id[:32]}.log")
-    await asyncio.to_thread(_fresh_dir, root)
-    await runner._materialize(datum, root, job_dir / ".objects")
+    log = await _build_root(runner, datum, root, job_dir / ".objects", result.log_path)
     env = runner._env(datum, transform, root, ctx)
     request = {"PFS": env["PFS"], "PACH_DATUM_ID": datum.id}
     request.update({part.input: env[part.input] for part in datum.parts})
-    with open(result.log_path, "ab") as log:
-        for attempt in range(1, settings.datum_tries + 1):
-            result.attempts = attempt
-            await asyncio.to_thread(_fresh_dir, root / "out")
-            ok, why = await worker.attempt(request, log, settings.datum_timeout_s)
-            if ok:
-                result.state = DatumState.SUCCESS
-                result.outputs = await asyncio.to_thread(_collect, root / "out")
-                break
-            result.error = f"attempt {attempt}/{settings.datum_tries}: {why}"
-            _note(log, result.error)
-        else:
-            if transform.err_cmd:
-                recovered, why, _ = await _run_process(
-                    _rewrite(transform.err_cmd, root),
-                    _rewrite(transform.err_stdin or [], root),
-                    env=env,
-                    cwd=_working_dir(transform, root),
-                    log=log,
-                    timeout_s=settings.datum_timeout_s,
-                    accept=[],
-                )
-                _note(log, "err_cmd recovered the datum" if recovered else f"err_cmd: {why}")
-                if recovered:
-                    result.state = DatumState.RECOVERED
-        log.flush()
+    with log:
+        worker = await workers.get()
+        try:
+            await _attempts(worker, request, log, result, settings)
+        finally:
+            workers.put_nowait(worker)
+        if result.state != DatumState.SUCCESS and transform.err_cmd:
+            recovered, why, _ = await _run_process(
+                _rewrite(transform.err_cmd, root),
+                _rewrite(transform.err_stdin or [], root),
+                env=env,
+                cwd=_working_dir(transform, root),
+                log=log,
+                timeout_s=settings.datum_timeout_s,
+                accept=[],
+            )
+            _note(log, "err_cmd recovered the datum" if recovered else f"err_cmd: {why}")
+            if recovered:
+                result.state = DatumState.RECOVERED
+    if result.state == DatumState.SUCCESS:
+        result.outputs, result.log_tail = await asyncio.to_thread(
+            lambda: (_collect(root / "out"), _tail(result.log_path))
+        )
+    else:
+        result.log_tail = await asyncio.to_thread(_tail, result.log_path)
     result.duration_s = time.monotonic() - started
-    result.log_tail = await asyncio.to_thread(_tail, result.log_path)
     return result
+
+
+async def _attempts(
+    worker: BatchWorker,
+    request: Mapping[str, str],
+    log: BinaryIO,
+    result: DatumResult,
+    settings: RunSettings,
+) -> None:
+    """Up to ``datum_tries`` attempts of one datum on ``worker``, each with an empty out/."""
+    for attempt in range(1, settings.datum_tries + 1):
+        result.attempts = attempt
+        if attempt > 1:  # the first attempt's out/ is new
+            await asyncio.to_thread(_fresh_dir, result.root / "out")
+        ok, why = await worker.attempt(request, log, settings.datum_timeout_s)
+        if ok:
+            result.state = DatumState.SUCCESS
+            return
+        result.error = f"attempt {attempt}/{settings.datum_tries}: {why}"
+        _note(log, result.error)
+
+
+async def _build_root(
+    runner: DatumRunner, datum: Datum, root: Path, objects: Path, log_path: Path
+) -> BinaryIO:
+    """The datum's root (its inputs linked from the job's object cache, an empty ``out/``)
+    and its open log, in two thread calls plus one write per object not cached yet."""
+    files = [
+        (objects / digest, root / name / path.lstrip("/"))
+        for name, path, digest, _ in datum.files()
+    ]
+
+    def missing() -> list[Path]:
+        objects.mkdir(parents=True, exist_ok=True)
+        return [cached for cached, _ in files if not cached.exists()]
+
+    for cached in dict.fromkeys(await asyncio.to_thread(missing)):
+        partial = objects / f"{cached.name}.{os.getpid()}.{id(root)}.part"
+        await runner.materializer.write_object(cached.name, partial)
+        await asyncio.to_thread(_seal, partial, cached)
+
+    def build() -> BinaryIO:
+        _fresh_dir(root)
+        (root / "out").mkdir()
+        for cached, dest in files:
+            _link_or_copy(cached, dest)
+        return open(log_path, "ab")
+
+    return await asyncio.to_thread(build)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from edgeweave.errors import NotFound, PipelineError
-from edgeweave.pipelines.batch import BatchWorker, job_workers, run_batched
+from edgeweave.pipelines.batch import PREFETCH, BatchWorker, job_workers, run_batched
 from edgeweave.pipelines.datums import (
     Datum,
     TreeKey,
@@ -49,6 +49,7 @@ from edgeweave.pipelines.datums import (
     tree_keys,
 )
 from edgeweave.pipelines.incremental import plan_incremental
+from edgeweave.pipelines.outputs import OutputWriter
 from edgeweave.pipelines.plan import DatumHistory, DatumPlan, DatumRecord, DatumState, plan_datums
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import (
@@ -56,12 +57,9 @@ from edgeweave.pipelines.runner import (
     DatumContext,
     DatumResult,
     DatumRunner,
-    OutputFile,
 )
 from edgeweave.pipelines.spec import PipelineDoc, RunSettings, run_settings
 from edgeweave.pipelines.trees import FileTree
-
-SMALL_OUTPUT_BYTES = 1024 * 1024  # outputs up to this size are read and put in batches
 
 
 @dataclass(frozen=True)
@@ -262,49 +260,54 @@ class JobRunner:
         job: JobResult,
         observer: JobObserver | None,
     ) -> None:
-        slots = asyncio.Semaphore(settings.parallelism)
+        slots = asyncio.Semaphore(settings.parallelism * (PREFETCH if settings.batching else 1))
         record_lock = asyncio.Lock()
         transform = doc.pipeline.spec.transform
         every = job_workers(self._runner, transform, settings, ctx) if settings.batching else []
         workers: asyncio.Queue[BatchWorker] = asyncio.Queue()
+        writer = OutputWriter(self._repos, ctx.output_commit_id)
         for w in every:
             workers.put_nowait(w)
 
         async def one(datum: Datum) -> None:
             async with slots:
                 started_at = time.time()
-                if settings.batching:
-                    worker = workers.get_nowait()  # a slot holds a worker
-                    try:
-                        result = await run_batched(
-                            self._runner, worker, datum, transform, settings, ctx
-                        )
-                    finally:
-                        workers.put_nowait(worker)
+                if settings.batching:  # a slot builds a root, then waits for a worker
+                    result = await run_batched(
+                        self._runner, workers, datum, transform, settings, ctx
+                    )
                 else:
                     result = await self._runner.run(datum, transform, settings, ctx)
             try:
                 async with record_lock:
                     summary = _summary(datum, result, started_at)
                     job.datums.append(summary)
-                    await self._record(datum, result, ctx.output_commit_id, history, job)
+                    await self._record(datum, result, writer, history, job)
                     if observer is not None:
                         await observer.datum_finished(job, summary)
             finally:
                 await self._runner.cleanup(result)
 
         try:
-            async with asyncio.TaskGroup() as tasks:
-                for datum in datums:
-                    tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
-        except* PipelineError as group:
-            raise group.exceptions[0] from None
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    for datum in datums:
+                        tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
+            except* PipelineError as group:
+                raise group.exceptions[0] from None
+            await writer.drain()
         finally:
+            await writer.close()
             for w in every:
                 await w.close(grace_s=KILL_GRACE_S)
 
     async def _record(
-        self, datum: Datum, result: DatumResult, out: str, history: DatumHistory, job: JobResult
+        self,
+        datum: Datum,
+        result: DatumResult,
+        writer: OutputWriter,
+        history: DatumHistory,
+        job: JobResult,
     ) -> None:
         if result.state == DatumState.FAILED:
             job.failed += 1
@@ -320,22 +323,13 @@ class JobRunner:
                         f"datums {other} and {datum.describe()} both wrote {output.path}; "
                         "each output path must come from one datum"
                     )
-            await self._put_outputs(out, result.outputs)
+            await writer.add(result.outputs)
         history.record(
             datum.id,
             DatumRecord(
                 datum.hash, result.state, datum.identity, tuple(o.path for o in result.outputs)
             ),
         )
-
-    async def _put_outputs(self, out: str, outputs: Sequence[OutputFile]) -> None:
-        small = [o for o in outputs if o.size <= SMALL_OUTPUT_BYTES]
-        if small:
-            items = await asyncio.to_thread(lambda: [(o.path, o.local.read_bytes()) for o in small])
-            await self._repos.put_files(out, items)
-        for o in outputs:
-            if o.size > SMALL_OUTPUT_BYTES:
-                await self._repos.put_file_from(out, o.path, o.local)
 
 
 def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSummary:

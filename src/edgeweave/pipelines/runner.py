@@ -113,6 +113,10 @@ class DatumRunner:
     def base_env(self) -> dict[str, str]:
         return dict(self._base_env)
 
+    @property
+    def materializer(self) -> Materializer:
+        return self._materializer
+
     async def run(
         self, datum: Datum, transform: Transform, settings: RunSettings, ctx: DatumContext
     ) -> DatumResult:
