@@ -25,6 +25,14 @@ stdout (progress on stderr):
   answers ``ok`` (the datum-per-line protocol, docs/pipelines.md). Baseline in the same run:
   a plain Python loop doing the same work (read the file, write it to an output directory) B
   times. Overhead per datum = batched per datum - baseline per datum. Target ≤ 1 ms.
+- ``chain``: what a 10-step task DAG would run on today — 10 pipelines in a chain on one
+  host's scheduler (the same ``Scheduler``, job runner and job store as the cloud and edge
+  hosts), step 1 reading a ``start`` repo, step k+1 reading step k's output with glob ``/``,
+  each step one process writing a marker to ``$PFS/out``. One file put into ``start``, then
+  ``wait_idle``. Task-to-task latency = a step's job start minus its upstream step's job end
+  (job records), and the period from one step's end to the next one's end (including its one
+  process). Target ≤ 50 ms task to task. (A step input type and empty-datum steps are not built:
+  docs/pipelines.md.)
 - ``chunking``: 64 MB of random bytes chunked (MB/s) beside sha256 of the same bytes, and
   ``put_file_from`` of that file (chunk, hash, write chunk files with fsync).
 - ``filter_uplink``: F frames (default 200, 32-256 KiB of random bytes, one in ten marked
@@ -40,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -53,14 +62,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import log, machine_info, ratio, source_info, target
+from edgeweave.aio.tasks import open_supervisor
 from edgeweave.models.pipelines import Input
 from edgeweave.pipelines.chunks import chunk_bytes
 from edgeweave.pipelines.datums import enumerate_datums
+from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.incremental import plan_incremental
 from edgeweave.pipelines.jobs import JobResult, JobRunner
 from edgeweave.pipelines.plan import DatumHistory, DatumRecord, DatumState, plan_datums
 from edgeweave.pipelines.repo import Repos, open_repos
 from edgeweave.pipelines.runner import DatumRunner
+from edgeweave.pipelines.scheduler import Scheduler
 from edgeweave.pipelines.spec import PipelineDoc, parse_pipeline_specs
 from edgeweave.pipelines.trees import FileTree
 
@@ -72,6 +84,8 @@ END_TO_END_TARGET_S = 2.0
 PROCESS_TARGET_MS = 20.0
 DEFAULT_BATCHED_DATUMS = 1000
 BATCHED_TARGET_MS = 1.0
+CHAIN_STEPS = 10
+CHAIN_TARGET_MS = 50.0
 BATCHED_CODE = """
 import json, os, shutil, sys
 for line in sys.stdin:
@@ -316,6 +330,56 @@ async def bench_batched(tmp: Path, b: int) -> dict[str, Any]:
     return out
 
 
+async def bench_chain(tmp: Path, steps: int = CHAIN_STEPS) -> dict[str, Any]:
+    statuses: list[str] = []
+
+    async def on_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        statuses.append(name)
+
+    async with open_host_stores(tmp / "chain") as (repos, store), open_supervisor("b") as sup:
+        runner = JobRunner(repos, DatumRunner(tmp / "chain" / "work", repos))
+        scheduler = Scheduler(repos, store, runner, sup, max_running_jobs=2, on_status=on_status)
+        await repos.create_repo("start")
+        names = [f"step-{i:02d}" for i in range(1, steps + 1)]
+        for i, name in enumerate(names):
+            doc = {
+                "pipeline": {"name": name},
+                "transform": {"cmd": ["sh", "-c", f'echo done > "$PFS/out/{name}"']},
+                "input": {"pfs": {"repo": names[i - 1] if i else "start", "glob": "/"}},
+            }
+            await scheduler.upsert("default", name, parse_pipeline_specs(json.dumps(doc))[0], 1, "")
+        await scheduler.wait_idle(names)  # nothing to run yet: no input commits
+        start_wall = time.time()
+        start = time.perf_counter()
+        commit = await repos.start_commit("start")
+        await repos.put_file(commit.id, "/go", b"go")
+        await repos.finish_commit(commit.id)
+        scheduler.commit_finished("start")
+        await scheduler.wait_idle(names)
+        total_ms = (time.perf_counter() - start) * 1000
+        jobs = []
+        for name in names:
+            listed = await store.list_jobs(pipeline=name)
+            assert len(listed) == 1 and listed[0].state == "success", listed
+            jobs.append(listed[0])
+    ends = [j.finished_at or 0.0 for j in jobs]
+    gaps = [(b.started_at - a) * 1000 for a, b in zip(ends, jobs[1:], strict=False)]
+    periods = [(b - a) * 1000 for a, b in itertools.pairwise(ends)]
+    out = {
+        "steps": steps,
+        "total_ms": round(total_ms, 1),
+        "first_start_after_put_ms": round((jobs[0].started_at - start_wall) * 1000, 1),
+        "task_to_task_ms": {"mean": round(sum(gaps) / len(gaps), 1), "max": round(max(gaps), 1)},
+        "step_period_ms": {
+            "mean": round(sum(periods) / len(periods), 1),
+            "max": round(max(periods), 1),
+        },
+        "targets": [target(round(max(gaps), 1), CHAIN_TARGET_MS, "ms", "task to task (max)")],
+    }
+    log(f"chain: {out}")
+    return out
+
+
 async def bench_chunking(tmp: Path) -> dict[str, Any]:
     data = random.Random(7).randbytes(CHUNK_MB * 1024 * 1024)
     start = time.perf_counter()
@@ -416,6 +480,7 @@ async def main() -> int:
             "process_per_datum": await bench_process_per_datum(tmp, args.process_datums),
             "batched": await bench_batched(tmp, args.batched_datums),
             "end_to_end": await bench_end_to_end(tmp, args.datums),
+            "chain": await bench_chain(tmp),
             "chunking": await bench_chunking(tmp),
             "filter_uplink": await bench_filter_uplink(tmp, args.filter_frames),
         }
