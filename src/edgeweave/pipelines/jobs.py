@@ -11,7 +11,8 @@
    went away — the outputs of skipped datums stay, untouched;
 4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` (or,
    under ``datum_batching``, through one long-lived process per slot: ``batch.py``) and put
-   each datum's ``/pfs/out`` files into the output commit as it ends. Two datums writing one
+   each datum's ``/pfs/out`` files into the output commit as it ends (small files
+   group-committed with other datums': ``outputs.py``). Two datums writing one
    path — both in this job, or one here and one skipped — fail the job with an error naming
    both datums;
 5. finish the output commit. A job that fails (a datum failed after its tries and was not
