@@ -1,5 +1,5 @@
 """Benchmark of the pipeline engine core: datum planning, a job end to end, a process per
-datum, chunking.
+datum, batched datums, chunking.
 
 Run ``.venv/bin/python bench/pipelines.py [--datums N] [--process-datums M] [--out FILE]``.
 Everything happens in a temporary directory removed at the end. Prints ONE JSON document on
@@ -20,6 +20,19 @@ stdout (progress on stderr):
   ``cp "$images" /pfs/out/``, through ``run_job``: wall time per datum (materialise, spawn,
   wait, collect, upload, record). Baseline: the same command spawned M times with asyncio
   and nothing else. Target ≤ 20 ms per datum.
+- ``batched``: B datums (default 1,000) of one small file each through ``run_job`` with
+  ``datum_batching: true``: one Python process copies each datum's file to ``$PFS/out`` and
+  answers ``ok`` (the datum-per-line protocol, docs/pipelines.md). Baseline in the same run:
+  a plain Python loop doing the same work (read the file, write it to an output directory) B
+  times. Overhead per datum = batched per datum - baseline per datum. Target ≤ 1 ms.
+- ``chain``: what a 10-step task DAG would run on today — 10 pipelines in a chain on one
+  host's scheduler (the same ``Scheduler``, job runner and job store as the cloud and edge
+  hosts), step 1 reading a ``start`` repo, step k+1 reading step k's output with glob ``/``,
+  each step one process writing a marker to ``$PFS/out``. One file put into ``start``, then
+  ``wait_idle``. Task-to-task latency = a step's job start minus its upstream step's job end
+  (job records), and the period from one step's end to the next one's end (including its one
+  process). Target ≤ 50 ms task to task. (A step input type and empty-datum steps are not built:
+  docs/pipelines.md.)
 - ``chunking``: 64 MB of random bytes chunked (MB/s) beside sha256 of the same bytes, and
   ``put_file_from`` of that file (chunk, hash, write chunk files with fsync).
 - ``filter_uplink``: F frames (default 200, 32-256 KiB of random bytes, one in ten marked
@@ -35,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -48,14 +62,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import log, machine_info, ratio, source_info, target
+from edgeweave.aio.tasks import open_supervisor
 from edgeweave.models.pipelines import Input
 from edgeweave.pipelines.chunks import chunk_bytes
 from edgeweave.pipelines.datums import enumerate_datums
+from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.incremental import plan_incremental
 from edgeweave.pipelines.jobs import JobResult, JobRunner
 from edgeweave.pipelines.plan import DatumHistory, DatumRecord, DatumState, plan_datums
 from edgeweave.pipelines.repo import Repos, open_repos
 from edgeweave.pipelines.runner import DatumRunner
+from edgeweave.pipelines.scheduler import Scheduler
 from edgeweave.pipelines.spec import PipelineDoc, parse_pipeline_specs
 from edgeweave.pipelines.trees import FileTree
 
@@ -65,6 +82,17 @@ DEFAULT_FILTER_FRAMES = 200
 SKIP_TARGET_US = 10.0
 END_TO_END_TARGET_S = 2.0
 PROCESS_TARGET_MS = 20.0
+DEFAULT_BATCHED_DATUMS = 1000
+BATCHED_TARGET_MS = 1.0
+CHAIN_STEPS = 10
+CHAIN_TARGET_MS = 50.0
+BATCHED_CODE = """
+import json, os, shutil, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    shutil.copyfile(d["images"], os.path.join(d["PFS"], "out", os.path.basename(d["images"])))
+    print("ok", flush=True)
+"""
 CHUNK_MB = 64
 COPY = ["sh", "-c", 'cp "$images" "$PFS"/out/']
 
@@ -261,6 +289,97 @@ async def bench_process_per_datum(tmp: Path, m: int) -> dict[str, Any]:
     return out
 
 
+async def bench_batched(tmp: Path, b: int) -> dict[str, Any]:
+    code = tmp / "batched.py"
+    code.write_text(BATCHED_CODE)
+    doc = {
+        "pipeline": {"name": "batched"},
+        "transform": {"cmd": [sys.executable, str(code)]},
+        "input": {"pfs": {"repo": "images", "glob": "/*"}},
+        "datum_batching": True,
+    }
+    files = [(f"/f{i:05d}", b"x" * 100) for i in range(b)]
+    async with open_repos(tmp / "batched") as repos:
+        await repos.create_repo("images")
+        await put_commit(repos, "images", files, b)
+        jobs = JobRunner(repos, DatumRunner(tmp / "work-batched", repos))
+        start = time.perf_counter()
+        job = await jobs.run_job(parse_pipeline_specs(json.dumps(doc))[0])
+        per_datum_ms = (time.perf_counter() - start) * 1000 / b
+        assert job.state == "success" and job.processed == b, job.error
+    src, dst = tmp / "loop-in", tmp / "loop-out"
+    src.mkdir()
+    dst.mkdir()
+    for path, data in files:
+        (src / path.lstrip("/")).write_bytes(data)
+    start = time.perf_counter()
+    for path, _ in files:  # the same work as the user's code, in a plain loop
+        name = path.lstrip("/")
+        shutil.copyfile(src / name, dst / name)
+    baseline_ms = (time.perf_counter() - start) * 1000 / b
+    overhead_ms = per_datum_ms - baseline_ms
+    out = {
+        "datums": b,
+        "per_datum_ms": round(per_datum_ms, 3),
+        "baseline_plain_loop_ms": round(baseline_ms, 3),
+        "overhead_ms": round(overhead_ms, 3),
+        "ratio_to_plain_loop": ratio(per_datum_ms, baseline_ms),
+        "targets": [target(round(overhead_ms, 3), BATCHED_TARGET_MS, "ms", "batched overhead")],
+    }
+    log(f"batched: {out}")
+    return out
+
+
+async def bench_chain(tmp: Path, steps: int = CHAIN_STEPS) -> dict[str, Any]:
+    statuses: list[str] = []
+
+    async def on_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        statuses.append(name)
+
+    async with open_host_stores(tmp / "chain") as (repos, store), open_supervisor("b") as sup:
+        runner = JobRunner(repos, DatumRunner(tmp / "chain" / "work", repos))
+        scheduler = Scheduler(repos, store, runner, sup, max_running_jobs=2, on_status=on_status)
+        await repos.create_repo("start")
+        names = [f"step-{i:02d}" for i in range(1, steps + 1)]
+        for i, name in enumerate(names):
+            doc = {
+                "pipeline": {"name": name},
+                "transform": {"cmd": ["sh", "-c", f'echo done > "$PFS/out/{name}"']},
+                "input": {"pfs": {"repo": names[i - 1] if i else "start", "glob": "/"}},
+            }
+            await scheduler.upsert("default", name, parse_pipeline_specs(json.dumps(doc))[0], 1, "")
+        await scheduler.wait_idle(names)  # nothing to run yet: no input commits
+        start_wall = time.time()
+        start = time.perf_counter()
+        commit = await repos.start_commit("start")
+        await repos.put_file(commit.id, "/go", b"go")
+        await repos.finish_commit(commit.id)
+        scheduler.commit_finished("start")
+        await scheduler.wait_idle(names)
+        total_ms = (time.perf_counter() - start) * 1000
+        jobs = []
+        for name in names:
+            listed = await store.list_jobs(pipeline=name)
+            assert len(listed) == 1 and listed[0].state == "success", listed
+            jobs.append(listed[0])
+    ends = [j.finished_at or 0.0 for j in jobs]
+    gaps = [(b.started_at - a) * 1000 for a, b in zip(ends, jobs[1:], strict=False)]
+    periods = [(b - a) * 1000 for a, b in itertools.pairwise(ends)]
+    out = {
+        "steps": steps,
+        "total_ms": round(total_ms, 1),
+        "first_start_after_put_ms": round((jobs[0].started_at - start_wall) * 1000, 1),
+        "task_to_task_ms": {"mean": round(sum(gaps) / len(gaps), 1), "max": round(max(gaps), 1)},
+        "step_period_ms": {
+            "mean": round(sum(periods) / len(periods), 1),
+            "max": round(max(periods), 1),
+        },
+        "targets": [target(round(max(gaps), 1), CHAIN_TARGET_MS, "ms", "task to task (max)")],
+    }
+    log(f"chain: {out}")
+    return out
+
+
 async def bench_chunking(tmp: Path) -> dict[str, Any]:
     data = random.Random(7).randbytes(CHUNK_MB * 1024 * 1024)
     start = time.perf_counter()
@@ -346,6 +465,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--datums", type=int, default=DEFAULT_DATUMS)
     parser.add_argument("--process-datums", type=int, default=DEFAULT_PROCESS_DATUMS)
+    parser.add_argument("--batched-datums", type=int, default=DEFAULT_BATCHED_DATUMS)
     parser.add_argument("--filter-frames", type=int, default=DEFAULT_FILTER_FRAMES)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -358,7 +478,9 @@ async def main() -> int:
             "source": source_info(),
             "skip": bench_skip(args.datums),
             "process_per_datum": await bench_process_per_datum(tmp, args.process_datums),
+            "batched": await bench_batched(tmp, args.batched_datums),
             "end_to_end": await bench_end_to_end(tmp, args.datums),
+            "chain": await bench_chain(tmp),
             "chunking": await bench_chunking(tmp),
             "filter_uplink": await bench_filter_uplink(tmp, args.filter_frames),
         }

@@ -270,6 +270,7 @@ class PipelineSpec(OpenModel):
     description: str | None = None
     placement: PipelinePlacement | None = None  # absent = cloud
     pattern: PatternSpec | None = None
+    datum_batching: bool | None = None  # one process serves many datums (pipelines/batch.py)
 
     @field_validator("datum_timeout", "job_timeout")
     @classmethod
@@ -297,6 +298,19 @@ class Pipeline(Resource):
                     )
                 ]
             )
+        return self
+
+    @model_validator(mode="after")
+    def _batching(self) -> Pipeline:
+        spec = self.spec
+        if not spec.datum_batching:
+            return self
+        if spec.transform.stdin:
+            raise_problems(
+                [("spec.transform.stdin", "datum_batching feeds the datums on stdin; use cmd only")]
+            )
+        if spec.pattern is not None and spec.pattern.filter is not None:
+            raise_problems([("spec.datum_batching", "a Filter runs one process per datum")])
         return self
 
 

@@ -9,8 +9,10 @@
    parent is the previous output, with ``origin: auto`` and provenance naming every input
    commit and the pipeline version; delete from it the outputs of datums that run again or
    went away — the outputs of skipped datums stay, untouched;
-4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` and put
-   each datum's ``/pfs/out`` files into the output commit as it ends. Two datums writing one
+4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` (or,
+   under ``datum_batching``, through one long-lived process per slot: ``batch.py``) and put
+   each datum's ``/pfs/out`` files into the output commit as it ends (small files
+   group-committed with other datums': ``outputs.py``). Two datums writing one
    path — both in this job, or one here and one skipped — fail the job with an error naming
    both datums;
 5. finish the output commit. A job that fails (a datum failed after its tries and was not
@@ -23,7 +25,7 @@ The history a job returns records, per datum, its hash, state and output paths: 
 A :class:`JobObserver` hears of the job once it is planned (its output commit open) and of
 every datum as it ends, so a host can persist and show progress (``jobstore.JobRecorder``).
 
-Not built yet: cron inputs, batched datums. A host decides when to call ``run_job``.
+Not built yet: cron inputs. A host decides when to call ``run_job``.
 This module must not know where it runs (cloud or edge) or talk to the network.
 """
 
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from edgeweave.errors import NotFound, PipelineError
+from edgeweave.pipelines.batch import PREFETCH, BatchWorker, job_workers, run_batched
 from edgeweave.pipelines.datums import (
     Datum,
     TreeKey,
@@ -47,13 +50,17 @@ from edgeweave.pipelines.datums import (
     tree_keys,
 )
 from edgeweave.pipelines.incremental import plan_incremental
+from edgeweave.pipelines.outputs import OutputWriter
 from edgeweave.pipelines.plan import DatumHistory, DatumPlan, DatumRecord, DatumState, plan_datums
 from edgeweave.pipelines.repo import Repos
-from edgeweave.pipelines.runner import DatumContext, DatumResult, DatumRunner, OutputFile
+from edgeweave.pipelines.runner import (
+    KILL_GRACE_S,
+    DatumContext,
+    DatumResult,
+    DatumRunner,
+)
 from edgeweave.pipelines.spec import PipelineDoc, RunSettings, run_settings
 from edgeweave.pipelines.trees import FileTree
-
-SMALL_OUTPUT_BYTES = 1024 * 1024  # outputs up to this size are read and put in batches
 
 
 @dataclass(frozen=True)
@@ -254,33 +261,54 @@ class JobRunner:
         job: JobResult,
         observer: JobObserver | None,
     ) -> None:
-        slots = asyncio.Semaphore(settings.parallelism)
+        slots = asyncio.Semaphore(settings.parallelism * (PREFETCH if settings.batching else 1))
         record_lock = asyncio.Lock()
         transform = doc.pipeline.spec.transform
+        every = job_workers(self._runner, transform, settings, ctx) if settings.batching else []
+        workers: asyncio.Queue[BatchWorker] = asyncio.Queue()
+        writer = OutputWriter(self._repos, ctx.output_commit_id)
+        for w in every:
+            workers.put_nowait(w)
 
         async def one(datum: Datum) -> None:
             async with slots:
                 started_at = time.time()
-                result = await self._runner.run(datum, transform, settings, ctx)
+                if settings.batching:  # a slot builds a root, then waits for a worker
+                    result = await run_batched(
+                        self._runner, workers, datum, transform, settings, ctx
+                    )
+                else:
+                    result = await self._runner.run(datum, transform, settings, ctx)
             try:
                 async with record_lock:
                     summary = _summary(datum, result, started_at)
                     job.datums.append(summary)
-                    await self._record(datum, result, ctx.output_commit_id, history, job)
+                    await self._record(datum, result, writer, history, job)
                     if observer is not None:
                         await observer.datum_finished(job, summary)
             finally:
                 await self._runner.cleanup(result)
 
         try:
-            async with asyncio.TaskGroup() as tasks:
-                for datum in datums:
-                    tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
-        except* PipelineError as group:
-            raise group.exceptions[0] from None
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    for datum in datums:
+                        tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
+            except* PipelineError as group:
+                raise group.exceptions[0] from None
+            await writer.drain()
+        finally:
+            await writer.close()
+            for w in every:
+                await w.close(grace_s=KILL_GRACE_S)
 
     async def _record(
-        self, datum: Datum, result: DatumResult, out: str, history: DatumHistory, job: JobResult
+        self,
+        datum: Datum,
+        result: DatumResult,
+        writer: OutputWriter,
+        history: DatumHistory,
+        job: JobResult,
     ) -> None:
         if result.state == DatumState.FAILED:
             job.failed += 1
@@ -296,22 +324,13 @@ class JobRunner:
                         f"datums {other} and {datum.describe()} both wrote {output.path}; "
                         "each output path must come from one datum"
                     )
-            await self._put_outputs(out, result.outputs)
+            await writer.add(result.outputs)
         history.record(
             datum.id,
             DatumRecord(
                 datum.hash, result.state, datum.identity, tuple(o.path for o in result.outputs)
             ),
         )
-
-    async def _put_outputs(self, out: str, outputs: Sequence[OutputFile]) -> None:
-        small = [o for o in outputs if o.size <= SMALL_OUTPUT_BYTES]
-        if small:
-            items = await asyncio.to_thread(lambda: [(o.path, o.local.read_bytes()) for o in small])
-            await self._repos.put_files(out, items)
-        for o in outputs:
-            if o.size > SMALL_OUTPUT_BYTES:
-                await self._repos.put_file_from(out, o.path, o.local)
 
 
 def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSummary:

@@ -109,6 +109,14 @@ class DatumRunner:
             base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         self._base_env = dict(base_env)
 
+    @property
+    def base_env(self) -> dict[str, str]:
+        return dict(self._base_env)
+
+    @property
+    def materializer(self) -> Materializer:
+        return self._materializer
+
     async def run(
         self, datum: Datum, transform: Transform, settings: RunSettings, ctx: DatumContext
     ) -> DatumResult:

@@ -12,8 +12,8 @@ every ``join_on``/``group_by`` reads only capture groups its glob has. Every err
 as the user wrote it (``input.cross[1].pfs.glob``).
 
 :func:`pipeline_version` is the digest every datum hash includes: the ``transform`` and the
-``salt``. Changing either re-runs every datum; changing anything else (parallelism,
-placement, description, timeouts) does not.
+``salt`` (and ``pattern`` and ``datum_batching`` when set). Changing any re-runs every datum;
+changing anything else (parallelism, placement, description, timeouts) does not.
 
 Pure: parses text it is given. This module must not read files or talk to anything.
 """
@@ -63,6 +63,7 @@ class RunSettings:
     every_job: bool  # reprocess_spec: every_job
     parallelism: int
     drop_codes: tuple[int, ...] | None = None  # a Filter: exit codes that drop the datum
+    batching: bool = False  # datum_batching: one process serves many datums (batch.py)
 
 
 def run_settings(spec: PipelineSpec) -> RunSettings:
@@ -74,6 +75,7 @@ def run_settings(spec: PipelineSpec) -> RunSettings:
         every_job=spec.reprocess_spec == "every_job",
         parallelism=constant or 1,
         drop_codes=filter_drop_codes(spec),
+        batching=bool(spec.datum_batching),
     )
 
 
@@ -118,6 +120,8 @@ def pipeline_version(spec: PipelineSpec) -> str:
         doc["salt"] = spec.salt
     if spec.pattern is not None:
         doc["pattern"] = spec.pattern.model_dump(mode="json", exclude_none=True)
+    if spec.datum_batching:  # the same cmd speaks another protocol
+        doc["datum_batching"] = True
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
