@@ -36,7 +36,7 @@ from _util import latency_summary_ms, log, machine_info, ratio, source_info, tar
 from edgeweave.cli.fleet import Fleet, free_port, wait_until
 from edgeweave.client.async_http import AsyncClient
 from edgeweave.client.config import load_config
-from edgeweave.transport.mqtt import MqttClient, open_mqtt_client
+from edgeweave.transport.mqtt import open_mqtt_client
 
 DEVICE = "bench-dev"
 TOPIC = f"$hw/events/device/default/{DEVICE}/twin/update"
@@ -119,7 +119,7 @@ async def set_to_reported(fleet: Fleet, rounds: int) -> list[float]:
         await client.aclose()
 
 
-async def _next(client: MqttClient, it: Any, want: str) -> None:
+async def _next(it: Any, want: str) -> None:
     while True:
         message = await it.__anext__()
         if message.topic == want:
@@ -144,7 +144,7 @@ async def broker_floor(url: str, rounds: int) -> list[float]:
             for i in range(rounds + 20):
                 start = time.perf_counter()
                 await a.publish(ping, str(i).encode())
-                await _next(a, it, pong)
+                await _next(it, pong)
                 if i >= 20:
                     samples.append(time.perf_counter() - start)
         finally:
@@ -167,7 +167,7 @@ async def one_way(url: str, rounds: int, through_agent: bool) -> list[float]:
             payload = json.dumps({"event_id": f"e{i}", "twin": twin}).encode()
             start = time.perf_counter()
             await device.publish(send, payload)
-            await _next(sub, it, listen)
+            await _next(it, listen)
             if i >= 20:
                 samples.append(time.perf_counter() - start)
         return samples

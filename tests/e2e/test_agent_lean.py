@@ -7,7 +7,6 @@ extension modules are what a loaded package leaves behind in ``/proc/PID/maps``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from edgeweave.cli.fleet import Fleet, wait_until
 
 pytestmark = pytest.mark.e2e
 HEAVY = ("pydantic_core", "_yaml", "_cffi_backend")
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(tmp_path / "fleet")
-    try:
-        f.start_cloud()
-        yield f
-    finally:
-        f.stop()
 
 
 def _connected(fleet: Fleet) -> bool:

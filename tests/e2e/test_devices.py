@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +49,14 @@ spec:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(tmp_path / "fleet")
-    try:
-        f.start_cloud()
-        f.join("node-a")
-        f.start_agent("node-a", "--mqtt-port", str(free_port()))  # the same after a restart
-        manifests = tmp_path / "devices.yaml"
-        manifests.write_text(MANIFESTS)
-        f.cli("apply", "-f", str(manifests))
-        yield f
-    finally:
-        f.stop()
+def devices_fleet(fleet: Fleet, tmp_path: Path) -> Fleet:
+    """The fleet with node-a's agent running and thermo-1 applied."""
+    fleet.join("node-a")
+    fleet.start_agent("node-a", "--mqtt-port", str(free_port()))  # the same after a restart
+    manifests = tmp_path / "devices.yaml"
+    manifests.write_text(MANIFESTS)
+    fleet.cli("apply", "-f", str(manifests))
+    return fleet
 
 
 def twin(fleet: Fleet) -> dict[str, Any]:
@@ -103,8 +98,9 @@ def report(mapper: PahoClient, value: str, event_id: str) -> None:
 
 
 async def test_offline_reports_arrive_in_order_and_local_desired_is_adopted(
-    fleet: Fleet,
+    devices_fleet: Fleet,
 ) -> None:
+    fleet = devices_fleet
     mapper = connect(bus_url(fleet))
     try:
         await mapper.subscribe(f"{TOPIC}/#")
@@ -136,8 +132,9 @@ async def test_offline_reports_arrive_in_order_and_local_desired_is_adopted(
 
 
 async def test_cloud_changes_reach_the_device_after_reconnect_and_conflicts_show(
-    fleet: Fleet,
+    devices_fleet: Fleet,
 ) -> None:
+    fleet = devices_fleet
     url = bus_url(fleet)
     agent = fleet.agents["node-a"]
     assert fleet.cloud is not None

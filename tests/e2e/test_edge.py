@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -35,16 +34,6 @@ print("started", os.environ.get("EDGEWEAVE_APP"), os.environ.get("GREETING"), fl
 while True:
     time.sleep(1)
 """
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(tmp_path / "fleet")
-    try:
-        f.start_cloud()
-        yield f
-    finally:
-        f.stop()
 
 
 def app_manifest(

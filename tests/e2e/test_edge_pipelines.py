@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +40,14 @@ FILTER = {  # a Filter on the same input: only frames mentioning a person go on
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(tmp_path / "fleet")
-    try:
-        f.start_cloud()
-        f.join("node-a", {"role": "camera"})
-        f.join("node-b", {"role": "gateway"})
-        fast = {"EDGEWEAVE_LINK__BACKOFF_CAP_S": "1"}  # back soon after the cloud restarts
-        f.start_agent("node-a", env=fast)
-        f.start_agent("node-b", env=fast)
-        yield f
-    finally:
-        f.stop()
+def two_nodes(fleet: Fleet) -> Fleet:
+    """The fleet with a camera node and a gateway node running."""
+    fleet.join("node-a", {"role": "camera"})
+    fleet.join("node-b", {"role": "gateway"})
+    fast = {"EDGEWEAVE_LINK__BACKOFF_CAP_S": "1"}  # back soon after the cloud restarts
+    fleet.start_agent("node-a", env=fast)
+    fleet.start_agent("node-b", env=fast)
+    return fleet
 
 
 def edge_pipeline(fleet: Fleet, node: str, name: str = "upper") -> dict[str, Any]:
@@ -67,8 +62,9 @@ def jobs(fleet: Fleet) -> list[dict[str, Any]]:
 
 
 def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
-    fleet: Fleet, tmp_path: Path
+    two_nodes: Fleet, tmp_path: Path
 ) -> None:
+    fleet = two_nodes
     spec = tmp_path / "upper.json"
     spec.write_text(json.dumps(SPEC) + json.dumps(FILTER))
     fleet.cli("pipeline", "create", "-f", str(spec))
@@ -142,8 +138,9 @@ COPIER = {  # the cloud's model repo, fanned out to the camera nodes
 
 
 def test_a_copier_sends_a_cloud_commit_to_the_selected_nodes_and_a_repeat_moves_nothing(
-    fleet: Fleet, tmp_path: Path
+    two_nodes: Fleet, tmp_path: Path
 ) -> None:
+    fleet = two_nodes
     model = tmp_path / "model.bin"
     model.write_bytes(random.Random(7).randbytes(1_500_000))
     fleet.cli("repo", "create", "models")
@@ -187,8 +184,9 @@ MERGER = {  # every node's counts, into one cloud repo, one branch per node
 
 
 def test_a_merger_gathers_each_nodes_commit_keyed_by_node_until_all_sources_arrived(
-    fleet: Fleet, tmp_path: Path
+    two_nodes: Fleet, tmp_path: Path
 ) -> None:
+    fleet = two_nodes
     spec = tmp_path / "merger.json"
     spec.write_text(json.dumps(MERGER))
     fleet.cli("pipeline", "create", "-f", str(spec))

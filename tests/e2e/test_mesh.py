@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +74,6 @@ while True:
         print("failed", repr(e), flush=True)
     time.sleep(0.5)
 """.replace("SERVICE_PORT", str(SERVICE_PORT))
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(tmp_path / "fleet")
-    try:
-        f.start_cloud()
-        yield f
-    finally:
-        f.stop()
 
 
 def apply(fleet: Fleet, tmp: Path, *docs: dict[str, Any]) -> None:

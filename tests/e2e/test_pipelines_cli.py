@@ -6,7 +6,6 @@ only its datum and the reduce step follows on its own."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from edgeweave.cli.fleet import Fleet
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "pipelines" / "wordcount"
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(tmp_path / "fleet")
-    try:
-        f.start_cloud()
-        yield f
-    finally:
-        f.stop()
 
 
 def newest_job(fleet: Fleet, pipeline: str) -> dict[str, object]:

@@ -88,11 +88,8 @@ class PahoClient:
         # a round trip through the broker proves the subscriptions are in place
         probe = f"edgeweave-test/probe/{id(self)}"
         self._client.subscribe(probe, qos=1)
-        while True:
-            self._client.publish(probe, b"probe", qos=1)
-            topic, _ = await self.next(lambda t, _b: t == probe, timeout_s=2)
-            if topic == probe:
-                return
+        self._client.publish(probe, b"probe", qos=1)  # after the subscribes, in order
+        await self.next(lambda t, _b: t == probe)
 
     def publish(self, topic: str, payload: bytes | dict[str, Any], qos: int = 1) -> None:
         """Queue a publish on paho's thread (waiting here would block the embedded broker)."""

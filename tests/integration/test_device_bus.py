@@ -73,11 +73,11 @@ async def test_a_cloud_desired_value_reaches_the_mapper_as_a_delta(
     _, body = await mapper.next(lambda t, _b: t.endswith("/twin/update/delta"))
     assert isinstance(body, dict)
     assert body["delta"] == {"target": "23.5"}
-    report = await rig.wait_entries(
+    # the twin reports the new observed desired value to the cloud (or this times out)
+    await rig.wait_entries(
         "device.twin",
         lambda p: any(t.get("observedDesired", {}).get("value") == "23.5" for t in p["twins"]),
     )
-    assert report
 
 
 async def test_twin_get_and_membership_get_answer_in_kubeedge_shape(

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,29 +110,6 @@ class Hub:
     async def events(self, kind: str = "Device") -> list[tuple[str, str, str]]:
         found = await self.store.list_events(kind)
         return [(e["type"], e["reason"], e["message"]) for e in found]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CloudStore]:
-    if request.param == "sqlite":
-        from edgeweave.cloud.store.sqlite import open_sqlite_store
-
-        s: CloudStore = await open_sqlite_store(tmp_path / "store.db")
-        try:
-            yield s
-        finally:
-            await s.aclose()
-        return
-    url: str = request.getfixturevalue("postgres_url")
-    from edgeweave.cloud.store.postgres import drop_postgres_schema, open_postgres_store
-
-    schema = f"ew_test_{uuid.uuid4().hex[:12]}"
-    pg: CloudStore = await open_postgres_store(url, schema=schema)
-    try:
-        yield pg
-    finally:
-        await pg.aclose()
-        await drop_postgres_schema(url, schema)
 
 
 @pytest.fixture

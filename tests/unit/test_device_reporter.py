@@ -8,14 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgeweave.edge.devices.reporter import (
-    MAX_SAMPLES,
-    OBSERVED_COALESCE_S,
-    Reporter,
-    Sample,
-    payload_of,
-)
+from edgeweave.edge.devices.reporter import MAX_SAMPLES, OBSERVED_COALESCE_S, Reporter, payload_of
 from edgeweave.twin.messages import TwinValue
+from edgeweave.twin.report import Sample
 from edgeweave.twin.state import DeviceTwin, PropertyTwin
 from edgeweave.twin.topics import device_ref
 

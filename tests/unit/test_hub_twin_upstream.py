@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeweave.cloud.hub.index import DesiredIndex
-from edgeweave.cloud.hub.twinreport import MAX_ITEMS, LocalDesired, parse_twin_report
+from edgeweave.cloud.hub.twinreport import MAX_ITEMS, parse_twin_report
 from edgeweave.cloud.hub.upstream import translate
 from edgeweave.errors import BadRequest
 from edgeweave.protocol.messages import UpstreamEntry
 from edgeweave.protocol.refs import ResourceRef
+from edgeweave.twin.report import LocalDesired
 
 DEVICE = ResourceRef("Device", "default", "thermostat-1")
 

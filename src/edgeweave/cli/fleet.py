@@ -114,7 +114,7 @@ class Fleet:
     hub_port: int = field(default_factory=free_port)
     cloud: Proc | None = None
     agents: dict[str, Proc] = field(default_factory=dict)
-    mesh_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    agents_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def cloud_dir(self) -> Path:
@@ -212,21 +212,22 @@ class Fleet:
             raise FleetError(f"joining {name} failed: {r.stderr.strip()}")
         return data
 
-    def agent_mesh_env(self, name: str) -> dict[str, str]:
-        """This agent's mesh settings (environment variables), fixed at its first start."""
-        if name not in self.mesh_env:
-            self.mesh_env[name] = {
+    def agent_env(self, name: str) -> dict[str, str]:
+        """This agent's own settings (environment variables), fixed at its first start, so
+        that several agents share one machine: its DNS port and service addresses, and any
+        free port for its embedded MQTT broker (``--mqtt`` or ``--mqtt-port`` win over it)."""
+        if name not in self.agents_env:
+            self.agents_env[name] = {
                 "EDGEWEAVE_MESH__DNS_LISTEN": f"127.0.0.1:{free_udp_port()}",
-                "EDGEWEAVE_MESH__SERVICE_CIDR": f"127.{101 + len(self.mesh_env)}.0.0/16",
+                "EDGEWEAVE_MESH__SERVICE_CIDR": f"127.{101 + len(self.agents_env)}.0.0/16",
                 "EDGEWEAVE_MESH__ADVERTISE_ADDRESS": "127.0.0.1",
+                "EDGEWEAVE_DEVICES__BROKER_PORT": "0",
             }
-        return self.mesh_env[name]
+        return self.agents_env[name]
 
     def start_agent(self, name: str, *extra: str, env: dict[str, str] | None = None) -> Proc:
-        if "--mqtt" not in extra and "--mqtt-port" not in extra:
-            extra = (*extra, "--mqtt-port", "0")  # several agents on one machine
         argv = _edgeweave("edge", "run", "--data", str(self.agent_dir(name)), *extra)
-        agent_env = {**self.env, **self.agent_mesh_env(name), **(env or {})}
+        agent_env = {**self.env, **self.agent_env(name), **(env or {})}
         proc = Proc(name, argv, self.root / "logs" / f"{name}.log", agent_env)
         proc.start()
         self.agents[name] = proc

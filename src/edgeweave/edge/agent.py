@@ -236,12 +236,18 @@ async def _start(
     return agent
 
 
+async def _until_held(store: EdgeStore, kind: str, changed: asyncio.Event) -> None:
+    """Until the local store holds an object of ``kind``; ``changed`` is set by the sync
+    when such objects change."""
+    while not await store.count(kind):
+        await changed.wait()
+        changed.clear()
+
+
 async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
     """The device side; its modules (the twin engine, MQTT) load only once the node holds a
     Device, so a node without devices stays lean."""
-    while not await agent.store.count("Device"):
-        await sync.devices_changed.wait()
-        sync.devices_changed.clear()
+    await _until_held(agent.store, "Device", sync.devices_changed)
     from edgeweave.edge.devices.service import Devices, serve_devices
 
     agent.devices = devices = Devices()
@@ -266,9 +272,7 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
 async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
     """The pipeline host; its modules (the engine, the repo store) load only once the node
     holds a Pipeline."""
-    while not await agent.store.count("Pipeline"):
-        await sync.pipelines_changed.wait()
-        sync.pipelines_changed.clear()
+    await _until_held(agent.store, "Pipeline", sync.pipelines_changed)
     from edgeweave.edge.pipelines.cloudcalls import CloudCalls
     from edgeweave.edge.pipelines.host import serve_pipelines
 

@@ -44,8 +44,7 @@ from edgeweave.pipelines.runner import (
     _fresh_dir,
     _link_or_copy,
     _note,
-    _rewrite,
-    _run_process,
+    _recover,
     _seal,
     _tail,
     _working_dir,
@@ -177,17 +176,8 @@ async def run_batched(
         finally:
             workers.put_nowait(worker)
         if result.state != DatumState.SUCCESS and transform.err_cmd:
-            recovered, why, _ = await _run_process(
-                _rewrite(transform.err_cmd, root),
-                _rewrite(transform.err_stdin or [], root),
-                env=env,
-                cwd=_working_dir(transform, root),
-                log=log,
-                timeout_s=settings.datum_timeout_s,
-                accept=[],
-            )
-            _note(log, "err_cmd recovered the datum" if recovered else f"err_cmd: {why}")
-            if recovered:
+            cwd = _working_dir(transform, root)
+            if await _recover(transform, root, env, cwd, log, settings):
                 result.state = DatumState.RECOVERED
     if result.state == DatumState.SUCCESS:
         result.outputs, result.log_tail = await asyncio.to_thread(

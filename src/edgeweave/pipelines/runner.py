@@ -155,19 +155,8 @@ class DatumRunner:
                 result.error = f"attempt {attempt}/{settings.datum_tries}: {why}"
                 _note(log, result.error)
             else:
-                if transform.err_cmd:
-                    recovered, why, _ = await _run_process(
-                        _rewrite(transform.err_cmd, root),
-                        _rewrite(transform.err_stdin or [], root),
-                        env=env,
-                        cwd=cwd,
-                        log=log,
-                        timeout_s=settings.datum_timeout_s,
-                        accept=[],
-                    )
-                    _note(log, "err_cmd recovered the datum" if recovered else f"err_cmd: {why}")
-                    if recovered:
-                        result.state = DatumState.RECOVERED
+                if transform.err_cmd and await _recover(transform, root, env, cwd, log, settings):
+                    result.state = DatumState.RECOVERED
         result.duration_s = time.monotonic() - started
         result.log_tail = await asyncio.to_thread(_tail, result.log_path)
         return result
@@ -281,6 +270,29 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(KILL_GRACE_S):
             await asyncio.shield(proc.wait())
+
+
+async def _recover(
+    transform: Transform,
+    root: Path,
+    env: dict[str, str],
+    cwd: Path,
+    log: BinaryIO,
+    settings: RunSettings,
+) -> bool:
+    """Run ``err_cmd`` for a failed datum; True when it exits 0 (the datum is recovered)."""
+    assert transform.err_cmd is not None
+    recovered, why, _ = await _run_process(
+        _rewrite(transform.err_cmd, root),
+        _rewrite(transform.err_stdin or [], root),
+        env=env,
+        cwd=cwd,
+        log=log,
+        timeout_s=settings.datum_timeout_s,
+        accept=[],
+    )
+    _note(log, "err_cmd recovered the datum" if recovered else f"err_cmd: {why}")
+    return recovered
 
 
 def _note(log: BinaryIO, message: str) -> None:

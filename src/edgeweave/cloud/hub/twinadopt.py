@@ -32,7 +32,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgeweave.cloud.hub.twinreport import LocalDesired
 from edgeweave.cloud.hub.upstream import LocalDesiredItems
 from edgeweave.cloud.store.base import MAX_EVENT_TEXT, CloudStore, EventRow, JSONObject
 from edgeweave.cloud.twins import (
@@ -45,6 +44,7 @@ from edgeweave.cloud.twins import (
 )
 from edgeweave.errors import Conflict, EdgeweaveError, NotFound
 from edgeweave.protocol.refs import ResourceRef
+from edgeweave.twin.report import LocalDesired
 
 log = logging.getLogger(__name__)
 

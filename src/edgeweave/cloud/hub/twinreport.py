@@ -27,8 +27,8 @@ from typing import Any
 from edgeweave.cloud.store.base import JSONObject
 from edgeweave.errors import BadRequest
 from edgeweave.protocol.refs import ResourceRef
+from edgeweave.twin.report import LocalDesired
 
-TWIN_TOPIC = "device.twin"
 MAX_ITEMS = 1024  # twins, samples or localDesired items in one entry
 MAX_VALUE_CHARS = 512
 MAX_NAME_CHARS = 253  # a Kubernetes object name or namespace
@@ -36,16 +36,6 @@ MAX_METADATA_KEYS = 16
 MAX_TIMESTAMP_MS = 2**53  # JSON numbers stay exact below this
 _PROPERTY_RE = re.compile(r"[a-zA-Z0-9_.,:/@#-]{1,128}")
 _TWIN_VALUES = ("reported", "observedDesired")
-
-
-@dataclass(frozen=True, slots=True)
-class LocalDesired:
-    """A desired value set on the edge; ``base`` is the cloud's value the edge had then."""
-
-    property: str
-    value: str
-    base: str | None
-    timestamp_ms: int
 
 
 @dataclass(frozen=True, slots=True)

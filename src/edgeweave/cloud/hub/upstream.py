@@ -39,7 +39,7 @@ from typing import Any
 
 from edgeweave.cloud.hub.index import APP, DesiredIndex, node_ref
 from edgeweave.cloud.hub.pipelinereport import PIPELINE_TOPICS, PipelineReports, take_pipeline_entry
-from edgeweave.cloud.hub.twinreport import TWIN_TOPIC, LocalDesired, parse_twin_report
+from edgeweave.cloud.hub.twinreport import parse_twin_report
 from edgeweave.cloud.store.base import (
     MAX_EVENT_TEXT,
     AckItem,
@@ -53,6 +53,8 @@ from edgeweave.errors import BadRequest, EdgeweaveError, TooManyRequests
 from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.protocol.messages import Error, Message, Upstream, UpstreamAck, UpstreamEntry
 from edgeweave.protocol.refs import ResourceRef
+from edgeweave.twin import report as twin_report
+from edgeweave.twin.report import LocalDesired
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +197,7 @@ def translate(
                     str(payload.get("message") or "")[:MAX_EVENT_TEXT],
                 )
             )
-        elif entry.topic == TWIN_TOPIC:
+        elif entry.topic == twin_report.TOPIC:
             try:
                 report = parse_twin_report(payload)
             except BadRequest as e:

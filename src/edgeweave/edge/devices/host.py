@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from edgeweave.edge.devices.info import DeviceInfo, info_of, model_name
-from edgeweave.edge.devices.reporter import LocalDesired, Reporter, Sample
+from edgeweave.edge.devices.reporter import Reporter
 from edgeweave.edge.devices.twinstore import HeldTwin, TwinStore
 from edgeweave.edge.store import EdgeStore
 from edgeweave.errors import EdgeweaveError, NotFound
@@ -38,6 +38,7 @@ from edgeweave.twin import dispatch, payloads
 from edgeweave.twin.errors import TwinError
 from edgeweave.twin.manifests import twin_from_device
 from edgeweave.twin.messages import MembershipDevice, MembershipUpdated
+from edgeweave.twin.report import LocalDesired, Sample
 from edgeweave.twin.state import (
     DeviceTwin,
     apply_cloud_desired,

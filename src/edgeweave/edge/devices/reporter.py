@@ -33,30 +33,15 @@ from typing import Any, Final
 from edgeweave.errors import EdgeweaveError, PayloadTooLarge, TooManyRequests
 from edgeweave.protocol.refs import ResourceRef
 from edgeweave.twin.messages import TwinValue
+from edgeweave.twin.report import TOPIC, LocalDesired, Sample
 from edgeweave.twin.state import DeviceTwin, last_online_time
 
 log = logging.getLogger(__name__)
 
-TOPIC: Final = "device.twin"
 DEFAULT_REPORT_CYCLE_MS: Final = 1000
 MAX_SAMPLES: Final = 1000  # per entry; more in one cycle keeps the newest (counted in stats)
 RETRY_S: Final = 1.0  # the outbox was full
 OBSERVED_COALESCE_S: Final = 0.02
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    property: str
-    value: str
-    timestamp_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class LocalDesired:
-    property: str
-    value: str
-    base: str | None
-    timestamp_ms: int
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The agent's device side, started once the node holds a Device: twin store, bus, mappers.
 
-:func:`serve_devices` waits until the local store holds at least one ``Device`` (a node
-without devices loads neither the twin engine nor an MQTT library — the agent stays lean),
-then opens the twin store, the embedded broker (unless ``devices.mqtt_url`` names an external
+:func:`serve_devices` is started by the agent once the local store holds a ``Device`` (a
+node without devices loads neither the twin engine nor an MQTT library — it stays lean). It
+opens the twin store, the embedded broker (unless ``devices.mqtt_url`` names an external
 one), the twin host, the reporter and the bus connection, and tells the runtime which mapper
 apps to run. Everything runs until cancelled, then closes in reverse order.
 
@@ -58,9 +58,6 @@ async def serve_devices(
 ) -> None:
     """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change, and
     ``changed_refs`` holds which ones (the sync adds, the twin host takes them)."""
-    while not await store.count("Device"):  # the agent waits too, before importing this
-        await changed.wait()
-        changed.clear()
     changed.clear()  # the host starts with a full reconcile
     changed_refs.clear()
     async with contextlib.AsyncExitStack() as stack:

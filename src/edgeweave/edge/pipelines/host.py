@@ -1,13 +1,14 @@
 """The edge pipeline host: runs the pipelines the cloud placed on this node, offline too.
 
-:func:`serve_pipelines` waits until the local store holds a ``Pipeline`` (a node without one
-opens no repo store), then opens the node's repos and job store under ``DATA/pipelines``
-(recovering what a stopped agent left), starts the engine's scheduler on them and the local
-put endpoint (:mod:`.putserver`), and follows the held Pipeline objects: each is parsed,
-its input repos are created when missing (an edge repo exists once a pipeline reads it), and
-the scheduler runs its jobs whenever a commit is finished on an input branch — a local file
-put, or an upstream pipeline's job on this node. Everything reads the local store and local
-repos only, so it works the same with the cloud away.
+:func:`serve_pipelines` is started once the local store holds a ``Pipeline`` (the agent
+waits for one, so a node without opens no repo store). It opens the node's repos and job
+store under ``DATA/pipelines`` (recovering what a stopped agent left), starts the engine's
+scheduler on them and the local put endpoint (:mod:`.putserver`), and follows the held
+Pipeline objects: each is parsed, its input repos are created when missing (an edge repo
+exists once a pipeline reads it), and the scheduler runs its jobs whenever a commit is
+finished on an input branch — a local file put, or an upstream pipeline's job on this node.
+Everything reads the local store and local repos only, so it works the same with the cloud
+away.
 
 Copier and Merger pipelines are not run: :mod:`.copier` fetches the commit the cloud sends
 a Copier, :mod:`.merger` delivers a Merger's input commits to the cloud (both through the
@@ -174,9 +175,6 @@ async def serve_pipelines(
 ) -> None:
     """Until cancelled; ``changed`` is set when held Pipeline objects change; ``calls``
     reach the cloud for Copiers and Mergers."""
-    while not await store.count(PIPELINE):
-        await changed.wait()
-        changed.clear()
     root = data_dir / "pipelines"
     async with open_host_stores(root) as (repos, jobs):
         reporter = _Reporter(outbox, jobs, on_status)
