@@ -115,6 +115,10 @@ class SQLiteNodeSync:
     async def delete_twin_history(self, namespace: str, name: str) -> int:
         return await self._sql.run(self._db_delete_history, namespace, name)
 
+    async def twin_history_devices(self) -> list[tuple[str, str]]:
+        rows = await self._sql.run(self._db_fetch, q.HISTORY_DEVICES, ())
+        return [(str(ns), str(name)) for ns, name in rows]
+
     def _db_delete_history(self, namespace: str, name: str) -> int:
         with self._sql.transaction() as db:
             db.execute(q.HISTORY_POINTS_DELETE, (namespace, name))
