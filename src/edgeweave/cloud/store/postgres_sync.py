@@ -37,8 +37,8 @@ from edgeweave.cloud.store._objects import ObjectKey, decode_json, encode_json
 from edgeweave.cloud.store._pgsql import (
     EVENTS_LIST_TEMPLATE,
     HISTORY_DELETE_TEMPLATE,
-    HISTORY_LIST_TEMPLATE,
     HISTORY_DEVICES_TEMPLATE,
+    HISTORY_LIST_TEMPLATE,
     HISTORY_POINTS_DELETE_TEMPLATE,
 )
 from edgeweave.cloud.store.base import (
