@@ -215,6 +215,8 @@ def test_a_merger_gathers_each_nodes_commit_keyed_by_node_until_all_sources_arri
     wait_until(lambda: merge_state().get("complete") is True, WAIT_S, "the merge to complete")
     got = fleet.cli("file", "get", "all-counts@node-b:/hour.json")
     assert got == '{"people": 7}\n'
+    merged = fleet.cli("file", "get", "all-counts@master:/node-a/hour.json")  # the merged view
+    assert merged == '{"people": 4}\n'
 
     fleet.agents["node-a"].stop()  # a restarted node delivers again: nothing changes
     fleet.start_agent("node-a", env={"EDGEWEAVE_LINK__BACKOFF_CAP_S": "1"})
@@ -226,4 +228,4 @@ def test_a_merger_gathers_each_nodes_commit_keyed_by_node_until_all_sources_arri
     wait_until(redelivered, WAIT_S, "node-a's delivery after its restart")
     assert edge_pipeline(fleet, "node-a", "all-counts")["bytesMoved"] == 0
     commits = json.loads(fleet.cli("commit", "list", "all-counts", "-o", "json"))["items"]
-    assert sorted(c["branch"] for c in commits) == ["node-a", "node-b"]
+    assert sorted(c["branch"] for c in commits) == ["master", "node-a", "node-b"]

@@ -27,6 +27,7 @@ from pathlib import Path
 from edgeweave.aio.tasks import open_supervisor
 from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.pipelines.merger import Mergers
+from edgeweave.cloud.pipelines.mergetimer import MergeTimer
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
@@ -280,9 +281,11 @@ async def open_pipelines(
                 elsewhere=_elsewhere,
                 on_commit=copiers.commit_finished,
             )
-            feed = StoreFeed(store, scheduler, repos, copiers)
-            mergers = Mergers(store, repos, scheduler.commit_finished)
+            timer = MergeTimer()
+            mergers = Mergers(store, repos, scheduler.commit_finished, on_merged=timer.merged)
+            feed = StoreFeed(store, scheduler, repos, copiers, timer)
             service = PipelineService(repos, jobs, scheduler, feed, root, settings, store, mergers)
             supervisor.start(feed.run, name="store-feed", restart=True)
             supervisor.start(copiers.run, name="copier-publisher", restart=True)
+            supervisor.start(partial(timer.run, mergers.check), name="merge-timer", restart=True)
             yield service
