@@ -27,6 +27,7 @@ Apply = Callable[
 WORKLOAD_KINDS = frozenset({"App", "ConfigMap", "Secret"})
 DEVICE_KINDS = frozenset({"Device", "DeviceModel"})
 MESH_KINDS = frozenset({"Service", "Endpoints"})
+PIPELINE_KINDS = frozenset({"Pipeline", "Repo"})
 RETRY_BASE_S = 1.0  # after a failed reconcile pass
 RETRY_CAP_S = 30.0
 
@@ -38,7 +39,7 @@ class Sync:
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
         self.device_refs: set[ResourceRef] = set()  # ... which ones (the twin host takes them)
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
-        self.pipelines_changed = asyncio.Event()  # ... when held Pipelines changed
+        self.pipelines_changed = asyncio.Event()  # ... held Pipelines or Repos
 
     async def held_summary(self) -> tuple[str, int]:
         return await self.store.held_digest(), await self.store.count()
@@ -58,7 +59,7 @@ class Sync:
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()
-        if any(msg.ref.kind == "Pipeline" for msg in batch):
+        if any(msg.ref.kind in PIPELINE_KINDS for msg in batch):
             self.pipelines_changed.set()
         return [Versioned(msg.ref, msg.rv) for msg in batch]
 

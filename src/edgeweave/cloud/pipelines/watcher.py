@@ -8,9 +8,9 @@ dispatcher); a compacted history (``Gone``) relists and removes what disappeared
   :class:`CopierPublisher`, and every one to the Merger timer (its deadline); a deleted one to
   :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
 - A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
-  exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
-  located on a node are not created in the cloud (a node's pipeline host creates the repos
-  its pipelines read).
+  exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). For a
+  repo located on a node the cloud's repo holds the commits the node reports (metadata and
+  file lists, :mod:`.located`), and ``located`` maps it to its node.
 - :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
   when someone else wrote in between; ``status.nodes`` (edge nodes' reports) and
   ``status.merger`` are kept.
@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edgeweave.cloud.pipelines.copier import CopierPublisher
+from edgeweave.cloud.pipelines.located import location_of
 from edgeweave.cloud.pipelines.mergetimer import MergeTimer
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
@@ -66,6 +67,7 @@ class StoreFeed:
         self._repos = repos
         self._copiers = copiers
         self._timer = timer
+        self.located: dict[str, str] = {}  # repo -> the node it lives on (Repo objects)
         self.ready = asyncio.Event()  # set once both kinds were listed
 
     async def run(self) -> None:
@@ -139,12 +141,16 @@ class StoreFeed:
         self._timer.upsert(obj)
 
     async def _on_repo(self, event_type: str, obj: JSONObject) -> None:
-        if event_type == "DELETED":
-            return
         _, name, _ = _meta(obj)
+        if event_type == "DELETED":
+            self.located.pop(name, None)
+            return
         spec: dict[str, Any] = obj.get("spec") or {}
-        if spec.get("location") not in (None, "cloud"):
-            return  # a repo on a node: not the cloud's
+        node = location_of(obj)
+        if node is not None:  # its bytes live there; its commits are recorded here
+            self.located[name] = node
+        else:
+            self.located.pop(name, None)
         try:
             await self._repos.create_repo(name, str(spec.get("description") or ""))
         except AlreadyExists:
