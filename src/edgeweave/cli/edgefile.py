@@ -3,8 +3,8 @@
 Run on the node itself, beside a running agent: the file goes to the agent's local put
 endpoint (``edgeweave.edge.pipelines.putserver``), which stores it as a new commit on the
 branch (creating the repo when missing) and wakes the pipelines placed on the node that read
-it. Works with the cloud away. The agent's pipeline host starts with the first Pipeline the
-node holds; before that there is nothing to put into.
+it. Works with the cloud away. The agent's pipeline host starts with the first Pipeline (or repo
+located on the node) the node holds; before that there is nothing to put into.
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ class PipelineMethods(ClientCore):
 
     # ---- repos and commits ---------------------------------------------------------------
 
-    def create_repo(self, name: str, description: str = "") -> dict[str, Any]:
-        return self._object(rq.create_repo(name, description))
+    def create_repo(
+        self, name: str, description: str = "", node: str | None = None
+    ) -> dict[str, Any]:
+        return self._object(rq.create_repo(name, description, node))
 
     def list_repos(self) -> builtins.list[dict[str, Any]]:
         return self._items(rq.Request("GET", rq.PFS_REPOS))

@@ -158,8 +158,11 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
-def create_repo(name: str, description: str = "") -> Request:
-    return Request("POST", PFS_REPOS, body={"name": name, "description": description})
+def create_repo(name: str, description: str = "", node: str | None = None) -> Request:
+    body: dict[str, Any] = {"name": name, "description": description}
+    if node is not None:
+        body["node"] = node  # the repo lives on that node
+    return Request("POST", PFS_REPOS, body=body)
 
 
 def repo(name: str, method: str = "GET") -> Request:

@@ -239,6 +239,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
                 hub_deps = dataclasses.replace(
                     hub_deps,
                     record_jobs=pipelines.jobs.record_reported,
+                    record_commits=pipelines.record_node_commits,
                     sign_commit_url=partial(_sign_commit_url, objects.url_secret, url),
                     sign_merge_url=partial(_sign_merge_url, objects.url_secret, url),
                 )

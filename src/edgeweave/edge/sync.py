@@ -33,6 +33,7 @@ Apply = Callable[
 WORKLOAD_KINDS = frozenset({"App", "ConfigMap", "Secret"})
 DEVICE_KINDS = frozenset({"Device", "DeviceModel"})
 MESH_KINDS = frozenset({"Service", "Endpoints"})
+PIPELINE_KINDS = frozenset({"Pipeline", "Repo"})
 RETRY_BASE_S = 1.0  # after a failed reconcile pass
 RETRY_CAP_S = 30.0
 
@@ -45,7 +46,7 @@ class Sync:
         # ... which ones, as sent (None: deleted) with their rv; the twin host takes them
         self.device_changes: dict[ResourceRef, tuple[int, JSONObject | None]] = {}
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
-        self.pipelines_changed = asyncio.Event()  # ... when held Pipelines changed
+        self.pipelines_changed = asyncio.Event()  # ... held Pipelines or Repos
 
     async def held_summary(self) -> tuple[str, int]:
         return await self.store.held_digest(), await self.store.count()
@@ -71,7 +72,7 @@ class Sync:
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()
-        if any(msg.ref.kind == "Pipeline" for msg in batch):
+        if any(msg.ref.kind in PIPELINE_KINDS for msg in batch):
             self.pipelines_changed.set()
         return [Versioned(msg.ref, msg.rv) for msg in batch]
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from edgeweave.cloud.api.bodies import json_response, read_json_object
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.watch import watch_response
-from edgeweave.cloud.pipelines.merger import check_completion
+from edgeweave.cloud.pipelines.mergespec import check_merger
 from edgeweave.cloud.store.base import JSONObject, WatchFilter
 from edgeweave.errors import BadRequest, Conflict, Forbidden, InvalidObject, NotFound
 from edgeweave.models import registry
@@ -268,7 +268,7 @@ def _check_pipeline_input(obj: JSONObject) -> None:
         if isinstance(pattern, dict):
             check_filter(pattern.get("filter"))
             if "merger" in pattern:
-                check_completion(pattern.get("merger"))
+                check_merger(pattern.get("merger"))
     except InvalidObject as e:
         raise InvalidObject(e.message, field=f"spec.{e.field}" if e.field else "") from None
 

@@ -53,7 +53,7 @@ from edgeweave.cloud.hub.session import (
     SessionDeps,
 )
 from edgeweave.cloud.hub.twinadopt import DesiredAdopter
-from edgeweave.cloud.hub.upstream import Committer, RecordJobs
+from edgeweave.cloud.hub.upstream import Committer, RecordCommits, RecordJobs
 from edgeweave.cloud.pki import CERT_BACKDATE_S, CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
@@ -81,6 +81,7 @@ class HubDeps:
     ``renew_cert(node, csr_pem) -> cert_pem`` signs a rotated certificate (default: the CA);
     ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is);
     ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept);
+    ``record_commits(node, reports)`` commits of repos located on nodes (default: not kept);
     ``sign_commit_url(commit, node) -> (url, expires_at)`` presigns a Copier's commit fetch;
     ``sign_merge_url(pipeline, node) -> (url, expires_at)`` a node's deliveries to a Merger.
     """
@@ -100,6 +101,7 @@ class HubDeps:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     record_jobs: RecordJobs | None = None
+    record_commits: RecordCommits | None = None
     sign_commit_url: Callable[[str, str], tuple[str, float]] | None = None
     sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None = None
 
@@ -156,6 +158,7 @@ class Hub:
             entries_per_turn=settings.upstream_entries_per_turn,
             on_local_desired=self.adopter.submit,
             record_jobs=deps.record_jobs,
+            record_commits=deps.record_commits,
         )
         self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
         self.history_pruner = HistoryPruner(deps.store)

@@ -25,13 +25,16 @@ from functools import partial
 from pathlib import Path
 
 from edgeweave.aio.tasks import open_supervisor
+from edgeweave.cloud.pipelines import located as loc
 from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.pipelines.merger import Mergers
+from edgeweave.cloud.pipelines.mergetimer import MergeTimer
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
-from edgeweave.errors import Conflict, NotFound, PayloadTooLarge
+from edgeweave.errors import AlreadyExists, Conflict, NotFound, PayloadTooLarge
 from edgeweave.models.pipelines import Input
+from edgeweave.pipelines.commitreport import CommitReport
 from edgeweave.pipelines.commits import CommitInfo, FileInfo, RepoInfo
 from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, LineageNode
@@ -83,9 +86,27 @@ class PipelineService:
 
     # ---- repos -----------------------------------------------------------------------------
 
-    async def create_repo(self, name: str, description: str = "") -> RepoInfo:
-        await self.repos.create_repo(name, description)
+    async def create_repo(
+        self, name: str, description: str = "", node: str | None = None
+    ) -> RepoInfo:
+        """A cloud repo; with ``node``, a ``Repo`` object placing it on that node (whose
+        agent creates it) and the cloud's record of its commits."""
+        if node is None:
+            await self.repos.create_repo(name, description)
+            return await self.repo(name)
+        await self._store.create(loc.repo_object(name, description, node))
+        with contextlib.suppress(AlreadyExists):  # the store feed may be first
+            await self.repos.create_repo(name, description)
+        self.feed.located[name] = node
         return await self.repo(name)
+
+    def location(self, name: str) -> str | None:
+        """The node a repo lives on (None: the cloud)."""
+        return self.feed.located.get(name)
+
+    async def record_node_commits(self, node: str, reports: list[CommitReport]) -> None:
+        """Commits of repos located on ``node``, as it reported them (the hub calls this)."""
+        await loc.record_node_commits(self.repos, node, reports)
 
     async def repo(self, name: str) -> RepoInfo:
         for info in await self.repos.repo_infos():
@@ -122,7 +143,13 @@ class PipelineService:
         return CommitView(info, files, size, job.id if job is not None else None)
 
     async def start_commit(self, repo: str, branch: str, description: str = "") -> CommitInfo:
+        loc.check_writable(self.feed.located, repo)
         return await self.repos.start_commit(repo, branch, description=description)
+
+    async def list_files(self, repo: str, ref: str, path: str) -> tuple[CommitInfo, list[FileInfo]]:
+        info = await self.repos.resolve(repo, ref)
+        loc.check_files_listed(info)
+        return info, await self.repos.list_files(info.id, path)
 
     async def finish_commit(self, repo: str, commit_id: str) -> CommitInfo:
         info = await self._own_commit(repo, commit_id)
@@ -136,6 +163,7 @@ class PipelineService:
         """Store a streamed file at ``path``: into the open ``commit``, or as a new commit on
         ``branch`` (finished at once, which triggers the pipelines reading ``repo``)."""
         await self.repo(repo)
+        loc.check_writable(self.feed.located, repo)
         upload = await self._receive(chunks)
         try:
             if commit is not None:
@@ -157,6 +185,7 @@ class PipelineService:
     async def delete_file(
         self, repo: str, branch: str, path: str, commit: str | None
     ) -> tuple[CommitInfo, int]:
+        loc.check_writable(self.feed.located, repo)
         if commit is not None:
             info = await self._own_commit(repo, commit)
             return info, await self.repos.delete_file(info.id, path)
@@ -176,6 +205,8 @@ class PipelineService:
     ) -> tuple[FileInfo, AsyncIterator[bytes]]:
         info = await self.repos.resolve(repo, ref)
         found = await self.repos.file_info(info.id, path)
+        if not await self.repos.file_held(info.id, path):
+            raise loc.bytes_elsewhere(self.feed.located, info, path)
         return found, self.repos.iter_file(info.id, path)
 
     async def _own_commit(self, repo: str, commit_id: str) -> CommitInfo:
@@ -280,9 +311,11 @@ async def open_pipelines(
                 elsewhere=_elsewhere,
                 on_commit=copiers.commit_finished,
             )
-            feed = StoreFeed(store, scheduler, repos, copiers)
-            mergers = Mergers(store, repos, scheduler.commit_finished)
+            timer = MergeTimer()
+            mergers = Mergers(store, repos, scheduler.commit_finished, on_merged=timer.merged)
+            feed = StoreFeed(store, scheduler, repos, copiers, timer)
             service = PipelineService(repos, jobs, scheduler, feed, root, settings, store, mergers)
             supervisor.start(feed.run, name="store-feed", restart=True)
             supervisor.start(copiers.run, name="copier-publisher", restart=True)
+            supervisor.start(partial(timer.run, mergers.check), name="merge-timer", restart=True)
             yield service

@@ -5,12 +5,12 @@ dispatcher); a compacted history (``Gone``) relists and removes what disappeared
 
 - A Pipeline is parsed with the engine's checks (globs compile, ``join_on``/``group_by`` read
   existing capture groups) and handed to :meth:`Scheduler.upsert` and, for a Copier, to the
-  :class:`CopierPublisher`; a deleted one to
+  :class:`CopierPublisher`, and every one to the Merger timer (its deadline); a deleted one to
   :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
 - A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
-  exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
-  located on a node are not created in the cloud (a node's pipeline host creates the repos
-  its pipelines read).
+  exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). For a
+  repo located on a node the cloud's repo holds the commits the node reports (metadata and
+  file lists, :mod:`.located`), and ``located`` maps it to its node.
 - :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
   when someone else wrote in between; ``status.nodes`` (edge nodes' reports) and
   ``status.merger`` are kept.
@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edgeweave.cloud.pipelines.copier import CopierPublisher
+from edgeweave.cloud.pipelines.located import location_of
+from edgeweave.cloud.pipelines.mergetimer import MergeTimer
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
 from edgeweave.pipelines.repo import Repos
@@ -53,12 +55,19 @@ def _meta(obj: JSONObject) -> tuple[str, str, int]:
 
 class StoreFeed:
     def __init__(
-        self, store: Store, scheduler: Scheduler, repos: Repos, copiers: CopierPublisher
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        repos: Repos,
+        copiers: CopierPublisher,
+        timer: MergeTimer,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._repos = repos
         self._copiers = copiers
+        self._timer = timer
+        self.located: dict[str, str] = {}  # repo -> the node it lives on (Repo objects)
         self.ready = asyncio.Event()  # set once both kinds were listed
 
     async def run(self) -> None:
@@ -118,6 +127,7 @@ class StoreFeed:
         if event_type == "DELETED":
             await self._scheduler.remove(namespace, name)
             self._copiers.remove(name)
+            self._timer.remove(namespace, name)
             return
         try:
             doc: PipelineDoc | None = stored_pipeline_doc(obj)
@@ -128,14 +138,19 @@ class StoreFeed:
             doc, problem = None, str(e)
         await self._scheduler.upsert(namespace, name, doc, generation, problem)
         self._copiers.upsert(namespace, name, doc)
+        self._timer.upsert(obj)
 
     async def _on_repo(self, event_type: str, obj: JSONObject) -> None:
-        if event_type == "DELETED":
-            return
         _, name, _ = _meta(obj)
+        if event_type == "DELETED":
+            self.located.pop(name, None)
+            return
         spec: dict[str, Any] = obj.get("spec") or {}
-        if spec.get("location") not in (None, "cloud"):
-            return  # a repo on a node: not the cloud's
+        node = location_of(obj)
+        if node is not None:  # its bytes live there; its commits are recorded here
+            self.located[name] = node
+        else:
+            self.located.pop(name, None)
         try:
             await self._repos.create_repo(name, str(spec.get("description") or ""))
         except AlreadyExists:

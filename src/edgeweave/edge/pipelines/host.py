@@ -1,7 +1,7 @@
 """The edge pipeline host: runs the pipelines the cloud placed on this node, offline too.
 
-:func:`serve_pipelines` is started once the local store holds a ``Pipeline`` (the agent
-waits for one, so a node without opens no repo store). It opens the node's repos and job
+:func:`serve_pipelines` is started once the local store holds a ``Pipeline`` or a ``Repo``
+(the agent waits for one, so a node without opens no repo store). It opens the node's repos and job
 store under ``DATA/pipelines`` (recovering what a stopped agent left), starts the engine's
 scheduler on them and the local put endpoint (:mod:`.putserver`), and follows the held
 Pipeline objects: each is parsed, its input repos are created when missing (an edge repo
@@ -10,11 +10,13 @@ finished on an input branch — a local file put, or an upstream pipeline's job 
 Everything reads the local store and local repos only, so it works the same with the cloud
 away.
 
-Copier and Merger pipelines are not run: :mod:`.copier` fetches the commit the cloud sends
-a Copier, :mod:`.merger` delivers a Merger's input commits to the cloud (both through the
-calls in :mod:`.cloudcalls`). Upstream, through the outbox: ``pipeline.status`` (the
-scheduler's status, coalesced per pipeline) and ``pipeline.job`` after each job that ran to
-an end (the job and its datum records, :mod:`edgeweave.pipelines.jobreport`).
+Repos located on this node (``Repo`` objects the cloud sends) are created and their commits
+reported upstream by :mod:`.located`. Copier and Merger pipelines are not run:
+:mod:`.copier` fetches the commit the cloud sends a Copier, :mod:`.merger` delivers a
+Merger's input commits to the cloud (both through the calls in :mod:`.cloudcalls`).
+Upstream, through the outbox: ``pipeline.status`` (the scheduler's status, coalesced per
+pipeline) and ``pipeline.job`` after each job that ran to an end (the job and its datum
+records, :mod:`edgeweave.pipelines.jobreport`).
 ``on_status`` mirrors the statuses into the agent's status file (`edgeweave edge status`).
 
 Must not talk to the link itself, or run anything but through the engine's scheduler.
@@ -35,6 +37,7 @@ from edgeweave.config.edge import EdgePipelineSettings
 from edgeweave.edge.outbox import Outbox
 from edgeweave.edge.pipelines.cloudcalls import CloudCalls
 from edgeweave.edge.pipelines.copier import EdgeCopiers, Wanted
+from edgeweave.edge.pipelines.located import LocatedRepos
 from edgeweave.edge.pipelines.merger import EdgeMergers, MergeWanted
 from edgeweave.edge.pipelines.putserver import open_put_server
 from edgeweave.edge.store import EdgeStore
@@ -56,7 +59,7 @@ from edgeweave.pipelines.spec import PipelineDoc, stored_pipeline_doc
 
 log = logging.getLogger(__name__)
 
-PIPELINE = "Pipeline"
+PIPELINE, REPO = "Pipeline", "Repo"
 OnStatus = Callable[[dict[str, Any]], None]
 
 
@@ -117,12 +120,15 @@ async def _follow(
     reporter: _Reporter,
     copiers: EdgeCopiers,
     mergers: EdgeMergers,
+    located: LocatedRepos,
 ) -> None:
-    """Keep the scheduler's pipelines (and the Copiers, Mergers) equal to the held
-    Pipeline objects."""
+    """Keep the scheduler's pipelines (and the Copiers, Mergers, located repos) equal to
+    the held Pipeline and Repo objects."""
     running: dict[str, str] = {}  # name -> namespace
     while True:
         changed.clear()
+        repos_here = {str((r.get("metadata") or {}).get("name")) for r in await store.list(REPO)}
+        await located.update({name for name in repos_here if name})
         held = await store.list(PIPELINE)
         seen: dict[str, str] = {}
         wanted: dict[str, Wanted] = {}
@@ -181,6 +187,12 @@ async def serve_pipelines(
         runner = JobRunner(repos, DatumRunner(root / "work", repos))
         async with open_supervisor("edge-pipelines") as supervisor:
             mergers = EdgeMergers(repos, calls.sign_merge, calls.send, reporter.status)
+            located = LocatedRepos(repos, outbox, root)
+
+            def on_commit(repo: str) -> None:
+                mergers.commit_finished(repo)
+                located.commit_finished(repo)
+
             scheduler = Scheduler(
                 repos,
                 jobs,
@@ -189,7 +201,7 @@ async def serve_pipelines(
                 max_running_jobs=opts.max_running_jobs,
                 on_status=reporter.status,
                 on_job=reporter.job,
-                on_commit=mergers.commit_finished,
+                on_commit=on_commit,
             )
             locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -201,5 +213,6 @@ async def serve_pipelines(
             )
             supervisor.start(copiers.run, name="copiers", restart=True)
             supervisor.start(mergers.run, name="mergers", restart=True)
+            supervisor.start(located.run, name="located-repos", restart=True)
             async with open_put_server(root, opts.max_file_bytes, put):
-                await _follow(store, changed, repos, scheduler, reporter, copiers, mergers)
+                await _follow(store, changed, repos, scheduler, reporter, copiers, mergers, located)

@@ -136,7 +136,8 @@ async def put_local(data_dir: Path, repo: str, branch: str, path: str, file: Pat
     except FileNotFoundError:
         raise NotFound(
             f"{endpoint} does not exist: the agent is not running there, or the node holds "
-            "no pipeline yet (the pipeline host starts with the first one)"
+            "no pipeline and no repo located on it yet (the pipeline host starts with the "
+            "first one; `edgeweave repo create NAME --node NODE` places a repo there)"
         ) from None
     except (OSError, ValueError, KeyError) as e:
         raise BadRequest(f"cannot read {endpoint}: {e}") from e
