@@ -51,8 +51,8 @@ def parse_workflow_file(text: str, source: str = "<workflow>") -> list[Workflow]
         raise InvalidObject(f"{where}: {getattr(e, 'problem', None) or e}") from None
     out = []
     for doc in docs:
-        obj = workflow_object(doc, source)
-        out.append(checked_workflow(obj, source))
+        short = isinstance(doc, dict) and "apiVersion" not in doc and "kind" not in doc
+        out.append(checked_workflow(workflow_object(doc, source), source, short=short))
     return out
 
 
@@ -83,13 +83,14 @@ def workflow_object(doc: Any, source: str = "<workflow>") -> dict[str, Any]:
     return {"apiVersion": "edgeweave.io/v1", "kind": "Workflow", "metadata": metadata, "spec": spec}
 
 
-def checked_workflow(obj: dict[str, Any], source: str = "<workflow>") -> Workflow:
-    """The model's checks and the schedule's; errors name the field as the file writes it
-    (the short form has no ``spec.`` in front)."""
+def checked_workflow(
+    obj: dict[str, Any], source: str = "<workflow>", *, short: bool = False
+) -> Workflow:
+    """The model's checks and the schedule's; errors name the field as the file wrote it
+    (``short``: the short form, without ``spec.`` in front)."""
     meta = obj.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     what = f"{source}: workflow {name!r}" if name else source
-    short = "apiVersion" not in obj
     try:
         wf = Workflow.model_validate(obj)
     except ValidationError as e:
