@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 
 from edgeweave.errors import PipelineError
@@ -143,10 +144,8 @@ async def test_a_cancelled_run_marks_its_running_steps_killed() -> None:
     task = asyncio.create_task(run_dag(wf.spec, status, hang))
     await started.wait()
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     assert status.steps["a"].state == "killed" and status.steps["lone"].state == "killed"
     assert status.steps["b"].state == "pending"
 
