@@ -69,7 +69,7 @@ def test_duplicate_names_and_self_dependencies_are_refused() -> None:
 
 def test_a_bad_schedule_names_the_field() -> None:
     err = error_of(steps("{name: a, cmd: [x]}", extra='schedule: "61 * * * *"\n'))
-    assert err.field == "schedule" and "61" in err.message
+    assert err.field == "schedule" and "is invalid: schedule: minute '61'" in err.message
 
 
 def test_the_api_checks_the_object_form_the_same_way() -> None:

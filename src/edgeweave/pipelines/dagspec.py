@@ -102,7 +102,8 @@ def checked_workflow(
         workflow_schedule(wf)
     except InvalidObject as e:
         field = e.field if short else f"spec.{e.field}"
-        raise InvalidObject(f"{what} is invalid: {field}: {e.message}", field=field) from None
+        message = e.message.removeprefix(f"{e.field}: ")
+        raise InvalidObject(f"{what} is invalid: {field}: {message}", field=field) from None
     return wf
 
 
