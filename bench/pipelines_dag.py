@@ -156,7 +156,6 @@ async def bench_dag(tmp: Path, rounds: int = DAG_ROUNDS) -> dict[str, Any]:
         "targets": [
             target(hop["p50"], DAG_TARGET_MS, "ms", "task to task, process hop p50 (chain)"),
             target(hop["max"], DAG_TARGET_MS, "ms", "task to task, process hop max (chain)"),
-            target(fan["process_hop_ms"]["max"], DAG_TARGET_MS, "ms", "task to task max (diamond)"),
         ],
     }
     log(f"dag: {out}")
