@@ -95,15 +95,15 @@ async def _put(
     locks: dict[tuple[str, str], asyncio.Lock],
     repo: str,
     branch: str,
-    path: str,
-    upload: Path,
+    files: list[tuple[str, Path]],
 ) -> str:
     with contextlib.suppress(AlreadyExists):
         await repos.create_repo(repo)
     async with locks.setdefault((repo, branch), asyncio.Lock()):
         info = await repos.start_commit(repo, branch)
         try:
-            await repos.put_file_from(info.id, path, upload)
+            for path, upload in files:
+                await repos.put_file_from(info.id, path, upload)
             info = await repos.finish_commit(info.id)
         except BaseException:
             await repos.delete_commit(info.id)
@@ -205,8 +205,8 @@ async def serve_pipelines(
             )
             locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-            async def put(repo: str, branch: str, path: str, upload: Path) -> str:
-                return await _put(repos, scheduler, locks, repo, branch, path, upload)
+            async def put(repo: str, branch: str, files: list[tuple[str, Path]]) -> str:
+                return await _put(repos, scheduler, locks, repo, branch, files)
 
             copiers = EdgeCopiers(
                 repos, calls.sign_commit, calls.fetch, reporter.status, scheduler.commit_finished
