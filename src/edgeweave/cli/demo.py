@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,13 +254,24 @@ class ExamplesRun:
     industrial: IndustrialRun
 
 
-def run_examples(fleet: Fleet, pipelines: Path, work: Path) -> ExamplesRun:
-    """The data workflows of ``pipelines`` (examples/pipelines) on the demo's nodes."""
+def run_examples(
+    fleet: Fleet,
+    pipelines: Path,
+    work: Path,
+    cameras: Mapping[str, str] | None = None,
+    machines: Mapping[str, list[str]] | None = None,
+) -> ExamplesRun:
+    """The data workflows of ``pipelines`` (examples/pipelines) on the fleet's nodes: camera
+    node → camera, plant node → its machines (default: the demo's three nodes)."""
     from edgeweave.cli.demo_building import CAMERAS, run_building
     from edgeweave.cli.demo_industrial import MACHINES, run_industrial
 
-    building = run_building(fleet, pipelines / "smart-building", work / "frames", CAMERAS)
-    industrial = run_industrial(fleet, pipelines / "industrial", work / "readings", MACHINES)
+    building = run_building(
+        fleet, pipelines / "smart-building", work / "frames", cameras or CAMERAS
+    )
+    industrial = run_industrial(
+        fleet, pipelines / "industrial", work / "readings", machines or MACHINES
+    )
     return ExamplesRun(building, industrial)
 
 
