@@ -158,3 +158,13 @@ def test_the_inference_flags_exactly_the_faulty_minutes_and_loads_the_model_once
         "pump-2": ["08:29", "08:30", "08:52"],
         "fan-1": ["08:44"],
     }
+
+
+def test_the_demo_checks_for_the_examples_before_starting_anything(tmp_path: Path) -> None:
+    from edgeweave.cli.demo import check_examples
+    from edgeweave.errors import ConfigError
+
+    check_examples(EXAMPLES)  # the examples and numpy and OpenCV (the vision extra) are here
+    (tmp_path / "smart-building").mkdir()
+    with pytest.raises(ConfigError, match=r"no smart-building/pipelines.yaml in "):
+        check_examples(tmp_path)

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     app_file = examples / "apps" / "occupancy_counter.py"
     if not examples.is_dir() or not app_file.is_file():
         raise ConfigError(f"no examples folder with apps/occupancy_counter.py at {examples}")
+    check_examples(examples / "pipelines")
     with contextlib.ExitStack() as stack:
         if args.data is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgeweave-demo-")))
@@ -254,6 +255,22 @@ class ExamplesRun:
     industrial: IndustrialRun
 
 
+def check_examples(pipelines: Path) -> None:
+    """ConfigError unless the examples and the libraries their code imports are here."""
+    import importlib.util
+
+    for example in ("smart-building", "industrial"):
+        if not (pipelines / example / "pipelines.yaml").is_file():
+            raise ConfigError(f"no {example}/pipelines.yaml in {pipelines}")
+    # the examples' code imports these; the agents run it with this interpreter (Fleet's PATH)
+    missing = [m for m in ("numpy", "cv2") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"the demo's pipelines need {' and '.join(missing)} beside {sys.executable}: "
+            "pip install 'edgeweave[vision]' (make install does)"
+        )
+
+
 def run_examples(
     fleet: Fleet,
     pipelines: Path,
@@ -266,6 +283,7 @@ def run_examples(
     from edgeweave.cli.demo_building import CAMERAS, run_building
     from edgeweave.cli.demo_industrial import MACHINES, run_industrial
 
+    check_examples(pipelines)
     building = run_building(
         fleet, pipelines / "smart-building", work / "frames", cameras or CAMERAS
     )

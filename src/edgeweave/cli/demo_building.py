@@ -1,7 +1,8 @@
 """The smart-building data workflow of `edgeweave demo` (examples/pipelines/smart-building).
 
 With the real commands, against a running fleet whose camera nodes (``role=camera``) are
-named in ``cameras`` (node → camera): `pipeline create -f pipelines.yaml` (the OpenCV Filter
+named in ``cameras`` (node → camera): `repo create` of the cloud repo the Merger fills,
+`pipeline create -f pipelines.yaml` (the OpenCV Filter
 on the camera nodes, the Merger bringing what it kept into the cloud, the occupancy report in
 the cloud), the example's ``frames.py`` drawing each camera's frames, and
 `edge file put -r` of each camera's frames on its node (one commit per node). Then
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgeweave.cli.fleet import Fleet, FleetError, wait_until
 from edgeweave.cli.narrate import say, show, table
@@ -45,12 +46,23 @@ class BuildingRun:
     report: str  # occupancy@master:/occupancy.txt
 
 
+def succeeded_jobs(client: Client, pipeline: str) -> list[dict[str, Any]]:
+    """The pipeline's jobs that succeeded; FleetError as soon as one failed (a node without
+    the libraries the code imports, say), rather than waiting out the timeout."""
+    jobs = client.list_jobs(pipeline, 1000)
+    for job in jobs:
+        if job.get("state") == "failure":
+            where = job.get("node") or "the cloud"
+            raise FleetError(f"a job of {pipeline} failed on {where}: {job.get('error')}")
+    return [j for j in jobs if j.get("state") == "success"]
+
+
 def filter_counters(client: Client, nodes: list[str]) -> dict[str, dict[str, int]]:
     """The Filter's counters per node, summed over the jobs the nodes reported."""
     sums = {node: dict.fromkeys(COUNTERS, 0) for node in nodes}
-    for job in client.list_jobs(FILTER, 1000):
+    for job in succeeded_jobs(client, FILTER):
         counts, node = job.get("filter") or {}, job.get("node")
-        if node in sums and job.get("state") == "success":
+        if node in sums:
             for key in COUNTERS:
                 sums[node][key] += int(counts.get(key, 0))
     return sums
@@ -94,6 +106,7 @@ def run_building(
 ) -> BuildingRun:
     nodes = list(cameras)
     say("smart building: an OpenCV Filter on each camera node, a Merger, a report in the cloud")
+    show(fleet, "the cloud repo the Merger fills (the report reads it)", "repo", "create", MERGER)
     create_pipelines(fleet, example / "pipelines.yaml", nodes)
     say("drawing each camera's frames (a static room, noise, people walking through)")
     run_script(fleet, example / "frames.py", str(work), *cameras.values())
@@ -111,6 +124,7 @@ def run_building(
             return all(counters[n]["itemsIn"] == len(frames[n]) for n in nodes)
 
         def delivered() -> bool:
+            succeeded_jobs(client, REPORT)
             merged.update({n: branch_files(client, MERGER, n) for n in nodes})
             return all(len(merged[n]) == counters[n]["itemsPassed"] for n in nodes)
 

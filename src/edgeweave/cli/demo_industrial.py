@@ -30,6 +30,7 @@ from edgeweave.cli.demo_building import (
     create_pipelines,
     put_dirs,
     run_script,
+    succeeded_jobs,
 )
 from edgeweave.cli.fleet import Fleet, wait_until
 from edgeweave.cli.narrate import say, show, table
@@ -89,6 +90,7 @@ def run_industrial(
         paths: dict[str, list[str]] = {}
 
         def merged() -> bool:
+            succeeded_jobs(client, INFERENCE)
             paths.update({n: branch_files(client, MERGER, n) for n in nodes})
             return all(len(paths[n]) == len(machines[n]) for n in nodes)
 
