@@ -186,7 +186,10 @@ def _load(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-MANIFESTS = sorted(p for p in EXAMPLES.rglob("*.*") if p.suffix in (".yaml", ".yml", ".json"))
+DATA = {EXAMPLES / "pipelines" / "industrial" / "model.json"}  # what a pipeline reads
+MANIFESTS = sorted(
+    p for p in EXAMPLES.rglob("*.*") if p.suffix in (".yaml", ".yml", ".json") and p not in DATA
+)
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
