@@ -109,12 +109,14 @@ def test_a_file_that_is_no_image_fails_the_datum_instead_of_being_dropped(
 def test_the_report_gives_frames_and_peak_occupancy_per_camera_and_hour(
     frames: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    merged = tmp_path / "people-frames"  # the Merger's merged view: /<node>/<frame>
     for node, camera in (("edge-1", "lobby"), ("edge-2", "office")):
-        (tmp_path / node).mkdir()
+        (merged / node).mkdir(parents=True)
         for name in (n for n in WITH_PEOPLE if n.startswith(camera)):
-            (tmp_path / node / f"{name}.png").write_bytes(frames[name].read_bytes())
+            (merged / node / f"{name}.png").write_bytes(frames[name].read_bytes())
     (tmp_path / "out").mkdir()
-    assert run(spec_of(BUILDING, "occupancy"), monkeypatch, {"PFS": str(tmp_path)}) == 0
+    env = {"PFS": str(tmp_path), "people-frames": str(merged)}
+    assert run(spec_of(BUILDING, "occupancy"), monkeypatch, env) == 0
     assert (tmp_path / "out" / "occupancy.txt").read_text() == (
         "NODE    CAMERA  HOUR   FRAMES  PEAK  AT\n"
         "edge-1  lobby   08:00  1       1     08:20\n"

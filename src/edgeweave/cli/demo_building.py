@@ -5,11 +5,12 @@ named in ``cameras`` (node → camera): `repo create` of the cloud repo the Merg
 `pipeline create -f pipelines.yaml` (the OpenCV Filter
 on the camera nodes, the Merger bringing what it kept into the cloud, the occupancy report in
 the cloud), the example's ``frames.py`` drawing each camera's frames, and
-`edge file put -r` of each camera's frames on its node (one commit per node). Then
-it waits until the Filter jobs each node reported cover every frame, the Merger's branch of
-each node holds what that node's Filter passed, and the report has read the newest merged
-commits; and prints the Filter's counters (what the uplink saved) and the report. It watches
-through an HTTP client (:meth:`Fleet.client`), not a command per look.
+`edge file put -r` of each camera's frames on its node (one commit per node). Then it waits
+until the Filter jobs each node reported cover every frame, the Merger's branch of each node
+holds what that node's Filter passed and its merged view (``master``) all of it, and the
+report has read the newest merged view; and prints the Filter's counters (what the uplink
+saved) and the report. It watches through an HTTP client (:meth:`Fleet.client`), not a
+command per look.
 
 It returns what it saw (:class:`BuildingRun`): the end-to-end tests assert on the same run a
 user watches. Must not import numpy or OpenCV (user code, run as its own processes).
@@ -123,10 +124,16 @@ def run_building(
             counters.update(filter_counters(client, nodes))
             return all(counters[n]["itemsIn"] == len(frames[n]) for n in nodes)
 
-        def delivered() -> bool:
+        def delivered() -> bool:  # each node's branch, and the merged view on master
             succeeded_jobs(client, REPORT)
             merged.update({n: branch_files(client, MERGER, n) for n in nodes})
-            return all(len(merged[n]) == counters[n]["itemsPassed"] for n in nodes)
+            if not all(len(merged[n]) == counters[n]["itemsPassed"] for n in nodes):
+                return False
+            try:
+                view = client.glob_files(MERGER, "master", "/*/*")
+            except EdgeweaveError:  # not complete yet: no merged view
+                return False
+            return len(view) == sum(counters[n]["itemsPassed"] for n in nodes)
 
         wait_until(filtered, WAIT_S, "the Filter jobs of every frame", POLL_S)
         wait_until(delivered, WAIT_S, "the kept frames in the cloud", POLL_S)
