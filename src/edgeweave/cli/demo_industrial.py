@@ -18,6 +18,7 @@ numpy (the inference is user code, run by the nodes as its own process).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,12 @@ def run_industrial(
     show(fleet, "the cloud repo the model goes into", "repo", "create", MODELS)
     create_pipelines(fleet, example / "pipelines.yaml", nodes)
     say("each node's sensor logs go into its `readings` repo; without a model nothing runs yet")
+    every = [m for names in machines.values() for m in names]
+    run_script(fleet, example / "readings.py", str(work / "all"), *every)  # one start
     for node, names in machines.items():
-        run_script(fleet, example / "readings.py", str(work / node), *names)
+        (work / node).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            os.link(work / "all" / f"{name}.csv", work / node / f"{name}.csv")
     put_dirs(fleet, "readings", {node: work / node for node in nodes})
     with fleet.client() as client:
         to_nodes = "the model into the cloud: the Copier takes it to every plant node"
