@@ -108,6 +108,7 @@ class Scheduler:
         self._on_commit = on_commit
         self._pipelines: dict[str, _Pipeline] = {}
         self._changed = asyncio.Condition()
+        self._starts = 0
 
     # ---- fed by the watcher and the file API ---------------------------------------------
 
@@ -122,6 +123,19 @@ class Scheduler:
             return
         if current is not None and current.generation == generation:
             return  # a status write (ours) or a label change: nothing to run
+        await self._restart(namespace, name, doc, generation, problem)
+
+    async def rehost(self, name: str) -> None:
+        """Where pipeline ``name`` runs may have changed (``elsewhere`` answers otherwise now):
+        its running job is cancelled (recorded ``killed``) and it looks again."""
+        state = self._pipelines.get(name)
+        if state is not None:
+            await self._restart(state.namespace, name, state.doc, state.generation, state.problem)
+
+    async def _restart(
+        self, namespace: str, name: str, doc: PipelineDoc | None, generation: int, problem: str
+    ) -> None:
+        current = self._pipelines.get(name)
         before = current.task if current is not None else None
         if before is not None:
             before.cancel()  # a new spec: a running job is of the old one
@@ -129,7 +143,9 @@ class Scheduler:
         self._pipelines[name] = state
         state.wake.set()
         loop = self._loop(state, before)
-        state.task = self._supervisor.start(loop, name=f"pipeline/{name}/{generation}")
+        self._starts += 1  # a rehost starts the same generation again
+        task_name = f"pipeline/{name}/{generation}/{self._starts}"
+        state.task = self._supervisor.start(loop, name=task_name)
         async with self._changed:
             self._changed.notify_all()
 
