@@ -7,6 +7,9 @@ put, a commit finished by hand — tell the scheduler, which runs the pipelines 
 repo. A put without a commit id is a commit of its own; puts to one branch take turns, so
 two clients never collide on the branch's one open commit.
 
+Pipelines handed to cloud workers (:mod:`.workers`) are not run here: their status says which
+worker runs them, and the outputs the worker pushes land through :meth:`accept_output`.
+
 On start, :func:`edgeweave.pipelines.hosting.recover` marks jobs a stopped cloud left running
 ``killed`` and deletes every commit left open: the cloud is the only writer of its repos.
 
@@ -30,6 +33,7 @@ from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.pipelines.merger import Mergers
 from edgeweave.cloud.pipelines.mergetimer import MergeTimer
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
+from edgeweave.cloud.pipelines.workers import CloudWorkers
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
 from edgeweave.errors import AlreadyExists, Conflict, NotFound, PayloadTooLarge
@@ -45,13 +49,19 @@ from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
 from edgeweave.pipelines.scheduler import Scheduler, is_cloud_placed
 from edgeweave.pipelines.spec import PipelineDoc
+from edgeweave.pipelines.transfer import CommitManifest
 
 LOG_READ_BYTES = 64 * 1024
 ON_EDGE = "placed on edge nodes: each runs its jobs there (`job list` shows them with their node)"
 
 
-def _elsewhere(doc: PipelineDoc) -> str:
-    return "" if is_cloud_placed(doc) else ON_EDGE
+def _elsewhere(workers: CloudWorkers, doc: PipelineDoc) -> str:
+    if not is_cloud_placed(doc):
+        return ON_EDGE
+    node = workers.runs_on(doc.name)
+    if node is None:
+        return ""
+    return f"run by cloud worker {node} (`job list` shows its jobs; status.nodes.{node})"
 
 
 @dataclass(frozen=True)
@@ -73,9 +83,11 @@ class PipelineService:
         settings: PipelineSettings,
         store: Store,
         mergers: Mergers,
+        workers: CloudWorkers,
     ) -> None:
         self.repos = repos
         self.mergers = mergers
+        self.workers = workers
         self.jobs = jobs
         self.scheduler = scheduler
         self.feed = feed
@@ -107,6 +119,17 @@ class PipelineService:
     async def record_node_commits(self, node: str, reports: list[CommitReport]) -> None:
         """Commits of repos located on ``node``, as it reported them (the hub calls this)."""
         await loc.record_node_commits(self.repos, node, reports)
+
+    async def accept_output(
+        self, namespace: str, name: str, node: str, manifest: CommitManifest
+    ) -> bool:
+        """A cloud worker's output commit of pipeline ``name``, onto its output repo's
+        ``master`` (its chunks were received first); wakes the pipelines reading it. False
+        when the commit was here already."""
+        imported = await self.workers.accept_output(namespace, name, node, manifest)
+        if imported:
+            self.scheduler.commit_finished(name)
+        return imported
 
     async def repo(self, name: str) -> RepoInfo:
         for info in await self.repos.repo_infos():
@@ -301,6 +324,15 @@ async def open_pipelines(
         runner = JobRunner(repos, DatumRunner(root / "work", repos))
         async with open_supervisor("pipelines") as supervisor:
             copiers = CopierPublisher(store, repos)
+
+            async def moved(name: str) -> None:
+                await scheduler.rehost(name)
+
+            def on_commit(repo: str) -> None:
+                copiers.commit_finished(repo)
+                workers.commit_finished(repo)
+
+            workers = CloudWorkers(store, repos, moved)
             scheduler = Scheduler(
                 repos,
                 jobs,
@@ -308,14 +340,17 @@ async def open_pipelines(
                 supervisor,
                 max_running_jobs=settings.max_running_jobs,
                 on_status=partial(write_status, store),
-                elsewhere=_elsewhere,
-                on_commit=copiers.commit_finished,
+                elsewhere=partial(_elsewhere, workers),
+                on_commit=on_commit,
             )
             timer = MergeTimer()
             mergers = Mergers(store, repos, scheduler.commit_finished, on_merged=timer.merged)
-            feed = StoreFeed(store, scheduler, repos, copiers, timer)
-            service = PipelineService(repos, jobs, scheduler, feed, root, settings, store, mergers)
+            feed = StoreFeed(store, scheduler, repos, copiers, timer, workers)
+            service = PipelineService(
+                repos, jobs, scheduler, feed, root, settings, store, mergers, workers
+            )
             supervisor.start(feed.run, name="store-feed", restart=True)
             supervisor.start(copiers.run, name="copier-publisher", restart=True)
+            supervisor.start(workers.run, name="cloud-workers", restart=True)
             supervisor.start(partial(timer.run, mergers.check), name="merge-timer", restart=True)
             yield service
