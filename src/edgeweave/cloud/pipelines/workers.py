@@ -157,22 +157,29 @@ class CloudWorkers:
     # ---- the controller ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Until cancelled: bring every marked pipeline's assignment up to date."""
+        """Until cancelled: on each wake, :meth:`reconcile`; failures are retried."""
         while True:
             await self._wake.wait()
             self._wake.clear()
-            failed = False
-            for name in sorted(self._dirty):
-                self._dirty.discard(name)
-                try:
-                    await self._reconcile(name)
-                except EdgeweaveError as e:
-                    log.warning("pipeline %s: cannot hand it to a worker: %s", name, e.message)
-                    self._dirty.add(name)
-                    failed = True
-            if failed:
+            if not await self.reconcile():
                 await asyncio.sleep(RETRY_DELAY_S)  # a retry timer: the store was unavailable
                 self._wake.set()
+
+    async def reconcile(self) -> bool:
+        """Bring every marked pipeline's assignment up to date now; False when some could
+        not be written (they stay marked)."""
+        if not self._started:
+            return True
+        ok = True
+        for name in sorted(self._dirty):
+            self._dirty.discard(name)
+            try:
+                await self._reconcile(name)
+            except EdgeweaveError as e:
+                log.warning("pipeline %s: cannot hand it to a worker: %s", name, e.message)
+                self._dirty.add(name)
+                ok = False
+        return ok
 
     async def _reconcile(self, name: str) -> None:
         p = self._pipelines.get(name)
