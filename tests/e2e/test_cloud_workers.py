@@ -68,6 +68,12 @@ def test_a_cloud_pipeline_runs_on_the_labelled_agent_and_falls_back_when_it_stop
     labeled = fleet.cli("label", "node", "worker-a", "edgeweave.io/worker=cloud", "role-")
     assert labeled.strip() == "node.edgeweave.io/worker-a labeled"
     fleet.start_agent("worker-a")
+
+    def phase() -> str:
+        obj = json.loads(fleet.cli("get", "node", "worker-a", "-o", "json"))
+        return str((obj.get("status") or {}).get("phase"))
+
+    wait_until(lambda: phase() == "Ready", WAIT_S, "the worker Ready")
     fleet.cli("repo", "create", "docs")
     doc = tmp_path / "a.txt"
     doc.write_text("hello worker\n")
@@ -75,20 +81,19 @@ def test_a_cloud_pipeline_runs_on_the_labelled_agent_and_falls_back_when_it_stop
     spec = tmp_path / "specs.json"
     spec.write_text(json.dumps(UPPER) + json.dumps(SIZES))
     fleet.cli("pipeline", "create", "-f", str(spec))
+    fleet.cli("pipeline", "wait", "sizes")  # until the worker's outputs are in the cloud
+    assert fleet.cli("file", "get", "sizes@master:/bytes").strip() == "13"
 
     def ran_on_worker(pipeline: str) -> bool:
-        return any(j["node"] == "worker-a" and j["state"] == "success" for j in jobs(fleet, pipeline))
+        return any(
+            j["node"] == "worker-a" and j["state"] == "success" for j in jobs(fleet, pipeline)
+        )
 
     wait_until(lambda: ran_on_worker("upper") and ran_on_worker("sizes"), WAIT_S, "worker jobs")
     assert annotations(fleet, "upper")["edgeweave.io/cloud-worker"] == "worker-a"
     obj = json.loads(fleet.cli("get", "pipeline", "upper", "-o", "json"))
     assert "worker-a" in obj["status"]["message"]
-
-    def pushed(repo: str, path: str) -> str:
-        listed = fleet.cli("file", "list", f"{repo}@master:/", check=False)
-        return fleet.cli("file", "get", f"{repo}@master:{path}") if path in listed else ""
-
-    wait_until(lambda: bool(pushed("sizes", "/bytes")), WAIT_S, "the outputs in the cloud")
+    assert not [j for j in jobs(fleet, "upper") if not j["node"]]  # the cloud ran none
     assert fleet.cli("file", "get", "upper@master:/a.txt") == "HELLO WORKER\n"
     assert fleet.cli("file", "get", "sizes@master:/bytes").strip() == "13"
     head = json.loads(fleet.cli("commit", "inspect", "upper@master", "-o", "json"))

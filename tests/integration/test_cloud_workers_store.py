@@ -16,6 +16,9 @@ from edgeweave.cloud.pipelines.workers import CloudWorkers
 from edgeweave.cloud.store.base import CloudStore
 from edgeweave.errors import BadRequest, Conflict, NotFound
 from edgeweave.pipelines.cloudworkers import choose_worker, decode_inputs
+from edgeweave.pipelines.jobinfo import JobInfo
+from edgeweave.pipelines.jobreport import decode_job_report, encode_job_report
+from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.repo import Repos, open_repos
 from edgeweave.pipelines.spec import stored_pipeline_doc
 
@@ -42,7 +45,9 @@ async def set_node(store: CloudStore, name: str, phase: str, worker: bool = True
         obj = await store.get("Node", "", name)
     except NotFound:
         meta = {"name": name, "labels": labels}
-        obj = await store.create({"apiVersion": "edgeweave.io/v1", "kind": "Node", "metadata": meta})
+        obj = await store.create(
+            {"apiVersion": "edgeweave.io/v1", "kind": "Node", "metadata": meta}
+        )
     obj["status"] = {"phase": phase}
     return await store.update(obj)
 
@@ -105,6 +110,15 @@ async def test_pipelines_go_to_ready_workers_and_come_back_when_none_is_ready(ri
         assert decode_inputs(notes[INPUTS]) == {"docs@master": head}
     assert sorted(rig.moved) == NAMES
     assert WORKER not in await rig.notes("pinned") and workers.runs_on("pinned") is None
+
+    late = await store.create(pipeline("late"))  # decided at once, before the scheduler looks
+    workers.pipeline_event("ADDED", late, stored_pipeline_doc(late))
+    assert workers.runs_on("late") == choose_worker("late", ["w1", "w2"])
+    assert await workers.reconcile()
+    assert (await rig.notes("late"))[WORKER] == workers.runs_on("late")
+    assert "late" not in rig.moved  # the built-in worker never had it
+    await store.delete("Pipeline", "default", "late")
+    workers.pipeline_event("DELETED", late, None)
 
     newer = await put(rig.repos, "/b")  # the workers are told the new head
     workers.commit_finished("docs")
@@ -170,9 +184,48 @@ async def test_an_output_commit_is_accepted_only_from_the_worker_running_the_pip
     runner = rig.workers.runs_on("upper")
     other = "w2" if runner == "w1" else "w1"
     assert runner is not None
+    jobs = JobStore(tmp_path / "jobs.db")
+    await jobs.open()
+    try:
+        assert not await rig.workers.caught_up(["upper"], jobs)  # the worker owes a job
+        assert await rig.workers.caught_up(["docs"], jobs)  # not a pipeline: nothing owed
+        info = await make_output(rig, tmp_path, runner, other)
+        assert await rig.workers.caught_up(None, jobs)
+        await put(rig.repos, "/b")  # a newer input: owed again, until a failed job on it
+        assert not await rig.workers.caught_up(None, jobs)
+        job = await failed_job(rig, jobs, runner)
+        assert await rig.workers.caught_up(None, jobs), job
+    finally:
+        await jobs.aclose()
+    head = await rig.repos.latest("upper", "master")
+    assert head is not None and head.id == info
+    assert await rig.repos.get_file(head.id, "/a") == b"A"
+
+
+async def failed_job(rig: Rig, jobs: JobStore, node: str) -> str:
+    """A failed job of `upper` on the newest docs commit, as ``node`` reports it."""
+    head = await rig.repos.latest("docs")
+    assert head is not None
+    doc = stored_pipeline_doc(await rig.store.get("Pipeline", "default", "upper"))
+    job = JobInfo(
+        id="f" * 32, pipeline="upper", version=doc.version, state="failure", seq=1,
+        started_at=1.0, finished_at=2.0, output_commit=None,
+        inputs=(("docs", "master", head.id),), input_commits={"docs": head.id},
+    )  # fmt: skip
+    payload = encode_job_report("default", job, [])
+    await jobs.record_reported(node, [decode_job_report(payload)])
+    return job.id
+
+
+async def make_output(rig: Rig, tmp_path: Path, runner: str, other: str) -> str:
+    """The worker's output commit of `upper` on the newest docs commit, pushed; its id."""
+    head = await rig.repos.latest("docs")
+    assert head is not None
+    doc = stored_pipeline_doc(await rig.store.get("Pipeline", "default", "upper"))
+    provenance = [f"docs@{head.id}", f"pipeline:upper@{doc.version}"]
     async with open_repos(tmp_path / "node", fsync=False) as node:
         await node.create_repo("upper")
-        info = await node.start_commit("upper", origin="auto", provenance=["docs@x"])
+        info = await node.start_commit("upper", origin="auto", provenance=provenance)
         await node.put_file(info.id, "/a", b"A")
         await node.finish_commit(info.id)
         manifest = await node.manifest(info.id)
@@ -186,6 +239,6 @@ async def test_an_output_commit_is_accepted_only_from_the_worker_running_the_pip
             await rig.workers.accept_output("default", "upper", runner, alien)
         assert await rig.workers.accept_output("default", "upper", runner, manifest) is True
         assert await rig.workers.accept_output("default", "upper", runner, manifest) is False
-    head = await rig.repos.latest("upper", "master")
-    assert head is not None and head.id == info.id and head.provenance == ("docs@x",)
-    assert await rig.repos.get_file(head.id, "/a") == b"A"
+    out = await rig.repos.latest("upper", "master")
+    assert out is not None and out.provenance == tuple(provenance)
+    return info.id

@@ -239,7 +239,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             if pipelines is not None:  # jobs edge nodes ran: listed with the cloud's own
                 hub_deps = dataclasses.replace(
                     hub_deps,
-                    record_jobs=pipelines.jobs.record_reported,
+                    record_jobs=pipelines.record_node_jobs,
                     record_commits=pipelines.record_node_commits,
                     sign_commit_url=partial(_sign_commit_url, objects.url_secret, url),
                     sign_merge_url=partial(_sign_merge_url, objects.url_secret, url),

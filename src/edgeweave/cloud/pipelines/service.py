@@ -42,6 +42,7 @@ from edgeweave.pipelines.commitreport import CommitReport
 from edgeweave.pipelines.commits import CommitInfo, FileInfo, RepoInfo
 from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, LineageNode
+from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import JobRunner
 from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.lineage import trace_lineage
@@ -52,6 +53,7 @@ from edgeweave.pipelines.spec import PipelineDoc
 from edgeweave.pipelines.transfer import CommitManifest
 
 LOG_READ_BYTES = 64 * 1024
+WAIT_RECHECK_S = 2.0  # `pipeline wait` looks again at least this often
 ON_EDGE = "placed on edge nodes: each runs its jobs there (`job list` shows them with their node)"
 
 
@@ -115,6 +117,11 @@ class PipelineService:
     def location(self, name: str) -> str | None:
         """The node a repo lives on (None: the cloud)."""
         return self.feed.located.get(name)
+
+    async def record_node_jobs(self, node: str, reports: list[JobReport]) -> None:
+        """Jobs ``node`` ran and reported (the hub calls this); wakes `pipeline wait`."""
+        await self.jobs.record_reported(node, reports)
+        await self.workers.made_progress()
 
     async def record_node_commits(self, node: str, reports: list[CommitReport]) -> None:
         """Commits of repos located on ``node``, as it reported them (the hub calls this)."""
@@ -287,7 +294,8 @@ class PipelineService:
 
     async def wait(self, names: list[str] | None, namespace: str) -> None:
         """Until the pipelines (all when None) as stored now have processed every commit of
-        their inputs, and so have those upstream of them."""
+        their inputs, and so have those upstream of them — on the built-in worker or on a
+        cloud worker (whose output must have reached the cloud)."""
         await self.feed.ready.wait()
         if names:
             wanted = [await self._store.get(PIPELINE, namespace, n) for n in names]
@@ -296,7 +304,12 @@ class PipelineService:
         for obj in wanted:
             meta = obj["metadata"]
             await self.scheduler.wait_seen(meta["name"], int(meta.get("generation") or 0))
-        await self.scheduler.wait_idle(names or None)
+        while True:  # the built-in worker idle, and the cloud workers caught up
+            seen = self.workers.progress
+            await self.scheduler.wait_idle(names or None)
+            if await self.workers.caught_up(names or None, self.jobs):
+                return
+            await self.workers.wait_progress(seen, WAIT_RECHECK_S)
 
 
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:

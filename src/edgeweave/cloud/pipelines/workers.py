@@ -33,6 +33,7 @@ Must not run jobs, talk HTTP, or send anything to nodes (the hub's desired state
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from edgeweave.models.pipelines import (
 )
 from edgeweave.pipelines.cloudworkers import choose_worker, encode_inputs
 from edgeweave.pipelines.datums import TreeKey, members_of, tree_keys
+from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.scheduler import is_cloud_placed
 from edgeweave.pipelines.spec import PipelineDoc
@@ -68,6 +70,7 @@ class _Pipeline:
     namespace: str
     eligible: bool  # cloud-placed, no pattern that needs nodes, no cron input
     inputs: tuple[TreeKey, ...]
+    version: str
 
 
 def _has_cron(spec_input: Input) -> bool:
@@ -102,6 +105,8 @@ class CloudWorkers:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._started = False
+        self._progress = asyncio.Condition()
+        self.progress = 0  # counts moves, imported outputs and reported jobs
 
     # ---- fed by the store feed and the scheduler ---------------------------------------------
 
@@ -132,10 +137,20 @@ class CloudWorkers:
             return
         eligible = runs_on_workers(doc)
         inputs = tuple(tree_keys(doc.pipeline.spec.input)) if doc is not None else ()
-        self._pipelines[name] = _Pipeline(str(meta.get("namespace") or ""), eligible, inputs)
+        version = doc.version if doc is not None else ""
+        namespace = str(meta.get("namespace") or "")
+        self._pipelines[name] = _Pipeline(namespace, eligible, inputs, version)
         stored = (meta.get("annotations") or {}).get(CLOUD_WORKER_ANNOTATION)
-        if not self._started and eligible and isinstance(stored, str) and stored:
-            self._assigned[name] = stored  # as stored until the feed listed everything
+        if self._started:  # decided now, before the scheduler looks; written by reconcile
+            want = choose_worker(name, self._workers) if eligible else None
+        elif eligible:  # as stored until the feed listed everything
+            want = stored if isinstance(stored, str) and stored else self._assigned.get(name)
+        else:
+            want = None
+        if want is None:
+            self._assigned.pop(name, None)
+        else:
+            self._assigned[name] = want
         self._mark([name])
 
     def commit_finished(self, repo: str) -> None:
@@ -195,6 +210,7 @@ class CloudWorkers:
         if before != want:
             log.info("pipeline %s: now run by %s", name, want or "the cloud's built-in worker")
             await self._on_moved(name)
+            await self.made_progress()
 
     async def _heads(self, keys: Iterable[TreeKey]) -> dict[TreeKey, str]:
         heads: dict[TreeKey, str] = {}
@@ -250,4 +266,64 @@ class CloudWorkers:
             raise BadRequest(
                 f"commit {manifest.info.id} is of repo {manifest.info.repo!r}, not {name!r}"
             )
-        return await self._repos.import_manifest(manifest, branch=OUTPUT_BRANCH, repo=name)
+        imported = await self._repos.import_manifest(manifest, branch=OUTPUT_BRANCH, repo=name)
+        await self.made_progress()
+        return imported
+
+    # ---- `pipeline wait` -----------------------------------------------------------------
+
+    async def made_progress(self) -> None:
+        """Something a waiter may be waiting for happened (also: a worker's job reported)."""
+        async with self._progress:
+            self.progress += 1
+            self._progress.notify_all()
+
+    async def wait_progress(self, seen: int, timeout_s: float) -> None:
+        """Until :attr:`progress` differs from ``seen``, at most ``timeout_s``."""
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._progress.wait_for(lambda: self.progress != seen)
+
+    async def caught_up(self, names: list[str] | None, jobs: JobStore) -> bool:
+        """True when every pipeline handed to a worker among ``names`` (all when None) and
+        upstream of them has dealt with the newest commits of its inputs: its output repo's
+        head was made from them (provenance) or the worker reported a failed job on them."""
+        for name in self._upstream(names):
+            worker, p = self._assigned.get(name), self._pipelines.get(name)
+            if worker is None or p is None:
+                continue
+            heads = await self._heads(p.inputs)
+            if not heads:
+                continue  # waiting for input commits
+            made = {f"{repo}@{commit}" for (repo, _), commit in heads.items()}
+            made.add(f"pipeline:{name}@{p.version}")
+            try:
+                out = await self._repos.latest(name)
+            except NotFound:
+                out = None
+            if out is not None and made <= set(out.provenance):
+                continue
+            if not any(
+                j.node == worker
+                and j.version == p.version
+                and j.state in ("failure", "killed")
+                and {(r, b): c for r, b, c in j.inputs if c} == heads
+                for j in await jobs.list_jobs(name, limit=10)
+            ):
+                return False
+        return True
+
+    def _upstream(self, names: list[str] | None) -> set[str]:
+        if names is None:
+            return set(self._pipelines)
+        found: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            p = self._pipelines.get(name)
+            if name in found or p is None:
+                continue
+            found.add(name)
+            todo.extend(repo for repo, _ in p.inputs)
+        return found
