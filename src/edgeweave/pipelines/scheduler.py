@@ -19,8 +19,10 @@ so the next job after a restart still plans incrementally.
 Pipeline names are global here (a pipeline writes the repo of its name): a second Pipeline
 with a name another namespace already uses is refused in its status. ``elsewhere(doc)`` says
 why a pipeline runs on another host (the cloud: it is placed on edge nodes); such a pipeline
-only gets a ``waiting`` status. ``on_job(job)`` is called after each job that ran to an end
-(the edge host reports it upstream).
+only gets a ``waiting`` status; when the answer changes (a cloud worker takes the pipeline or
+gives it back), :meth:`Scheduler.rehost` cancels its running job and makes it look again.
+``on_job(job)`` is called after each job that ran to an end (the edge host reports it
+upstream).
 
 :meth:`Scheduler.wait_idle` waits until named pipelines — and every pipeline upstream of
 them — have nothing left to do. Must not: read the state store (the watcher feeds it) or
