@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "edgeweave.cli.pipeline",
     "edgeweave.cli.job",
     "edgeweave.cli.lineage",
+    "edgeweave.cli.workflow",
 )
 
 

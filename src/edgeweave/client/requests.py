@@ -215,3 +215,17 @@ def wait_pipelines(names: list[str], namespace: str, timeout_s: float) -> Reques
     if names:
         params["pipeline"] = ",".join(names)
     return Request("GET", "/api/v1/pps/wait", params)
+
+
+def start_workflow_run(name: str, namespace: str, params: dict[str, str]) -> Request:
+    return Request(
+        "POST",
+        f"/api/v1/pps/workflows/{_q(name)}/runs",
+        {"namespace": namespace},
+        body={"params": params},
+    )
+
+
+def wait_workflow_run(run: str, namespace: str, timeout_s: float) -> Request:
+    params = {"namespace": namespace, "timeoutSeconds": f"{timeout_s:g}"}
+    return Request("GET", f"/api/v1/pps/workflowruns/{_q(run)}/wait", params)

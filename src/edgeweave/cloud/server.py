@@ -47,6 +47,8 @@ from edgeweave.cloud.objects import (
     sign_subject_url,
 )
 from edgeweave.cloud.pipelines import PipelineService, open_pipelines
+from edgeweave.cloud.pipelines.wfhost import open_workflows
+from edgeweave.cloud.pipelines.workflows import Workflows
 from edgeweave.cloud.pki import CertificateAuthority
 from edgeweave.cloud.secrets import EncryptingStore, SecretCodec, load_or_create_secrets_key
 from edgeweave.cloud.store.base import CloudStore
@@ -205,9 +207,13 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         )
         api_store = EncryptingStore(store, codec)
         pipelines: PipelineService | None = None
+        workflows: Workflows | None = None
         if settings.pipelines.enabled:
             pipelines = await stack.enter_async_context(
                 open_pipelines(store, data_dir / "pipelines", settings.pipelines)
+            )
+            workflows = await stack.enter_async_context(
+                open_workflows(store, pipelines, data_dir / "pipelines")
             )
         app = create_app(
             ApiDeps(api_store, settings.api, __version__, store_kind),
@@ -218,6 +224,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             events=EventsDeps(store),
             twins=TwinDeps(api_store, store),
             pipelines=pipelines,
+            workflows=workflows,
         )
         config = uvicorn.Config(
             app,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.pipelines.datums import TreeKey
-from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner
+from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner, TaskRef
 from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import DatumSummary, JobResult, JobRunner
 from edgeweave.pipelines.jobsql import (
@@ -77,15 +77,17 @@ class JobStore:
 
     # ---- writing, as a job runs ------------------------------------------------------------
 
-    async def start_job(self, job: JobResult) -> None:
+    async def start_job(self, job: JobResult, task: TaskRef | None = None) -> None:
+        """Store ``job`` as ``running`` (``task``: the workflow step try it is)."""
         inputs = json.dumps([[r, b, c] for (r, b), c in job.inputs.items()])
+        task_json = json.dumps(task.as_json()) if task is not None else ""
 
         def run() -> None:
             with self._sql.transaction() as db:
                 db.execute(
                     "INSERT INTO jobs (id, pipeline, version, state, started_at, output_commit, "
-                    "inputs, input_commits, total, skipped, incremental) "
-                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                    "inputs, input_commits, total, skipped, incremental, task) "
+                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.id,
                         job.pipeline,
@@ -97,6 +99,7 @@ class JobStore:
                         job.total,
                         job.skipped,
                         int(job.incremental),
+                        task_json,
                     ),
                 )
 

@@ -26,7 +26,9 @@ from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
 from edgeweave.cloud.api.transfer import build_transfer_router
 from edgeweave.cloud.api.twins import TwinDeps, build_twins_router
+from edgeweave.cloud.api.workflows import build_workflows_router
 from edgeweave.cloud.pipelines import PipelineService
+from edgeweave.cloud.pipelines.workflows import Workflows
 from edgeweave.errors import EdgeweaveError
 from edgeweave.models import registry
 
@@ -62,6 +64,7 @@ def create_app(
     events: EventsDeps | None = None,
     twins: TwinDeps | None = None,
     pipelines: PipelineService | None = None,
+    workflows: Workflows | None = None,
 ) -> ASGIApp:
     api = FastAPI(
         title="edgeweave",
@@ -136,4 +139,6 @@ def create_app(
             overrides[MERGE_PATH + "/"] = MAX_MANIFEST_BYTES
             api.include_router(build_output_router(pipelines, objects.url_secret))
             overrides[OUTPUT_PATH + "/"] = MAX_MANIFEST_BYTES
+    if workflows is not None:
+        api.include_router(build_workflows_router(workflows))
     return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes, overrides)

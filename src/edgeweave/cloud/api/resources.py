@@ -26,6 +26,7 @@ from edgeweave.models.kinds import KindInfo
 from edgeweave.models.patch import merge_patch
 from edgeweave.models.pipelines import Input
 from edgeweave.models.selectors import LabelSelector
+from edgeweave.pipelines.dagspec import checked_workflow
 from edgeweave.pipelines.spec import check_filter, check_input
 
 PATCH_RETRIES = 8
@@ -127,6 +128,8 @@ class ResourceHandlers:
             await self._check_device_model(obj)
         if info.kind == "Pipeline":
             _check_pipeline_input(obj)
+        if info.kind == "Workflow":
+            checked_workflow(obj, f"Workflow {obj['metadata'].get('name')}")  # the schedule
         return obj
 
     async def _check_device_model(self, device: JSONObject) -> None:
