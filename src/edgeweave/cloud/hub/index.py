@@ -7,7 +7,8 @@ its labels (both must hold when both are given; neither places the app nowhere);
 namespace); the ``Device`` objects with ``spec.nodeName`` = the node and the ``DeviceModel`` they
 reference; every ``Service`` in a namespace where it runs an app, with the Service's
 ``Endpoints``; the ``Pipeline`` objects whose ``spec.placement`` selects it (:mod:`.placed`;
-the node runs their jobs on its own repos); and the ``Repo`` objects located on it
+the node runs their jobs on its own repos — a cloud-placed one when it is handed to the node
+as a cloud worker); and the ``Repo`` objects located on it
 (``spec.location: {node: NAME}``: the node creates the repo and reports its commits). Nothing
 else.
 
@@ -31,9 +32,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeweave.cloud.hub.placed import PipelinePlacements
+from edgeweave.cloud.hub.placed import PipelinePlacements, worker_of
 from edgeweave.cloud.store.base import JSONObject
-from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION
+from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION, WORKER_INPUTS_ANNOTATION
+from edgeweave.pipelines.cloudworkers import decode_inputs
 from edgeweave.protocol.refs import ResourceRef
 
 NODE, APP, CONFIGMAP, SECRET = "Node", "App", "ConfigMap", "Secret"
@@ -259,6 +261,23 @@ class DesiredIndex:
             meta = entry.body.get("metadata") if entry is not None else None
             notes = meta.get("annotations") if isinstance(meta, dict) else None
             if isinstance(notes, dict) and notes.get(COPIER_COMMIT_ANNOTATION) == commit:
+                return True
+        return False
+
+    def worker_on(self, node: str, pipeline: ResourceRef) -> bool:
+        """True when cloud-placed ``pipeline`` is handed to cloud worker ``node``."""
+        entry = self._objects.get(pipeline)
+        return entry is not None and worker_of(entry.body) == node
+
+    def worker_fetches(self, node: str, commit: str) -> bool:
+        """True when a pipeline handed to cloud worker ``node`` reads ``commit`` (its inputs
+        annotation names it)."""
+        for ref in self._pipelines.refs_of(node):
+            entry = self._objects.get(ref)
+            if entry is None or worker_of(entry.body) != node:
+                continue
+            notes = entry.body["metadata"].get("annotations") or {}
+            if commit in decode_inputs(notes.get(WORKER_INPUTS_ANNOTATION)).values():
                 return True
         return False
 

@@ -83,7 +83,8 @@ class HubDeps:
     ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept);
     ``record_commits(node, reports)`` commits of repos located on nodes (default: not kept);
     ``sign_commit_url(commit, node) -> (url, expires_at)`` presigns a Copier's commit fetch;
-    ``sign_merge_url(pipeline, node) -> (url, expires_at)`` a node's deliveries to a Merger.
+    ``sign_merge_url(pipeline, node) -> (url, expires_at)`` a node's deliveries to a Merger;
+    ``sign_output_url(pipeline, node) -> (url, expires_at)`` a cloud worker's output pushes.
     """
 
     store: CloudStore
@@ -104,6 +105,7 @@ class HubDeps:
     record_commits: RecordCommits | None = None
     sign_commit_url: Callable[[str, str], tuple[str, float]] | None = None
     sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None = None
+    sign_output_url: Callable[[ResourceRef, str], tuple[str, float]] | None = None
 
 
 class _WsConn:
@@ -187,6 +189,7 @@ class Hub:
             sign_url=deps.sign_url,
             sign_commit_url=deps.sign_commit_url,
             sign_merge_url=deps.sign_merge_url,
+            sign_output_url=deps.sign_output_url,
             renew_cert=deps.renew_cert or self._sign_with_ca,
             decode_secret=deps.decode_secret,
             relay_refused=self.relay.refuse,

@@ -1,4 +1,4 @@
-"""Feeds the scheduler from the state store: ``Pipeline`` objects, ``Repo`` objects, status.
+"""Feeds the scheduler from the state store: ``Pipeline``, ``Repo`` and ``Node`` objects, status.
 
 Per kind, one list and then one watch from the version read before listing (like the hub's
 dispatcher); a compacted history (``Gone``) relists and removes what disappeared meanwhile.
@@ -7,6 +7,8 @@ dispatcher); a compacted history (``Gone``) relists and removes what disappeared
   existing capture groups) and handed to :meth:`Scheduler.upsert` and, for a Copier, to the
   :class:`CopierPublisher`, and every one to the Merger timer (its deadline); a deleted one to
   :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
+- Pipelines and Nodes go to the cloud workers' controller (:mod:`.workers`), which starts
+  deciding once all three kinds were listed.
 - A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
   exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). For a
   repo located on a node the cloud's repo holds the commits the node reports (metadata and
@@ -28,6 +30,7 @@ from typing import Any
 from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.pipelines.located import location_of
 from edgeweave.cloud.pipelines.mergetimer import MergeTimer
+from edgeweave.cloud.pipelines.workers import CloudWorkers
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
 from edgeweave.pipelines.repo import Repos
@@ -36,7 +39,7 @@ from edgeweave.pipelines.spec import PipelineDoc, stored_pipeline_doc
 
 log = logging.getLogger(__name__)
 
-PIPELINE, REPO = "Pipeline", "Repo"
+PIPELINE, REPO, NODE = "Pipeline", "Repo", "Node"
 LIST_PAGE = 500
 RETRY_DELAY_S = 1.0
 CAS_ATTEMPTS = 8
@@ -61,27 +64,31 @@ class StoreFeed:
         repos: Repos,
         copiers: CopierPublisher,
         timer: MergeTimer,
+        workers: CloudWorkers,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._repos = repos
         self._copiers = copiers
         self._timer = timer
+        self._workers = workers
         self.located: dict[str, str] = {}  # repo -> the node it lives on (Repo objects)
         self.ready = asyncio.Event()  # set once both kinds were listed
 
     async def run(self) -> None:
-        """Follow both kinds until cancelled."""
-        listed = [asyncio.Event(), asyncio.Event()]
+        """Follow the three kinds until cancelled."""
+        listed = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
 
         async def ready_when_listed() -> None:
             for event in listed:
                 await event.wait()
             self.ready.set()
+            self._workers.start()
 
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._follow(PIPELINE, self._on_pipeline, listed[0]), name="pp")
             tasks.create_task(self._follow(REPO, self._on_repo, listed[1]), name="repos")
+            tasks.create_task(self._follow(NODE, self._on_node, listed[2]), name="nodes")
             tasks.create_task(ready_when_listed(), name="ready")
 
     async def _follow(self, kind: str, handle: Handler, listed: asyncio.Event) -> None:
@@ -128,6 +135,7 @@ class StoreFeed:
             await self._scheduler.remove(namespace, name)
             self._copiers.remove(name)
             self._timer.remove(namespace, name)
+            self._workers.pipeline_event(event_type, obj, None)
             return
         try:
             doc: PipelineDoc | None = stored_pipeline_doc(obj)
@@ -136,9 +144,13 @@ class StoreFeed:
             doc, problem = None, e.message
         except ValueError as e:  # pydantic's ValidationError: the API let a bad spec in
             doc, problem = None, str(e)
+        self._workers.pipeline_event(event_type, obj, doc)  # first: where it runs
         await self._scheduler.upsert(namespace, name, doc, generation, problem)
         self._copiers.upsert(namespace, name, doc)
         self._timer.upsert(obj)
+
+    async def _on_node(self, event_type: str, obj: JSONObject) -> None:
+        self._workers.node_event(event_type, obj)
 
     async def _on_repo(self, event_type: str, obj: JSONObject) -> None:
         _, name, _ = _meta(obj)

@@ -13,7 +13,10 @@ away.
 Repos located on this node (``Repo`` objects the cloud sends) are created and their commits
 reported upstream by :mod:`.located`. Copier and Merger pipelines are not run:
 :mod:`.copier` fetches the commit the cloud sends a Copier, :mod:`.merger` delivers a
-Merger's input commits to the cloud (both through the calls in :mod:`.cloudcalls`).
+Merger's input commits to the cloud (both through the calls in :mod:`.cloudcalls`). A
+cloud-placed pipeline the cloud handed to this node as a cloud worker (annotation
+``edgeweave.io/cloud-worker``) runs like any other; :mod:`.worker` fetches its input commits
+from the cloud and pushes its output commits back.
 Upstream, through the outbox: ``pipeline.status`` (the scheduler's status, coalesced per
 pipeline) and ``pipeline.job`` after each job that ran to an end (the job and its datum
 records, :mod:`edgeweave.pipelines.jobreport`).
@@ -40,9 +43,15 @@ from edgeweave.edge.pipelines.copier import EdgeCopiers, Wanted
 from edgeweave.edge.pipelines.located import LocatedRepos
 from edgeweave.edge.pipelines.merger import EdgeMergers, MergeWanted
 from edgeweave.edge.pipelines.putserver import open_put_server
+from edgeweave.edge.pipelines.worker import EdgeWorkers, WorkerWanted
 from edgeweave.edge.store import EdgeStore
 from edgeweave.errors import AlreadyExists, EdgeweaveError
-from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION
+from edgeweave.models.pipelines import (
+    CLOUD_WORKER_ANNOTATION,
+    COPIER_COMMIT_ANNOTATION,
+    WORKER_INPUTS_ANNOTATION,
+)
+from edgeweave.pipelines.cloudworkers import decode_inputs
 from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.jobreport import (
     JOB_TOPIC,
@@ -54,7 +63,7 @@ from edgeweave.pipelines.jobs import JobResult, JobRunner
 from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
-from edgeweave.pipelines.scheduler import Scheduler, Status
+from edgeweave.pipelines.scheduler import Scheduler, Status, is_cloud_placed
 from edgeweave.pipelines.spec import PipelineDoc, stored_pipeline_doc
 
 log = logging.getLogger(__name__)
@@ -121,6 +130,7 @@ async def _follow(
     copiers: EdgeCopiers,
     mergers: EdgeMergers,
     located: LocatedRepos,
+    workers: EdgeWorkers,
 ) -> None:
     """Keep the scheduler's pipelines (and the Copiers, Mergers, located repos) equal to
     the held Pipeline and Repo objects."""
@@ -133,6 +143,7 @@ async def _follow(
         seen: dict[str, str] = {}
         wanted: dict[str, Wanted] = {}
         merging: dict[str, MergeWanted] = {}
+        working: dict[str, WorkerWanted] = {}
         for obj in held:
             meta = obj.get("metadata") or {}
             namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -157,6 +168,10 @@ async def _follow(
                 merging[name] = MergeWanted(namespace, pfs.repo, pfs.branch or "master")
                 continue
             seen[name] = namespace
+            notes = meta.get("annotations") or {}
+            if doc is not None and is_cloud_placed(doc) and notes.get(CLOUD_WORKER_ANNOTATION):
+                inputs = decode_inputs(notes.get(WORKER_INPUTS_ANNOTATION)).values()
+                working[name] = WorkerWanted(namespace, frozenset(inputs))
             for repo in doc.pipeline.spec.input.repos() if doc is not None else ():
                 with contextlib.suppress(AlreadyExists):
                     await repos.create_repo(repo)
@@ -167,6 +182,7 @@ async def _follow(
         running = seen
         copiers.update(wanted)
         mergers.update(merging)
+        workers.update(working)
         await changed.wait()
 
 
@@ -192,6 +208,7 @@ async def serve_pipelines(
             def on_commit(repo: str) -> None:
                 mergers.commit_finished(repo)
                 located.commit_finished(repo)
+                workers.commit_finished(repo)
 
             scheduler = Scheduler(
                 repos,
@@ -211,8 +228,19 @@ async def serve_pipelines(
             copiers = EdgeCopiers(
                 repos, calls.sign_commit, calls.fetch, reporter.status, scheduler.commit_finished
             )
+            workers = EdgeWorkers(
+                repos,
+                calls.sign_commit,
+                calls.fetch,
+                calls.sign_output,
+                calls.send,
+                scheduler.commit_finished,
+            )
             supervisor.start(copiers.run, name="copiers", restart=True)
+            supervisor.start(workers.run, name="cloud-worker", restart=True)
             supervisor.start(mergers.run, name="mergers", restart=True)
             supervisor.start(located.run, name="located-repos", restart=True)
             async with open_put_server(root, opts.max_file_bytes, put):
-                await _follow(store, changed, repos, scheduler, reporter, copiers, mergers, located)
+                await _follow(
+                    store, changed, repos, scheduler, reporter, copiers, mergers, located, workers
+                )
