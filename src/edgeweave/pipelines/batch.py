@@ -17,7 +17,8 @@ Per datum the contract is the runner's: a private root with its inputs, outputs 
 from its ``out/``, ``datum_tries`` attempts (each resent with an empty ``out/``),
 ``datum_timeout`` per attempt, then ``err_cmd`` as its own process with the full per-datum
 environment. A process that exits or times out during a datum fails that attempt and is
-started again for the next one; cancelling kills its process group.
+started again for the next one; cancelling kills its process group. How a job streams its
+datums through its workers is ``batchjob.py``.
 """
 
 from __future__ import annotations
@@ -27,32 +28,24 @@ import contextlib
 import json
 import os
 import signal
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from edgeweave.models.pipelines import Transform
-from edgeweave.pipelines.datums import Datum
 from edgeweave.pipelines.plan import DatumState
 from edgeweave.pipelines.runner import (
     KILL_GRACE_S,
     DatumContext,
     DatumResult,
     DatumRunner,
-    _collect,
     _fresh_dir,
-    _link_or_copy,
     _note,
-    _recover,
-    _seal,
-    _tail,
     _working_dir,
 )
 from edgeweave.pipelines.spec import RunSettings
 
 LINE_LIMIT = 1 << 20  # the longest stdout line read as one
-PREFETCH = 2  # datums a job prepares per worker (one runs, one waits with its root built)
 
 
 class BatchWorker:
@@ -150,46 +143,7 @@ def job_workers(
     return [BatchWorker(transform.cmd, env, cwd) for _ in range(settings.parallelism)]
 
 
-async def run_batched(
-    runner: DatumRunner,
-    workers: asyncio.Queue[BatchWorker],
-    datum: Datum,
-    transform: Transform,
-    settings: RunSettings,
-    ctx: DatumContext,
-) -> DatumResult:
-    """Run one datum through a worker of ``workers`` under the ``/pfs`` contract (see the
-    module doc). The datum's root is built before a worker is taken, so a job that builds
-    the next roots while the workers run (``PREFETCH`` datums per worker) hides that cost."""
-    started = time.monotonic()
-    job_dir = runner.work_dir / ctx.job_id
-    root = job_dir / datum.id[:32]
-    result = DatumResult(datum.id, DatumState.FAILED, 0, root, job_dir / f"{datum.id[:32]}.log")
-    log = await _build_root(runner, datum, root, job_dir / ".objects", result.log_path)
-    env = runner._env(datum, transform, root, ctx)
-    request = {"PFS": env["PFS"], "PACH_DATUM_ID": datum.id}
-    request.update({part.input: env[part.input] for part in datum.parts})
-    with log:
-        worker = await workers.get()
-        try:
-            await _attempts(worker, request, log, result, settings)
-        finally:
-            workers.put_nowait(worker)
-        if result.state != DatumState.SUCCESS and transform.err_cmd:
-            cwd = _working_dir(transform, root)
-            if await _recover(transform, root, env, cwd, log, settings):
-                result.state = DatumState.RECOVERED
-    if result.state == DatumState.SUCCESS:
-        result.outputs, result.log_tail = await asyncio.to_thread(
-            lambda: (_collect(root / "out"), _tail(result.log_path))
-        )
-    else:
-        result.log_tail = await asyncio.to_thread(_tail, result.log_path)
-    result.duration_s = time.monotonic() - started
-    return result
-
-
-async def _attempts(
+async def attempts(
     worker: BatchWorker,
     request: Mapping[str, str],
     log: BinaryIO,
@@ -207,32 +161,3 @@ async def _attempts(
             return
         result.error = f"attempt {attempt}/{settings.datum_tries}: {why}"
         _note(log, result.error)
-
-
-async def _build_root(
-    runner: DatumRunner, datum: Datum, root: Path, objects: Path, log_path: Path
-) -> BinaryIO:
-    """The datum's root (its inputs linked from the job's object cache, an empty ``out/``)
-    and its open log, in two thread calls plus one write per object not cached yet."""
-    files = [
-        (objects / digest, root / name / path.lstrip("/"))
-        for name, path, digest, _ in datum.files()
-    ]
-
-    def missing() -> list[Path]:
-        objects.mkdir(parents=True, exist_ok=True)
-        return [cached for cached, _ in files if not cached.exists()]
-
-    for cached in dict.fromkeys(await asyncio.to_thread(missing)):
-        partial = objects / f"{cached.name}.{os.getpid()}.{id(root)}.part"
-        await runner.materializer.write_object(cached.name, partial)
-        await asyncio.to_thread(_seal, partial, cached)
-
-    def build() -> BinaryIO:
-        _fresh_dir(root)
-        (root / "out").mkdir()
-        for cached, dest in files:
-            _link_or_copy(cached, dest)
-        return open(log_path, "ab")
-
-    return await asyncio.to_thread(build)
