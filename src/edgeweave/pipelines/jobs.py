@@ -26,7 +26,8 @@ A :class:`JobObserver` hears of the job once it is planned (its output commit op
 the datums as they end, in groups, each datum once its outputs are durable in the output
 commit, so a host can persist and show progress (``jobstore.JobRecorder``).
 
-Not built yet: cron inputs. A host decides when to call ``run_job``.
+A host decides when to call ``run_job`` (``scheduler.py``); a cron input is planned as the pfs
+input of its tick repo (``PipelineDoc.input``).
 This module must not know where it runs (cloud or edge) or talk to the network.
 """
 
@@ -172,7 +173,7 @@ class JobRunner:
     ) -> tuple[dict[TreeKey, str], dict[TreeKey, FileTree]]:
         inputs: dict[TreeKey, str] = {}
         trees: dict[TreeKey, FileTree] = {}
-        for key in tree_keys(doc.pipeline.spec.input):
+        for key in tree_keys(doc.input):
             try:
                 info = await self._repos.latest(*key)
             except NotFound as e:
@@ -189,7 +190,7 @@ class JobRunner:
         previous: JobResult | None,
         settings: RunSettings,
     ) -> DatumPlan:
-        spec_input = doc.pipeline.spec.input
+        spec_input = doc.input
         if previous is not None and previous.inputs:
             changed = await self._changed(inputs, previous.inputs, trees)
             if changed is not None:
@@ -361,5 +362,5 @@ def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSumma
 def _input_commits(doc: PipelineDoc, inputs: dict[TreeKey, str]) -> dict[str, str]:
     return {
         pfs.input_name(): inputs.get((pfs.repo, pfs.branch or "master"), "")
-        for pfs in pfs_inputs(doc.pipeline.spec.input)
+        for pfs in pfs_inputs(doc.input)
     }
