@@ -106,7 +106,10 @@ async def test_one_process_serves_every_datum_under_the_pfs_contract(
     loud = by_name["images:/loud.txt"]
     log = Path(loud.log_path).read_text()
     assert "to stderr" in log and "to stdout" in log
-    assert "to stderr" not in Path(by_name["images:/0.txt"].log_path).read_text()
+    quiet = [d for d in job.datums if d is not loud]
+    # a log is made on the first line: only the datum the process started with has one
+    [logged] = [d for d in quiet if d.log_path]
+    assert Path(logged.log_path).read_text().startswith("[edgeweave] start")
 
 
 async def test_a_failing_datum_is_retried_and_fails_the_job_alone(
@@ -260,3 +263,20 @@ async def test_a_datum_is_reported_done_once_its_outputs_are_committed(
     job = await jobs.run_job(batched(tmp_path), observer=checker)
     assert (job.state, job.processed) == ("success", 20)
     assert sorted(checker.reported) == sorted(f"/{i}.txt" for i in range(20))
+
+
+async def test_datums_sent_ahead_of_a_crash_are_sent_again_without_using_a_try(
+    repos: Repos, tmp_path: Path
+) -> None:
+    # /a.txt runs first (datums run in path order) and crashes with more datums sent after it
+    names = ["/a.txt", *(f"/c{i}.txt" for i in range(8))]
+    await put(repos, {n: (b"crash" if n == "/a.txt" else b"fine") for n in names})
+    jobs = JobRunner(repos, DatumRunner(tmp_path / "work", repos))
+    job = await jobs.run_job(batched(tmp_path, datum_tries=1))
+    assert (job.state, job.processed, job.failed) == ("failure", 8, 1)
+    crashed, *fine = sorted(job.datums, key=lambda d: d.name)
+    assert (crashed.name, crashed.attempts) == ("images:/a.txt", 1)
+    assert "exited with code 7" in crashed.error
+    assert all(d.attempts == 1 and d.state == DatumState.SUCCESS for d in fine)
+    restarted = [d for d in fine if d.log_path and "start" in Path(d.log_path).read_text()]
+    assert len(restarted) == 1  # the new process started with a datum sent before the crash

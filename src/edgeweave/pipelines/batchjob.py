@@ -1,17 +1,17 @@
 """A batched job's datums (``datum_batching``) run through its workers as a stream.
 
 Per datum, what is not the user's work is file-system work — before: its root (directories,
-input files, log); after: its outputs found and read, its log's tail, its root emptied — and
-bookkeeping. Done for one datum at a time each step is a hop to a worker thread, and on a
-busy host a hop costs as much as the step; and directories made and removed per datum cost
-more than the files in them. So:
+input files); after: its outputs found and read, its log's tail, its root emptied — and
+bookkeeping (its log file is made only if the code prints for it: ``batch.DatumLog``). Done
+for one datum at a time each step is a hop to a worker thread, and on a busy host a hop costs
+as much as the step; and directories made and removed per datum cost more than the files in
+them. So:
 
 - a **builder** prepares the roots of the next datums several at a time (groups of 1, 2, 4 …
   up to :data:`BUILD_GROUP`, so the first datum starts at once): one database read for the
   input objects not written yet, one thread call for the files;
-- each **worker** (:class:`~edgeweave.pipelines.batch.BatchWorker`) hands its process the next
-  prepared datum as soon as it has answered the last one, with its attempts, retries and
-  ``err_cmd`` (``batch.attempts``);
+- each **worker** (:class:`~edgeweave.pipelines.batch.BatchWorker`) keeps its process a few
+  prepared datums ahead, with their attempts, retries and ``err_cmd`` (``batch.serve``);
 - a **finisher** takes every datum that ended since its last round and, in one thread call,
   collects their outputs (reading the small ones), takes their log tails and empties their
   roots, then hands them to the job (``record``), which queues their outputs for the group
@@ -37,15 +37,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from edgeweave.models.pipelines import Transform
-from edgeweave.pipelines.batch import BatchWorker, attempts, job_workers
+from edgeweave.pipelines.batch import BatchDatum, BatchWorker, DatumLog, job_workers, serve
 from edgeweave.pipelines.datums import Datum
 from edgeweave.pipelines.plan import DatumState
 from edgeweave.pipelines.runner import (
@@ -56,9 +54,7 @@ from edgeweave.pipelines.runner import (
     DatumResult,
     DatumRunner,
     _collect,
-    _recover,
     _seal,
-    _working_dir,
 )
 from edgeweave.pipelines.spec import RunSettings
 
@@ -87,14 +83,9 @@ class _Root:
 
 
 @dataclass
-class _Prepared:
+class _Prepared(BatchDatum):
     datum: Datum
     root: _Root
-    result: DatumResult
-    env: dict[str, str]
-    request: dict[str, str]
-    log: BinaryIO
-    started_at: float = 0.0
 
 
 class _Roots:
@@ -137,17 +128,14 @@ async def run_batched_job(
     wake = asyncio.Event()
     serving = len(workers)
 
-    async def serve(worker: BatchWorker) -> None:
+    def done(p: _Prepared) -> None:
+        ended.append(p)
+        wake.set()
+
+    async def work(worker: BatchWorker) -> None:
         nonlocal serving
         try:
-            while (p := await ready.get()) is not None:
-                try:
-                    await _run_one(worker, p, transform, settings)
-                except BaseException:
-                    p.log.close()
-                    raise
-                ended.append(p)
-                wake.set()
+            await serve(worker, ready, done, transform, settings)
         finally:
             serving -= 1
             wake.set()
@@ -165,7 +153,7 @@ async def run_batched_job(
             build = _build(runner, datums, transform, ctx, ready, roots, len(workers))
             tasks.create_task(build, name="batch-builder")
             for i, worker in enumerate(workers):
-                tasks.create_task(serve(worker), name=f"batch-worker-{i}")
+                tasks.create_task(work(worker), name=f"batch-worker-{i}")
             tasks.create_task(finish(), name="batch-finisher")
     finally:
         for worker in workers:
@@ -241,7 +229,6 @@ async def _prepare(
         DatumResult(d.id, DatumState.FAILED, 0, r.path, job_dir / f"{d.id[:32]}.log")
         for d, r in zip(group, taken, strict=True)
     ]
-    logs: list[BinaryIO] = []
 
     def build() -> None:
         for partial, digest in partials.items():
@@ -262,37 +249,16 @@ async def _prepare(
                     os.link(source, dest)
                 except OSError:
                     shutil.copyfile(source, dest)
-        for result in results:
-            logs.append(open(result.log_path, "a+b"))  # noqa: SIM115 - _finish closes it
 
-    try:
-        await asyncio.to_thread(build)
-    except BaseException:
-        for log in logs:
-            log.close()
-        raise
+    await asyncio.to_thread(build)
     prepared: list[_Prepared] = []
-    for datum, root, result, log in zip(group, taken, results, logs, strict=True):
+    for datum, root, result in zip(group, taken, results, strict=True):
         env = runner._env(datum, transform, root.path, ctx)
         request = {"PFS": env["PFS"], "PACH_DATUM_ID": datum.id}
         request.update({part.input: env[part.input] for part in datum.parts})
-        prepared.append(_Prepared(datum, root, result, env, request, log))
+        log = DatumLog(result.log_path)
+        prepared.append(_Prepared(request, log, result, env, 0.0, datum, root))
     return prepared
-
-
-async def _run_one(
-    worker: BatchWorker, p: _Prepared, transform: Transform, settings: RunSettings
-) -> None:
-    """One datum on ``worker``: its attempts, then ``err_cmd`` if they all failed."""
-    p.started_at = time.time()
-    started = time.monotonic()
-    result = p.result
-    await attempts(worker, p.request, p.log, result, settings)
-    if result.state != DatumState.SUCCESS and transform.err_cmd:
-        cwd = _working_dir(transform, result.root)
-        if await _recover(transform, result.root, p.env, cwd, p.log, settings):
-            result.state = DatumState.RECOVERED
-    result.duration_s = time.monotonic() - started
 
 
 async def _finish(group: list[_Prepared], record: Record, roots: _Roots) -> None:
@@ -310,7 +276,8 @@ async def _finish(group: list[_Prepared], record: Record, roots: _Roots) -> None
                 read_up_to = SMALL_OUTPUT_BYTES if budget > 0 else -1
                 result.outputs = _collect(result.root / "out", read_up_to)
                 budget -= sum(len(o.data or b"") for o in result.outputs)
-            result.log_tail = _log_tail(p.log)
+            result.log_tail = p.log.tail(LOG_TAIL_BYTES)
+            result.logged = p.log.written
             p.log.close()
             if all(o.data is not None for o in result.outputs):
                 emptied.append((p, _empty(p)))
@@ -361,19 +328,6 @@ def _empty_dir(path: str) -> None:
                 shutil.rmtree(entry.path)
             else:
                 os.unlink(entry.path)
-
-
-def _log_tail(log: BinaryIO) -> str:
-    """The last :data:`LOG_TAIL_BYTES` of an open log, starting at a line."""
-    log.flush()
-    size = log.seek(0, os.SEEK_END)
-    if not size:
-        return ""
-    log.seek(max(0, size - LOG_TAIL_BYTES))
-    data = log.read()
-    if size > LOG_TAIL_BYTES:
-        data = data.partition(b"\n")[2]
-    return data.decode("utf-8", "replace")
 
 
 def _drain(ready: asyncio.Queue[_Prepared | None]) -> list[_Prepared]:

@@ -68,7 +68,8 @@ class DatumSummary:
     attempts: int
     duration_s: float
     error: str = ""
-    log_path: str = ""  # the code's stdout/stderr and the runner's notes (kept after the job)
+    log_path: str = ""  # the code's stdout/stderr and the runner's notes (kept after the job;
+    # "": the datum logged nothing, so no file was made)
     started_at: float = 0.0  # Unix seconds
     bytes_in: int = 0  # of the datum's input files
     bytes_out: int = 0  # of what it wrote to /pfs/out
@@ -349,7 +350,7 @@ def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSumma
         attempts=result.attempts,
         duration_s=result.duration_s,
         error=result.error,
-        log_path=str(result.log_path),
+        log_path=str(result.log_path) if result.logged else "",
         started_at=started_at,
         bytes_in=sum(size for _, _, _, size in datum.files()),
         bytes_out=sum(o.size for o in result.outputs),

@@ -61,6 +61,14 @@ LOG_TAIL_BYTES = 2048  # of a datum's log, kept with its record after the work d
 SMALL_OUTPUT_BYTES = 1024 * 1024  # outputs up to this size are read as they are collected
 
 
+class LogSink(Protocol):
+    """Where the runner's notes go: an open log file, or a log opened on its first write."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class Materializer(Protocol):
     async def write_object(self, digest: str, dest: Path) -> None:
         """Write the content whose sha256 is ``digest`` to the new file ``dest``."""
@@ -97,6 +105,7 @@ class DatumResult:
     error: str = ""
     duration_s: float = 0.0
     log_tail: str = ""  # the last LOG_TAIL_BYTES of the log, whole lines
+    logged: bool = True  # the log file exists (a quiet batched datum leaves none)
     filtered: str = ""  # a Filter's verdict: "passed" or "dropped"
 
 
@@ -304,7 +313,7 @@ async def _recover(
     return recovered
 
 
-def _note(log: BinaryIO, message: str) -> None:
+def _note(log: LogSink, message: str) -> None:
     log.write(f"[edgeweave] {message}\n".encode())
     log.flush()
 
