@@ -280,9 +280,11 @@ async def test_a_cloud_placed_cron_pipeline_ticks_and_an_edge_placed_one_does_no
 
     async def jobs() -> list[dict[str, Any]]:
         async with asyncio.timeout(30):
-            while not (listed := await client.list_jobs("ticker")):
-                await asyncio.sleep(0.05)  # polling the job list for the first tick's job
-        return listed
+            while True:  # polling the job list for the first tick's job to end
+                ended = [j for j in await client.list_jobs("ticker") if j["state"] != "running"]
+                if ended:
+                    return ended
+                await asyncio.sleep(0.05)
 
     [job, *_] = await jobs()
     assert job["state"] == "success" and job["datums"]["processed"] == 1
