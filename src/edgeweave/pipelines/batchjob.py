@@ -12,7 +12,9 @@ them. So:
   input objects not written yet, one thread call for the files;
 - each **worker** (:class:`~edgeweave.pipelines.batch.BatchWorker`) keeps its process a few
   prepared datums ahead, with their attempts, retries and ``err_cmd`` (``batch.serve``);
-- a **finisher** takes every datum that ended since its last round and, in one thread call,
+- a **finisher** takes the datums that ended since its last round (waiting up to
+  :data:`FINISH_WAIT_S` for :data:`FINISH_GROUP` of them, unless the roots ran out) and, in
+  one thread call,
   collects their outputs (reading the small ones), takes their log tails and empties their
   roots, then hands them to the job (``record``), which queues their outputs for the group
   commit and reports them done once those are durable (``jobs.py``, ``outputs.py``).
@@ -35,6 +37,7 @@ know about output commits or plans.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections import Counter
@@ -61,6 +64,8 @@ from edgeweave.pipelines.spec import RunSettings
 BUILD_GROUP = 32  # most datums whose roots are built in one thread call
 MAX_ROOTS = 128  # most datums holding a root at a time
 READ_BUDGET_BYTES = 16 * 1024 * 1024  # most output bytes a finisher's round reads
+FINISH_GROUP = 32  # a finisher's round waits for this many datums to end ...
+FINISH_WAIT_S = 0.02  # ... or this long, whichever comes first (or for none: no root left)
 
 
 @dataclass
@@ -105,6 +110,11 @@ class _Roots:
         self._made += 1
         return _Root(self._job_dir / f"root-{self._made}")
 
+    @property
+    def exhausted(self) -> bool:
+        """Every root is held: the builder waits for the finisher."""
+        return self._held.locked()
+
     def give_back(self, root: _Root, reusable: bool) -> None:
         if reusable:
             self._free.append(root)
@@ -140,10 +150,19 @@ async def run_batched_job(
             serving -= 1
             wake.set()
 
+    def more_to_come() -> bool:
+        return bool(serving) and len(ended) < FINISH_GROUP and not roots.exhausted
+
     async def finish() -> None:
         while serving or ended:
             await wake.wait()
             wake.clear()
+            if ended and more_to_come():  # fewer rounds: each is a thread call and a commit
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FINISH_WAIT_S):
+                        while more_to_come():
+                            await wake.wait()
+                            wake.clear()
             group, ended[:] = list(ended), []
             if group:
                 await _finish(group, record, roots)
