@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[cloud,edge,dev]'
+	$(BIN)/python -m pip install -q -e '.[cloud,edge,dev,vision]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -33,6 +33,9 @@ stdout (progress on stderr):
   (job records), and the period from one step's end to the next one's end (including its one
   process). Target ≤ 50 ms task to task. (A step input type and empty-datum steps are not built:
   docs/pipelines.md.)
+- ``dag``: the same 10-step chain as a task DAG (``Workflow``, the cloud's run path without
+  HTTP) and a diamond; task-to-task latency per hop, engine and process level, against a
+  baseline of the bare processes (``bench/pipelines_dag.py``, which also runs it alone).
 - ``chunking``: 64 MB of random bytes chunked (MB/s) beside sha256 of the same bytes, and
   ``put_file_from`` of that file (chunk, hash, write chunk files with fsync).
 - ``filter_uplink``: F frames (default 200, 32-256 KiB of random bytes, one in ten marked
@@ -75,6 +78,7 @@ from edgeweave.pipelines.runner import DatumRunner
 from edgeweave.pipelines.scheduler import Scheduler
 from edgeweave.pipelines.spec import PipelineDoc, parse_pipeline_specs
 from edgeweave.pipelines.trees import FileTree
+from pipelines_dag import bench_dag
 
 DEFAULT_DATUMS = 100_000
 DEFAULT_PROCESS_DATUMS = 200
@@ -481,6 +485,7 @@ async def main() -> int:
             "batched": await bench_batched(tmp, args.batched_datums),
             "end_to_end": await bench_end_to_end(tmp, args.datums),
             "chain": await bench_chain(tmp),
+            "dag": await bench_dag(tmp),
             "chunking": await bench_chunking(tmp),
             "filter_uplink": await bench_filter_uplink(tmp, args.filter_frames),
         }

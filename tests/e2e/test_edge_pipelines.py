@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from edgeweave.cli.fleet import Fleet, wait_until
+from edgeweave.cli.fleet import Fleet, FleetError, wait_until
 
 pytestmark = pytest.mark.e2e
 WAIT_S = 60.0
@@ -231,6 +231,8 @@ def test_a_merger_gathers_each_nodes_commit_keyed_by_node_until_all_sources_arri
     wait_until(lambda: merge_state().get("complete") is True, WAIT_S, "the merge to complete")
     got = fleet.cli("file", "get", "all-counts@node-b:/hour.json")
     assert got == '{"people": 7}\n'
+    merged = fleet.cli("file", "get", "all-counts@master:/node-a/hour.json")  # the merged view
+    assert merged == '{"people": 4}\n'
 
     fleet.agents["node-a"].stop()  # a restarted node delivers again: nothing changes
     fleet.start_agent("node-a", env={"EDGEWEAVE_LINK__BACKOFF_CAP_S": "1"})
@@ -242,4 +244,39 @@ def test_a_merger_gathers_each_nodes_commit_keyed_by_node_until_all_sources_arri
     wait_until(redelivered, WAIT_S, "node-a's delivery after its restart")
     assert edge_pipeline(fleet, "node-a", "all-counts")["bytesMoved"] == 0
     commits = json.loads(fleet.cli("commit", "list", "all-counts", "-o", "json"))["items"]
-    assert sorted(c["branch"] for c in commits) == ["node-a", "node-b"]
+    assert sorted(c["branch"] for c in commits) == ["master", "node-a", "node-b"]
+
+
+def test_a_repo_located_on_a_node_lives_there_and_its_commits_are_listed_in_the_cloud(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.join("node-a", {"role": "camera"})
+    fleet.start_agent("node-a")
+    out = fleet.cli("repo", "create", "frames", "--node", "node-a")
+    assert "on node node-a" in out
+    endpoint = fleet.agent_dir("node-a") / "pipelines" / "put.json"
+    wait_until(endpoint.exists, WAIT_S, "the pipeline host on node-a")  # started by the Repo
+    frame = tmp_path / "f1.txt"
+    frame.write_text("frame one\n")
+    data = str(fleet.agent_dir("node-a"))
+    fleet.node_cli("edge", "file", "put", "--data", data, "frames@master:/f1.txt", "-f", str(frame))
+    fleet.node_cli("edge", "file", "put", "--data", data, "frames@master:/f2.txt", "-f", str(frame))
+
+    def commits() -> list[dict[str, Any]]:
+        items = json.loads(fleet.cli("commit", "list", "frames", "-o", "json"))["items"]
+        return [c for c in items if isinstance(c, dict)]
+
+    wait_until(lambda: len(commits()) == 2, WAIT_S, "node-a's two commits in the cloud")
+    newest, oldest = commits()
+    assert newest["parent"] == oldest["id"] and "node:node-a" in newest["provenance"]
+    listed = json.loads(fleet.cli("file", "list", "frames@master:/", "-o", "json"))
+    items = listed["items"] if isinstance(listed, dict) else listed
+    assert sorted(f["path"] for f in items) == ["/f1.txt", "/f2.txt"]
+    repos = json.loads(fleet.cli("repo", "list", "-o", "json"))["items"]
+    assert [r["location"] for r in repos if r["name"] == "frames"] == [{"node": "node-a"}]
+    got = fleet.cli("file", "get", "frames@master:/f1.txt", check=False)
+    assert got == ""  # the bytes are on the node: refused, naming it
+    with pytest.raises(FleetError, match="lives on node node-a"):
+        fleet.cli("file", "get", "frames@master:/f1.txt")
+    with pytest.raises(FleetError, match="lives on node node-a"):
+        fleet.cli("file", "put", "frames@master:/x.txt", "-f", str(frame))

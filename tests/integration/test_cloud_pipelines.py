@@ -210,6 +210,11 @@ async def test_specs_are_checked_and_edge_placed_pipelines_are_left_alone(
     with pytest.raises(InvalidObject) as bad:
         await client.create(pipeline("bad", "docs", "/[", UPPER))
     assert "glob" in bad.value.message
+    merger = pipeline("m", "docs", "/", ["true"], placement={"nodeNames": ["a"]})
+    merger["spec"]["pattern"] = {"merger": {"key": {"path": "/*/**"}}}  # no capture group
+    with pytest.raises(InvalidObject) as bad:
+        await client.create(merger)
+    assert bad.value.field == "spec.pattern.merger.key.path"
     await client.create_repo("docs")
     await put(client, "docs", "/a.txt", b"a")
     placed = pipeline("edgy", "docs", "/*", UPPER, placement={"nodeSelector": {"role": "cam"}})

@@ -243,6 +243,8 @@ async def test_a_virtual_room_reports_readings_and_switches_its_lights(tmp_path:
             await bus.wait_twin_update(device, "lights", "false")
             await answer_twin_get(bus, device, {"lights": "true"}, "boolean")
             await bus.wait_twin_update(device, "lights", "true")
+        # stopped: the mapper says its devices are offline (nobody serves them now)
+        await bus.wait_state(device, "offline")
 
 
 async def test_a_config_for_another_node_or_protocol_is_refused_at_start(tmp_path: Path) -> None:

@@ -260,3 +260,25 @@ async def test_a_job_leaves_only_its_datum_logs_behind(engine: Engine) -> None:
     assert [p.suffix for p in (engine.work / job.id).iterdir()] == [".log"]
     log = Path(job.datums[0].log_path).read_text()
     assert "hello from " in log and "/images/a.txt" in log
+
+
+async def test_a_job_after_another_host_wrote_the_output_branch_starts_from_its_previous_output(
+    engine: Engine,
+) -> None:
+    repos, jobs = engine.repos, engine.jobs
+    await commit(repos, "images", {"/a.txt": b"A", "/b.txt": b"B"})
+    doc = pipeline()
+    first = await jobs.run_job(doc)
+    # meanwhile another host (a cloud worker) ran the pipeline on an input holding /e.txt;
+    # its output commit lands on the branch; then /e.txt went again and /d.txt came
+    await commit(repos, "images", {"/e.txt": b"E"})
+    await commit(repos, "copy", {"/e.txt": b"E"})
+    await commit(repos, "images", {"/d.txt": b"D"}, delete=("/e.txt",))
+    second = await jobs.run_job(doc, first)
+    assert ran(second) == ["images:/d.txt"]  # planned against `first`
+    expected = {"/a.txt": b"A", "/b.txt": b"B", "/d.txt": b"D"}
+    assert await outputs(repos, second) == expected  # no stale /e.txt of the other host
+
+    await commit(repos, "copy", {"/stray.txt": b"?"})  # a full run starts from nothing
+    fresh = await jobs.run_job(doc)
+    assert fresh.processed == 3 and await outputs(repos, fresh) == expected

@@ -573,7 +573,10 @@ async def test_deleting_a_devices_history_leaves_the_others_and_resets_its_budge
     now = int(time.time() * 1000)
     await store.commit_upstream("n1", 1, [], [], samples("temp", [now - 3, now - 2, now - 1]))
     await store.commit_upstream("n1", 2, [], [], samples("temp", [now - 5], "t-2"))
+    devices = [("default", "t-2"), ("default", "thermostat-1")]
+    assert await store.twin_history_devices() == devices
     assert await store.delete_twin_history("default", "thermostat-1") == 3
+    assert await store.twin_history_devices() == [("default", "t-2")]
     assert await store.list_twin_history("default", "thermostat-1") == []
     assert len(await store.list_twin_history("default", "t-2")) == 1
     assert await store.delete_twin_history("default", "thermostat-1") == 0

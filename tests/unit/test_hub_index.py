@@ -217,3 +217,48 @@ def test_a_copier_opens_only_the_commit_it_names_and_only_to_its_nodes() -> None
     assert f.index.copier_sends("a", "c" * 32)
     assert not f.index.copier_sends("a", "d" * 32)  # an older or foreign commit
     assert not f.index.copier_sends("b", "c" * 32)  # not placed there
+
+
+def located_repo(name: str, location: Any) -> dict[str, Any]:
+    spec = {"location": location} if location is not None else {}
+    return {"kind": "Repo", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+
+
+def commit_entry(seq: int, repo: str, files: list[Any]) -> UpstreamEntry:
+    manifest = {
+        "commit": {"id": "c" * 32, "repo": repo, "branch": "master", "finishedAt": 2.0},
+        "files": files,
+        "objects": [["d" * 64, 3, ["d" * 64]]] if files else [],
+    }
+    return UpstreamEntry(seq=seq, topic="repo.commit", payload={"repo": repo, "manifest": manifest})
+
+
+def test_a_repo_goes_to_the_node_it_is_located_on_and_only_that_node_reports_its_commits() -> None:
+    f = Feed()
+    f.node("a")
+    f.node("b")
+    marks = f.put(located_repo("frames", {"node": "a"}))
+    assert marks == {"a": {r("Repo", "frames")}}
+    f.put(located_repo("central", "cloud"))
+    f.put(located_repo("plain", None))
+    assert f.held("a") == {r("Node", "a", ""), r("Repo", "frames")}
+    assert f.held("b") == {r("Node", "b", "")}
+    assert f.index.repo_on("a", "frames") and not f.index.repo_on("b", "frames")
+
+    entries = [
+        commit_entry(1, "frames", [["/f1.txt", "d" * 64, 3]]),
+        commit_entry(2, "central", []),  # a cloud repo: no node reports for it
+        UpstreamEntry(seq=3, topic="repo.commit", payload={"repo": "frames", "manifest": {}}),
+    ]
+    done = translate("a", entries, 0, f.index)
+    assert [(c.repo, c.manifest.files) for c in done.pipelines.commits] == [
+        ("frames", (("/f1.txt", "d" * 64, 3),))
+    ]
+    assert len(done.refused) == 2 and "not located on node a" in done.refused[0]
+    assert translate("b", entries[:1], 0, f.index).pipelines.commits == []
+
+    marks = f.put(located_repo("frames", {"node": "b"}))  # moved: taken from a, sent to b
+    assert marks == {"a": {r("Repo", "frames")}, "b": {r("Repo", "frames")}}
+    assert f.index.desired("a", r("Repo", "frames")) is None
+    f.put(located_repo("frames", {"node": "b"}), event="DELETED")
+    assert f.held("b") == {r("Node", "b", "")}

@@ -136,11 +136,8 @@ def test_join_templates_read_capture_groups() -> None:
     assert expand_template("fixed", ("a",)) == "fixed"
 
 
-def test_matching_a_hundred_thousand_paths_is_fast() -> None:
-    import time
-
+def test_matching_a_hundred_thousand_paths() -> None:
+    # how fast is measured in bench/pipelines.py, not here (a timed test fails on a busy machine)
     paths = sorted(f"/d{i % 100:03d}/f{i:06d}" for i in range(100_000))
-    started = time.perf_counter()
     assert len(Glob("/*/*").match(paths)) == 100_000
     assert len(Glob("/d042/*").match(paths)) == 1_000
-    assert time.perf_counter() - started < 1.0

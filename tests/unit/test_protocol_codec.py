@@ -46,6 +46,7 @@ UP_SAMPLES: list[m.Message] = [
     m.ArtifactUrlRequest(digest=DIGEST),
     m.CommitUrlRequest(commit="0" * 32),
     m.MergeUrlRequest(pipeline=m.AppName(namespace="default", name="counts")),
+    m.OutputUrlRequest(pipeline=m.AppName(namespace="default", name="upper")),
     m.Renew(csr="-----BEGIN CERTIFICATE REQUEST-----\n..."),
     m.LogsData(stream_id="s1", lines=["a", "b"], eof=True),
     m.Error(reason="Forbidden", message="not yours"),
@@ -65,6 +66,11 @@ DOWN_SAMPLES: list[m.Message] = [
     m.MergeUrl(
         pipeline=m.AppName(namespace="default", name="counts"),
         url="https://cloud/api/v1/pfs/merge/default/counts",
+        expires_at=99.0,
+    ),
+    m.OutputUrl(
+        pipeline=m.AppName(namespace="default", name="upper"),
+        url="https://cloud/api/v1/pfs/output/default/upper",
         expires_at=99.0,
     ),
     m.Renewed(certificate="-----BEGIN CERTIFICATE-----\n..."),

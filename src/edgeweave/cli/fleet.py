@@ -6,6 +6,11 @@ lists only. Ports are chosen up front so a cloud restarted on the same data dir 
 addresses (agents reconnect to the same URL). Stopping the fleet stops everything it started,
 including app processes the agents left running for adoption.
 
+Every process gets this environment with the running interpreter's directory first on
+``PATH``: ``python3`` in a pipeline's ``cmd`` is then the interpreter (and virtualenv)
+edgeweave runs on, with the packages installed beside it — the example pipelines' user code
+imports numpy and OpenCV (the ``vision`` extra) — whatever the caller's ``PATH`` holds.
+
 Every agent of a fleet shares this machine, so each gets its own mesh settings: a DNS port and
 a service CIDR (``127.<101+i>.0.0/16``) chosen at its first start and kept across restarts,
 and ``127.0.0.1`` as its advertised address (a test may advertise another one).
@@ -24,8 +29,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeweave.errors import EdgeweaveError
+
+if TYPE_CHECKING:
+    from edgeweave.client.http import Client
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -48,14 +57,26 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``predicate`` until true; processes offer no event to wait on."""
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = POLL_S
+) -> None:
+    """Poll ``predicate`` until true; processes offer no event to wait on. A predicate that
+    runs a command should poll less often (``poll_s``): each look starts a process."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
     raise FleetError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def fleet_env() -> dict[str, str]:
+    """This process's environment, the interpreter's directory first on ``PATH``."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]
+    env["PATH"] = os.pathsep.join([bindir, *path])
+    return env
 
 
 def _edgeweave(*args: str) -> list[str]:
@@ -109,7 +130,7 @@ class Proc:
 @dataclass
 class Fleet:
     root: Path
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    env: dict[str, str] = field(default_factory=fleet_env)
     api_port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
     cloud: Proc | None = None
@@ -142,6 +163,14 @@ class Fleet:
                 f"`edgeweave {' '.join(args)}` exited {r.returncode}: {r.stderr.strip()}"
             )
         return r.stdout
+
+    def client(self) -> Client:
+        """An HTTP client of this fleet's cloud, as its admin: to watch for a condition
+        without starting a command per look (close it, or use it in a ``with``)."""
+        from edgeweave.client.config import load_config
+        from edgeweave.client.http import Client
+
+        return Client(load_config(str(self.admin_config)))
 
     def node_cli(self, *args: str, timeout_s: float = 60.0) -> str:
         """Run an `edgeweave` command as a user on a node would (no cloud config); stdout."""

@@ -1,5 +1,8 @@
 """``edgeweave job list|inspect`` and ``edgeweave datum list JOB``: what pipelines did.
 
+A workflow step's try is a job too: its pipeline is ``<workflow>.<step>``, listed with its
+try (``etl.load try 2/3``); ``job inspect`` names the workflow, the run and the step.
+
 ``job list [-p PIPELINE]`` shows, newest first, each job's id, pipeline, start, duration,
 PROGRESS as ``processed + skipped / total`` (failed and recovered datums added when there are
 any), bytes read (DL) and written (UL) by the datums that ran, and the state. ``job inspect``
@@ -63,6 +66,14 @@ def _duration(job: dict[str, Any]) -> str:
     return format_duration(finished - started)
 
 
+def pipeline_cell(job: dict[str, Any]) -> str:
+    """The pipeline, or for a workflow step's try ``workflow.step try 2/3``."""
+    task = job.get("task")
+    if isinstance(task, dict):
+        return f"{job['pipeline']} try {task.get('try')}/{task.get('tries')}"
+    return str(job["pipeline"])
+
+
 def job_rows(jobs: list[dict[str, Any]], now: float | None = None) -> list[list[str]]:
     from edgeweave.cli.pfs import format_ago, format_bytes
 
@@ -71,7 +82,7 @@ def job_rows(jobs: list[dict[str, Any]], now: float | None = None) -> list[list[
         rows.append(
             [
                 j["id"],
-                j["pipeline"],
+                pipeline_cell(j),
                 j.get("node") or "cloud",
                 format_ago(j.get("startedAt"), now),
                 _duration(j),
@@ -113,6 +124,14 @@ def describe_job(j: dict[str, Any]) -> str:
         f"Data:        {format_bytes(j.get('bytesIn'))} in, {format_bytes(j.get('bytesOut'))} out",
         f"Output:      {j['pipeline']}@{cell(j.get('outputCommit'))}",
     ]
+    task = j.get("task")
+    if isinstance(task, dict):
+        lines[1] = f"Workflow:    {task.get('workflow')} (namespace {task.get('namespace')})"
+        lines.insert(2, f"Run:         {task.get('run')}")
+        lines.insert(
+            3, f"Step:        {task.get('step')}, try {task.get('try')}/{task.get('tries')}"
+        )
+        lines[-1] = f"Output:      {task.get('workflow')}@{cell(j.get('outputCommit'))}"
     counts = j.get("filter")
     if isinstance(counts, dict):
         lines.append(

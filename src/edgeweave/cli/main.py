@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "edgeweave.cli.get",
     "edgeweave.cli.describe",
     "edgeweave.cli.delete",
+    "edgeweave.cli.label",
     "edgeweave.cli.version",
     "edgeweave.cli.config_view",
     "edgeweave.cli.cloud",
@@ -47,6 +48,7 @@ COMMAND_MODULES = (
     "edgeweave.cli.pipeline",
     "edgeweave.cli.job",
     "edgeweave.cli.lineage",
+    "edgeweave.cli.workflow",
 )
 
 

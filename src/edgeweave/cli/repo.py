@@ -1,6 +1,7 @@
 """``edgeweave repo create|list|inspect|delete``: the cloud's data repos (pachctl's verbs).
 
-``repo list`` shows each repo's size (of its master branch's head), branches and description.
+``repo create NAME --node NODE`` places the repo on a node (docs/pipelines.md). ``repo list``
+shows each repo's location, size (of its master branch's head), branches and description.
 ``repo delete`` refuses a repo a pipeline reads or writes; deleting frees the space at once.
 Only argparse and light helpers at module level (see :mod:`edgeweave.cli.main`).
 """
@@ -11,7 +12,7 @@ import argparse
 
 from edgeweave.cli.context import add_global_options, open_client
 
-REPO_COLUMNS = ("NAME", "CREATED", "SIZE (MASTER)", "BRANCHES", "DESCRIPTION")
+REPO_COLUMNS = ("NAME", "LOCATION", "CREATED", "SIZE (MASTER)", "BRANCHES", "DESCRIPTION")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +23,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_global_options(create, suppress=True)
     create.add_argument("name", metavar="NAME")
     create.add_argument("-d", "--description", default="", help="what the repo holds")
+    create.add_argument(
+        "--node",
+        default=None,
+        metavar="NODE",
+        help="the repo lives on this node (its agent creates it; the cloud records its commits)",
+    )
     create.set_defaults(func=run_create)
     listing = sub.add_parser("list", help="list repos")
     add_global_options(listing, suppress=True)
@@ -40,8 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run_create(args: argparse.Namespace) -> int:
     with open_client(args) as client:
-        client.create_repo(args.name, args.description)
-    print(f"repo/{args.name} created")
+        client.create_repo(args.name, args.description, args.node)
+    where = f" on node {args.node}" if args.node else ""
+    print(f"repo/{args.name} created{where}")
     return 0
 
 
@@ -64,6 +72,7 @@ def run_list(args: argparse.Namespace) -> int:
         rows.append(
             [
                 out.cell(r.get("name")),
+                _location(r.get("location")),
                 format_ago(r.get("createdAt")),
                 format_bytes(r.get("sizeBytes")),
                 out.cell(sorted(r.get("branches") or {})),
@@ -88,3 +97,8 @@ def run_delete(args: argparse.Namespace) -> int:
         client.delete_repo(args.name)
     print(f"repo/{args.name} deleted")
     return 0
+
+
+def _location(value: object) -> str:
+    node = value.get("node") if isinstance(value, dict) else None
+    return f"node {node}" if isinstance(node, str) else "cloud"

@@ -28,8 +28,10 @@ class AsyncPipelineMethods(ClientCore):
 
     # ---- repos and commits ---------------------------------------------------------------
 
-    async def create_repo(self, name: str, description: str = "") -> dict[str, Any]:
-        return await self._object(rq.create_repo(name, description))
+    async def create_repo(
+        self, name: str, description: str = "", node: str | None = None
+    ) -> dict[str, Any]:
+        return await self._object(rq.create_repo(name, description, node))
 
     async def list_repos(self) -> builtins.list[dict[str, Any]]:
         return await self._items(rq.Request("GET", rq.PFS_REPOS))

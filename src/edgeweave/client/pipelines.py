@@ -29,8 +29,10 @@ class PipelineMethods(ClientCore):
 
     # ---- repos and commits ---------------------------------------------------------------
 
-    def create_repo(self, name: str, description: str = "") -> dict[str, Any]:
-        return self._object(rq.create_repo(name, description))
+    def create_repo(
+        self, name: str, description: str = "", node: str | None = None
+    ) -> dict[str, Any]:
+        return self._object(rq.create_repo(name, description, node))
 
     def list_repos(self) -> builtins.list[dict[str, Any]]:
         return self._items(rq.Request("GET", rq.PFS_REPOS))
@@ -149,3 +151,24 @@ class PipelineMethods(ClientCore):
         with translated_errors(self.server, request):
             answer = self._http.send(http_request)
         return bool(self._decode_object(request, answer.status_code, answer.content)["settled"])
+
+    # ---- workflows -------------------------------------------------------------------------
+
+    def start_workflow_run(
+        self, name: str, params: dict[str, str], namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Start a run of workflow ``name``; the ``WorkflowRun`` object."""
+        return self._object(rq.start_workflow_run(name, namespace or self.namespace, params))
+
+    def wait_workflow_run(
+        self, run: str, namespace: str | None = None, timeout_s: float = 60.0
+    ) -> tuple[bool, dict[str, Any]]:
+        """``(ended, the run)`` once the run ended, or at the timeout."""
+        request = rq.wait_workflow_run(run, namespace or self.namespace, timeout_s)
+        http_request = build(self._http, request)
+        http_request.extensions["timeout"] = watch_timeout(self.settings).as_dict()
+        http_request.extensions["timeout"]["read"] = timeout_s + self.settings.timeout_s
+        with translated_errors(self.server, request):
+            answer = self._http.send(http_request)
+        body = self._decode_object(request, answer.status_code, answer.content)
+        return bool(body["done"]), dict(body["run"])

@@ -158,8 +158,11 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
-def create_repo(name: str, description: str = "") -> Request:
-    return Request("POST", PFS_REPOS, body={"name": name, "description": description})
+def create_repo(name: str, description: str = "", node: str | None = None) -> Request:
+    body: dict[str, Any] = {"name": name, "description": description}
+    if node is not None:
+        body["node"] = node  # the repo lives on that node
+    return Request("POST", PFS_REPOS, body=body)
 
 
 def repo(name: str, method: str = "GET") -> Request:
@@ -212,3 +215,17 @@ def wait_pipelines(names: list[str], namespace: str, timeout_s: float) -> Reques
     if names:
         params["pipeline"] = ",".join(names)
     return Request("GET", "/api/v1/pps/wait", params)
+
+
+def start_workflow_run(name: str, namespace: str, params: dict[str, str]) -> Request:
+    return Request(
+        "POST",
+        f"/api/v1/pps/workflows/{_q(name)}/runs",
+        {"namespace": namespace},
+        body={"params": params},
+    )
+
+
+def wait_workflow_run(run: str, namespace: str, timeout_s: float) -> Request:
+    params = {"namespace": namespace, "timeoutSeconds": f"{timeout_s:g}"}
+    return Request("GET", f"/api/v1/pps/workflowruns/{_q(run)}/wait", params)

@@ -34,6 +34,7 @@ from edgeweave.cloud.api.guards import Principal
 from edgeweave.cloud.api.join import JoinDeps
 from edgeweave.cloud.api.merge import MERGE_PATH, merge_subject
 from edgeweave.cloud.api.objects import ObjectDeps
+from edgeweave.cloud.api.output import OUTPUT_PATH, output_subject
 from edgeweave.cloud.api.transfer import TRANSFER_PATH, commit_subject
 from edgeweave.cloud.api.twins import TwinDeps
 from edgeweave.cloud.endpoints import open_endpoints_controller
@@ -46,6 +47,8 @@ from edgeweave.cloud.objects import (
     sign_subject_url,
 )
 from edgeweave.cloud.pipelines import PipelineService, open_pipelines
+from edgeweave.cloud.pipelines.wfhost import open_workflows
+from edgeweave.cloud.pipelines.workflows import Workflows
 from edgeweave.cloud.pki import CertificateAuthority
 from edgeweave.cloud.secrets import EncryptingStore, SecretCodec, load_or_create_secrets_key
 from edgeweave.cloud.store.base import CloudStore
@@ -204,9 +207,13 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         )
         api_store = EncryptingStore(store, codec)
         pipelines: PipelineService | None = None
+        workflows: Workflows | None = None
         if settings.pipelines.enabled:
             pipelines = await stack.enter_async_context(
                 open_pipelines(store, data_dir / "pipelines", settings.pipelines)
+            )
+            workflows = await stack.enter_async_context(
+                open_workflows(store, pipelines, data_dir / "pipelines")
             )
         app = create_app(
             ApiDeps(api_store, settings.api, __version__, store_kind),
@@ -217,6 +224,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             events=EventsDeps(store),
             twins=TwinDeps(api_store, store),
             pipelines=pipelines,
+            workflows=workflows,
         )
         config = uvicorn.Config(
             app,
@@ -238,9 +246,11 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
             if pipelines is not None:  # jobs edge nodes ran: listed with the cloud's own
                 hub_deps = dataclasses.replace(
                     hub_deps,
-                    record_jobs=pipelines.jobs.record_reported,
+                    record_jobs=pipelines.record_node_jobs,
+                    record_commits=pipelines.record_node_commits,
                     sign_commit_url=partial(_sign_commit_url, objects.url_secret, url),
                     sign_merge_url=partial(_sign_merge_url, objects.url_secret, url),
+                    sign_output_url=partial(_sign_output_url, objects.url_secret, url),
                 )
             # the mesh: one Endpoints object per Service, kept from Apps' status and Nodes
             async with open_endpoints_controller(store), open_hub(hub_deps) as hub:
@@ -308,6 +318,17 @@ def _sign_merge_url(
     expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
     path = f"{MERGE_PATH}/{pipeline.namespace}/{pipeline.name}"
     subject = merge_subject(pipeline.namespace, pipeline.name)
+    url = sign_subject_url(secret, subject, path, node, expires_at, base_url=base_url)
+    return url, expires_at
+
+
+def _sign_output_url(
+    secret: bytes, base_url: str, pipeline: ResourceRef, node: str
+) -> tuple[str, float]:
+    """A cloud worker's output pushes (docs/pipelines.md), valid like artifact URLs."""
+    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
+    path = f"{OUTPUT_PATH}/{pipeline.namespace}/{pipeline.name}"
+    subject = output_subject(pipeline.namespace, pipeline.name)
     url = sign_subject_url(secret, subject, path, node, expires_at, base_url=base_url)
     return url, expires_at
 

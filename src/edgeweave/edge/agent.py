@@ -236,10 +236,10 @@ async def _start(
     return agent
 
 
-async def _until_held(store: EdgeStore, kind: str, changed: asyncio.Event) -> None:
-    """Until the local store holds an object of ``kind``; ``changed`` is set by the sync
-    when such objects change."""
-    while not await store.count(kind):
+async def _until_held(store: EdgeStore, changed: asyncio.Event, *kinds: str) -> None:
+    """Until the local store holds an object of one of ``kinds``; ``changed`` is set by the
+    sync when such objects change."""
+    while not any([await store.count(kind) for kind in kinds]):
         await changed.wait()
         changed.clear()
 
@@ -247,7 +247,7 @@ async def _until_held(store: EdgeStore, kind: str, changed: asyncio.Event) -> No
 async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
     """The device side; its modules (the twin engine, MQTT) load only once the node holds a
     Device, so a node without devices stays lean."""
-    await _until_held(agent.store, "Device", sync.devices_changed)
+    await _until_held(agent.store, sync.devices_changed, "Device")
     from edgeweave.edge.devices.service import Devices, serve_devices
 
     agent.devices = devices = Devices()
@@ -262,7 +262,7 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         agent.store,
         agent.outbox,
         sync.devices_changed,
-        sync.device_refs,
+        sync.device_changes,
         devices,
         on_bus=on_bus,
         on_mappers=sync.changed.set,
@@ -271,8 +271,8 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
 
 async def _pipelines(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
     """The pipeline host; its modules (the engine, the repo store) load only once the node
-    holds a Pipeline."""
-    await _until_held(agent.store, "Pipeline", sync.pipelines_changed)
+    holds a Pipeline or a Repo located on it."""
+    await _until_held(agent.store, sync.pipelines_changed, "Pipeline", "Repo")
     from edgeweave.edge.pipelines.cloudcalls import CloudCalls
     from edgeweave.edge.pipelines.host import serve_pipelines
 

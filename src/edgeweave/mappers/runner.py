@@ -34,7 +34,7 @@ from edgeweave.aio.tasks import Supervisor, open_supervisor
 from edgeweave.errors import BusError, ConfigError
 from edgeweave.mappers.bus import BusPublisher
 from edgeweave.mappers.config import MapperConfig, MapperSettings, load_mapper_config
-from edgeweave.mappers.device import DeviceWorker
+from edgeweave.mappers.device import OFFLINE, DeviceWorker
 from edgeweave.mappers.driver import DriverFactory
 from edgeweave.transport.mqtt import MqttMessage, open_mqtt_client, parse_mqtt_url
 from edgeweave.twin import payloads
@@ -113,6 +113,8 @@ class MapperRunner:
                 tasks.start(self._bus_loop, name="bus", restart=True)
                 await self._stop.wait()
                 log.info("stopping: closing %d devices", len(self._workers))
+                for worker in self._workers.values():  # nobody serves them once we are gone
+                    await self._bus.state_update(worker.config.ref, OFFLINE)
             finally:
                 self._supervisor = None
         self._workers.clear()

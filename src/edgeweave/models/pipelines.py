@@ -51,6 +51,13 @@ BRANCH_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 PACHYDERM_PROJECT_ANNOTATION = "edgeweave.io/pachyderm-project"
 COPIER_COMMIT_ANNOTATION = "edgeweave.io/copier-commit"
 """On a Copier Pipeline: the commit of its input the cloud sends to the selected nodes."""
+WORKER_LABEL_KEY, WORKER_LABEL_VALUE = "edgeweave.io/worker", "cloud"
+"""The Node label that makes a node a cloud worker: it runs cloud-placed pipelines."""
+CLOUD_WORKER_ANNOTATION = "edgeweave.io/cloud-worker"
+"""On a cloud-placed Pipeline: the cloud worker node that runs it (absent: the cloud does)."""
+WORKER_INPUTS_ANNOTATION = "edgeweave.io/worker-inputs"
+"""On a Pipeline a cloud worker runs: JSON ``{"repo@branch": commit}``, the newest commit of
+each input branch in the cloud, which the worker fetches."""
 INPUT_TYPES = ("pfs", "cross", "union", "join", "group", "cron")
 
 

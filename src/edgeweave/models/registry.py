@@ -27,6 +27,7 @@ from edgeweave.models.nodes import Node
 from edgeweave.models.pipelines import Pipeline, Repo
 from edgeweave.models.services import Service
 from edgeweave.models.validation import invalid_object
+from edgeweave.models.workflows import Workflow, WorkflowRun
 
 GROUP = "edgeweave.io"
 VERSION = "v1"
@@ -188,6 +189,40 @@ _KINDS: tuple[KindInfo, ...] = (
             ("PATTERN", "spec.pattern"),
             ("DESCRIPTION", "spec.description"),
         ),
+    ),
+    KindInfo(
+        kind="Workflow",
+        group=GROUP,
+        version=VERSION,
+        plural="workflows",
+        singular="workflow",
+        short_names=("wf",),
+        model=Workflow,
+        columns=(
+            ("STEPS", "spec.steps[*].name"),
+            ("SCHEDULE", "spec.schedule"),
+            ("LAST RUN", "status.lastRun"),
+            ("STATE", "status.lastRunState"),
+            AGE,
+        ),
+        wide_columns=(("PARAMS", "spec.params"),),
+    ),
+    KindInfo(
+        kind="WorkflowRun",
+        group=GROUP,
+        version=VERSION,
+        plural="workflowruns",
+        singular="workflowrun",
+        short_names=("wfr",),
+        model=WorkflowRun,
+        columns=(
+            ("WORKFLOW", "spec.workflow"),
+            ("TRIGGER", "spec.trigger"),
+            ("STATE", "status.state"),
+            AGE,
+        ),
+        wide_columns=(("PARAMS", "spec.params"), ("MESSAGE", "status.message")),
+        read_only=True,
     ),
 )
 

@@ -229,7 +229,11 @@ async def _prepare(
     # (root, source, its place, moved): an object only one datum reads is moved there from
     # its partial file, one of the cache is linked
     places: list[tuple[_Root, Path, Path, bool]] = []
+    empty: list[tuple[_Root, Path]] = []  # an input part with no files: its directory only
     for datum, root in zip(group, taken, strict=True):
+        empty.extend(
+            (root, root.path / p.input) for p in datum.parts if p.match.start == p.match.end
+        )
         for name, path, digest, _ in datum.files():
             dest = root.path / name / path.lstrip("/")
             if uses[digest] == 1:  # unique in the job: no other file has this content
@@ -257,6 +261,10 @@ async def _prepare(
             if not root.built:
                 (root.path / "out").mkdir(parents=True, exist_ok=True)
                 root.built = True
+        for root, directory in empty:
+            if directory not in root.dirs:
+                directory.mkdir(exist_ok=True)
+                root.dirs.add(directory)
         for root, source, dest, moved in places:
             if dest.parent not in root.dirs:
                 dest.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,39 @@ class FilterCounts:
 
 
 @dataclass(frozen=True)
+class TaskRef:
+    """What a workflow step's job is a try of (``dagstep.py``): shown with the job."""
+
+    workflow: str
+    namespace: str
+    run: str
+    step: str
+    attempt: int  # this try, from 1
+    tries: int  # tries the step may make
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "namespace": self.namespace,
+            "run": self.run,
+            "step": self.step,
+            "try": self.attempt,
+            "tries": self.tries,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TaskRef:
+        return cls(
+            str(raw["workflow"]),
+            str(raw["namespace"]),
+            str(raw["run"]),
+            str(raw["step"]),
+            int(raw["try"]),
+            int(raw["tries"]),
+        )
+
+
+@dataclass(frozen=True)
 class JobInfo:
     id: str
     pipeline: str
@@ -57,6 +90,7 @@ class JobInfo:
     error: str = ""
     node: str = ""  # the edge node that ran the job ("" : this host)
     filter: FilterCounts | None = None  # a Filter's job: what its datums passed and dropped
+    task: TaskRef | None = None  # a workflow step's try
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +115,7 @@ class JobInfo:
             "incremental": self.incremental,
             "error": self.error,
             **({"filter": self.filter.as_json()} if self.filter is not None else {}),
+            **({"task": self.task.as_json()} if self.task is not None else {}),
         }
 
 

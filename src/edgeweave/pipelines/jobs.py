@@ -8,7 +8,10 @@
 3. open a commit on the output repo (named after the pipeline, created when missing) whose
    parent is the previous output, with ``origin: auto`` and provenance naming every input
    commit and the pipeline version; delete from it the outputs of datums that run again or
-   went away — the outputs of skipped datums stay, untouched;
+   went away — the outputs of skipped datums stay, untouched. When the branch head is not
+   the previous job's output (another host — a cloud worker, or the cloud's own worker — ran
+   the pipeline meanwhile), the commit first gets the previous job's files (none without a
+   previous job): those are what the plan carries over;
 4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` (or,
    under ``datum_batching``, streamed through one long-lived process per slot:
    ``batchjob.py``) and put each datum's ``/pfs/out`` files into the output commit as it ends
@@ -137,7 +140,7 @@ class JobRunner:
         job.version, job.started_at = version, started_at
         job.input_commits = _input_commits(doc, inputs)
         base = previous.history.copy(version) if previous is not None else DatumHistory(version)
-        out = await self._open_output(doc, inputs, version)
+        out = await self._open_output(doc, inputs, version, previous)
         job.output_commit = out
         history = base
         try:
@@ -230,13 +233,40 @@ class JobRunner:
                     return None  # the previous input commit was deleted
         return changed
 
-    async def _open_output(self, doc: PipelineDoc, inputs: dict[TreeKey, str], version: str) -> str:
+    async def _open_output(
+        self,
+        doc: PipelineDoc,
+        inputs: dict[TreeKey, str],
+        version: str,
+        previous: JobResult | None,
+    ) -> str:
         if doc.name not in await self._repos.list_repos():
             await self._repos.create_repo(doc.name, f"output of pipeline {doc.name}")
         provenance = [f"{repo}@{commit}" for (repo, _), commit in inputs.items() if commit]
         provenance.append(f"pipeline:{doc.name}@{version}")
         info = await self._repos.start_commit(doc.name, origin="auto", provenance=provenance)
+        base = previous.output_commit if previous is not None else None
+        if info.parent != base:
+            try:
+                await self._rebase(info.id, info.parent, base)
+            except BaseException:
+                await self._repos.delete_commit(info.id)
+                raise
         return info.id
+
+    async def _rebase(self, out: str, parent: str | None, base: str | None) -> None:
+        """Make the open output commit hold ``base``'s files (the previous job's output, or
+        nothing) where its branch head ``parent`` is another commit: another host ran the
+        pipeline meanwhile (a cloud worker, the cloud's own worker). The plan is made against
+        the previous job, so the outputs it carries over must be that job's."""
+        have = await self._repos.tree(parent) if parent is not None else FileTree()
+        want = await self._repos.tree(base) if base is not None else FileTree()
+        wanted = dict(zip(want.paths, zip(want.digests, want.sizes, strict=True), strict=True))
+        held = dict(zip(have.paths, zip(have.digests, have.sizes, strict=True), strict=True))
+        puts = [(p, d, size) for p, (d, size) in wanted.items() if held.get(p) != (d, size)]
+        gone = [p for p in held if p not in wanted]
+        if puts or gone:
+            await self._repos.put_entries(out, puts, gone)
 
     async def _drop_stale_outputs(self, out: str, history: DatumHistory, plan: DatumPlan) -> None:
         doomed: list[str] = []

@@ -30,7 +30,7 @@ from typing import Any
 from edgeweave.aio.sqlite import Connection
 from edgeweave.errors import BadRequest, NotFound
 from edgeweave.pipelines.datums import describe_identity
-from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner
+from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner, TaskRef
 from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.plan import DatumRecord, DatumState
 
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     recovered INTEGER NOT NULL DEFAULT 0, bytes_in INTEGER NOT NULL DEFAULT 0,
     bytes_out INTEGER NOT NULL DEFAULT 0, incremental INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '', node TEXT NOT NULL DEFAULT '',
-    filter TEXT NOT NULL DEFAULT ''
+    filter TEXT NOT NULL DEFAULT '', task TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline, seq);
 CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output_commit);
@@ -72,7 +72,7 @@ CREATE INDEX IF NOT EXISTS outputs_history ON outputs (history_id);
 JOB_COLUMNS = (
     "seq, id, pipeline, version, state, started_at, finished_at, output_commit, inputs, "
     "input_commits, total, processed, skipped, failed, recovered, bytes_in, bytes_out, "
-    "incremental, error, node, filter"
+    "incremental, error, node, filter, task"
 )
 JOB_SELECT = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608
 DATUM_COLUMNS = (
@@ -84,7 +84,8 @@ MIN_ID_PREFIX = 4
 
 def migrate(db: Connection) -> None:
     """Bring a job store written by an older release up to :data:`SCHEMA`."""
-    for table, column in (("jobs", "node"), ("jobs", "filter"), ("datums", "filter")):
+    added = (("jobs", "node"), ("jobs", "filter"), ("datums", "filter"), ("jobs", "task"))
+    for table, column in added:
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in columns:  # added after the first release of the job store
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
@@ -114,6 +115,7 @@ def job_info(row: Sequence[Any]) -> JobInfo:
         error=str(row[18]),
         node=str(row[19]),
         filter=FilterCounts(**json.loads(row[20])) if row[20] else None,
+        task=TaskRef.from_json(json.loads(row[21])) if row[21] else None,
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.pipelines.datums import TreeKey
-from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner
+from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner, TaskRef
 from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import DatumSummary, JobResult, JobRunner
 from edgeweave.pipelines.jobsql import (
@@ -78,15 +78,17 @@ class JobStore:
 
     # ---- writing, as a job runs ------------------------------------------------------------
 
-    async def start_job(self, job: JobResult) -> None:
+    async def start_job(self, job: JobResult, task: TaskRef | None = None) -> None:
+        """Store ``job`` as ``running`` (``task``: the workflow step try it is)."""
         inputs = json.dumps([[r, b, c] for (r, b), c in job.inputs.items()])
+        task_json = json.dumps(task.as_json()) if task is not None else ""
 
         def run() -> None:
             with self._sql.transaction() as db:
                 db.execute(
                     "INSERT INTO jobs (id, pipeline, version, state, started_at, output_commit, "
-                    "inputs, input_commits, total, skipped, incremental) "
-                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                    "inputs, input_commits, total, skipped, incremental, task) "
+                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.id,
                         job.pipeline,
@@ -98,10 +100,14 @@ class JobStore:
                         job.total,
                         job.skipped,
                         int(job.incremental),
+                        task_json,
                     ),
                 )
 
         await self._sql.run(run)
+
+    async def record_datum(self, job_id: str, datum: DatumSummary) -> None:
+        await self.record_datums(job_id, [datum])
 
     async def record_datums(self, job_id: str, datums: Sequence[DatumSummary]) -> None:
         """Store datums that ended and count them into their job, in one transaction."""

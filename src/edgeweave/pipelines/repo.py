@@ -52,6 +52,7 @@ from edgeweave.pipelines.commits import (
     RepoInfo,
     check_commit_id,
 )
+from edgeweave.pipelines.gate import WriteGate
 from edgeweave.pipelines.glob import Glob
 from edgeweave.pipelines.repostore import PACK_LIMIT, ChunkRow, ObjectRow, RepoDB
 from edgeweave.pipelines.transfer import CommitManifest, pull_commit
@@ -70,41 +71,6 @@ def check_branch(branch: str) -> str:
     return branch
 
 
-class _Gate:
-    """Writers share, GC is exclusive (and holds new writers back while it waits)."""
-
-    def __init__(self) -> None:
-        self._writers = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._open = asyncio.Event()
-        self._open.set()
-        self._gc = asyncio.Lock()
-
-    @asynccontextmanager
-    async def shared(self) -> AsyncIterator[None]:
-        while not self._open.is_set():
-            await self._open.wait()
-        self._writers += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._writers -= 1
-            if self._writers == 0:
-                self._idle.set()
-
-    @asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        async with self._gc:
-            self._open.clear()
-            try:
-                await self._idle.wait()
-                yield
-            finally:
-                self._open.set()
-
-
 class Repos:
     """Every repo under ``root``. Open with :func:`open_repos` (or ``open``/``aclose``)."""
 
@@ -121,7 +87,7 @@ class Repos:
         self._chunks = ChunkDir(self.root / "chunks", fsync=fsync)
         self._clock = clock or SystemClock()
         self._sizes = chunk_sizes or ChunkSizes()
-        self._gate = _Gate()
+        self._gate = WriteGate()
 
     async def open(self) -> None:
         await self._db.open()
@@ -246,6 +212,19 @@ class Repos:
             await self._db.put_changes(commit_id, changes, objects, chunks)
         return len(changes)
 
+    async def put_entries(
+        self, commit_id: str, puts: Sequence[tuple[str, str, int]], deletes: Sequence[str] = ()
+    ) -> None:
+        """Put files whose content this store holds already (``(path, object digest, size)``:
+        another commit's files, placed anew without reading them) and delete files, in an
+        open commit, in one transaction. NotFound when an object is not here."""
+        for digest in {d for _, d, _ in puts}:
+            await self._db.object_chunks(digest)
+        changes = [(normalize_path(p), d, s) for p, d, s in puts]
+        gone = [(normalize_path(p), None, 0) for p in deletes]
+        async with self._gate.shared():
+            await self._db.put_changes(check_commit_id(commit_id), [*gone, *changes])
+
     async def delete_file(self, commit_id: str, path: str) -> int:
         """Delete a file or a directory from an open commit; how many files went."""
         return await self._db.delete_path(check_commit_id(commit_id), normalize_dir(path))
@@ -297,6 +276,12 @@ class Repos:
         _, _, chunks = await self._db.file_object(check_commit_id(commit_id), normalize_path(path))
         for digest in chunks:
             yield await self._chunk(digest)
+
+    async def file_held(self, commit_id: str, path: str) -> bool:
+        """Whether every chunk of a file is in this store (a commit recorded from a node's
+        report has its file list here, its bytes on the node)."""
+        _, _, chunks = await self._db.file_object(check_commit_id(commit_id), normalize_path(path))
+        return len(await self.held_chunks(chunks)) == len(set(chunks))
 
     async def read_object(self, digest: str) -> bytes:
         """The content whose sha256 is ``digest`` (as a tree lists it)."""
@@ -436,10 +421,16 @@ class Repos:
         return sum(len(d) for _, d in chunks)
 
     async def import_manifest(
-        self, manifest: CommitManifest, branch: str | None = None, repo: str | None = None
+        self,
+        manifest: CommitManifest,
+        branch: str | None = None,
+        repo: str | None = None,
+        *,
+        metadata_only: bool = False,
     ) -> bool:
-        """Record a commit whose chunks are all here, on its branch (or ``branch``) of its
-        repo (or ``repo``; created when missing); False when the commit is here already
+        """Record a commit whose chunks are all here (with ``metadata_only``, whose chunks
+        stay elsewhere: its files can be listed, not read), on its branch (or ``branch``) of
+        its repo (or ``repo``; created when missing); False when the commit is here already
         (idempotent)."""
         info = manifest.info
         if branch is not None:
@@ -450,9 +441,8 @@ class Repos:
             with suppress(AlreadyExists):
                 await self.create_repo(info.repo)
         async with self._gate.shared():
-            missing = set(manifest.chunk_digests()) - await self.held_chunks(
-                manifest.chunk_digests()
-            )
+            wanted = [] if metadata_only else manifest.chunk_digests()
+            missing = set(wanted) - await self.held_chunks(wanted)
             if missing:
                 raise Conflict(f"{len(missing)} chunk(s) of commit {info.id} are not here yet")
             rows = [(d, size, " ".join(chunks)) for d, size, chunks in manifest.objects]

@@ -195,6 +195,9 @@ class DatumRunner:
         await asyncio.to_thread(clean)
 
     async def _materialize(self, datum: Datum, root: Path, objects: Path) -> None:
+        for part in datum.parts:  # a workflow step's upstream that wrote nothing: still there
+            if part.match.start == part.match.end:
+                await asyncio.to_thread((root / part.input).mkdir, exist_ok=True)
         for name, path, digest, _ in datum.files():
             dest = root / name / path.lstrip("/")
             cached = objects / digest

@@ -21,8 +21,10 @@ so the next job after a restart still plans incrementally.
 Pipeline names are global here (a pipeline writes the repo of its name): a second Pipeline
 with a name another namespace already uses is refused in its status. ``elsewhere(doc)`` says
 why a pipeline runs on another host (the cloud: it is placed on edge nodes); such a pipeline
-only gets a ``waiting`` status. ``on_job(job)`` is called after each job that ran to an end
-(the edge host reports it upstream).
+only gets a ``waiting`` status; when the answer changes (a cloud worker takes the pipeline or
+gives it back), :meth:`Scheduler.rehost` cancels its running job and makes it look again.
+``on_job(job)`` is called after each job that ran to an end (the edge host reports it
+upstream).
 
 :meth:`Scheduler.wait_idle` waits until named pipelines — and every pipeline upstream of
 them — have nothing left to do. Must not: read the state store (the watcher feeds it) or
@@ -114,6 +116,7 @@ class Scheduler:
         self._clock = clock or SystemClock()
         self._pipelines: dict[str, _Pipeline] = {}
         self._changed = asyncio.Condition()
+        self._starts = 0
 
     # ---- fed by the watcher and the file API ---------------------------------------------
 
@@ -128,6 +131,19 @@ class Scheduler:
             return
         if current is not None and current.generation == generation:
             return  # a status write (ours) or a label change: nothing to run
+        await self._restart(namespace, name, doc, generation, problem)
+
+    async def rehost(self, name: str) -> None:
+        """Where pipeline ``name`` runs may have changed (``elsewhere`` answers otherwise now):
+        its running job is cancelled (recorded ``killed``) and it looks again."""
+        state = self._pipelines.get(name)
+        if state is not None:
+            await self._restart(state.namespace, name, state.doc, state.generation, state.problem)
+
+    async def _restart(
+        self, namespace: str, name: str, doc: PipelineDoc | None, generation: int, problem: str
+    ) -> None:
+        current = self._pipelines.get(name)
         before = current.task if current is not None else None
         if before is not None:
             before.cancel()  # a new spec: a running job is of the old one
@@ -135,7 +151,9 @@ class Scheduler:
         self._pipelines[name] = state
         state.wake.set()
         loop = self._loop(state, before)
-        state.task = self._supervisor.start(loop, name=f"pipeline/{name}/{generation}")
+        self._starts += 1  # a rehost starts the same generation again
+        task_name = f"pipeline/{name}/{generation}/{self._starts}"
+        state.task = self._supervisor.start(loop, name=task_name)
         async with self._changed:
             self._changed.notify_all()
 

@@ -5,10 +5,10 @@ Every message carries ``type`` (the wire discriminator), ``id`` (16 hex chars, g
 with ``reply_to(request, Reply(...))`` or pass ``parent_id=request.id``.
 
 Two directions, two unions: ``UpMessage`` is what an edge node may send (edge→cloud),
-``DownMessage`` what the cloud may send (cloud→edge). ``artifact_url``, ``commit_url`` and
-``merge_url`` are the wire types used both ways: the requests are ``ArtifactUrlRequest``,
-``CommitUrlRequest``, ``MergeUrlRequest`` (up), the answers ``ArtifactUrl``, ``CommitUrl``,
-``MergeUrl`` (down).
+``DownMessage`` what the cloud may send (cloud→edge). ``artifact_url``, ``commit_url``,
+``merge_url`` and ``output_url`` are the wire types used both ways: the requests are
+``ArtifactUrlRequest``, ``CommitUrlRequest``, ``MergeUrlRequest``, ``OutputUrlRequest`` (up),
+the answers ``ArtifactUrl``, ``CommitUrl``, ``MergeUrl``, ``OutputUrl`` (down).
 ``Error`` is shared.
 
 Sizes are bounded per field (string length, list length) so a hostile frame cannot build more
@@ -240,6 +240,14 @@ class MergeUrlRequest(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OutputUrlRequest(Message):
+    """Ask for a URL to push the output commits of a pipeline this cloud worker runs."""
+
+    type: str = "output_url"
+    pipeline: AppName = field(metadata=check_of(record(AppName)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renew(Message):
     type: str = "renew"
     csr: str = field(metadata=TEXT)
@@ -343,6 +351,16 @@ class MergeUrl(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OutputUrl(Message):
+    type: str = "output_url"
+    pipeline: AppName = field(metadata=check_of(record(AppName)))
+    url: str = field(metadata=TEXT)
+    """``.../output/<namespace>/<name>?node=&exp=&sig=``; add ``/missing``, ``/chunks/<hex>``,
+    ``/commit``."""
+    expires_at: float = field(metadata=SECONDS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renewed(Message):
     type: str = "renewed"
     certificate: str = field(metadata=TEXT)
@@ -394,6 +412,7 @@ UpMessage = (
     | ArtifactUrlRequest
     | CommitUrlRequest
     | MergeUrlRequest
+    | OutputUrlRequest
     | Renew
     | LogsData
     | Error
@@ -411,6 +430,7 @@ DownMessage = (
     | ArtifactUrl
     | CommitUrl
     | MergeUrl
+    | OutputUrl
     | Renewed
     | LogsRequest
     | LogsCancel
@@ -428,6 +448,7 @@ UP_TYPES: dict[str, type[Message]] = {
     "artifact_url": ArtifactUrlRequest,
     "commit_url": CommitUrlRequest,
     "merge_url": MergeUrlRequest,
+    "output_url": OutputUrlRequest,
     "renew": Renew,
     "logs_data": LogsData,
     "error": Error,
@@ -443,6 +464,7 @@ DOWN_TYPES: dict[str, type[Message]] = {
     "artifact_url": ArtifactUrl,
     "commit_url": CommitUrl,
     "merge_url": MergeUrl,
+    "output_url": OutputUrl,
     "renewed": Renewed,
     "logs_request": LogsRequest,
     "logs_cancel": LogsCancel,

@@ -19,13 +19,16 @@ from edgeweave.cloud.api.join import JoinDeps, build_join_router
 from edgeweave.cloud.api.logs import LogSource, build_logs_router
 from edgeweave.cloud.api.merge import MAX_MANIFEST_BYTES, MERGE_PATH, build_merge_router
 from edgeweave.cloud.api.objects import ObjectDeps, build_objects_router
+from edgeweave.cloud.api.output import OUTPUT_PATH, build_output_router
 from edgeweave.cloud.api.pfs import FILES_PREFIX, build_pfs_router
 from edgeweave.cloud.api.pps import build_pps_router
 from edgeweave.cloud.api.resources import build_router
 from edgeweave.cloud.api.status import error_response, internal_error_response, status_response
 from edgeweave.cloud.api.transfer import build_transfer_router
 from edgeweave.cloud.api.twins import TwinDeps, build_twins_router
+from edgeweave.cloud.api.workflows import build_workflows_router
 from edgeweave.cloud.pipelines import PipelineService
+from edgeweave.cloud.pipelines.workflows import Workflows
 from edgeweave.errors import EdgeweaveError
 from edgeweave.models import registry
 
@@ -61,6 +64,7 @@ def create_app(
     events: EventsDeps | None = None,
     twins: TwinDeps | None = None,
     pipelines: PipelineService | None = None,
+    workflows: Workflows | None = None,
 ) -> ASGIApp:
     api = FastAPI(
         title="edgeweave",
@@ -133,4 +137,8 @@ def create_app(
             api.include_router(build_transfer_router(pipelines, objects.url_secret))
             api.include_router(build_merge_router(pipelines, objects.url_secret))
             overrides[MERGE_PATH + "/"] = MAX_MANIFEST_BYTES
+            api.include_router(build_output_router(pipelines, objects.url_secret))
+            overrides[OUTPUT_PATH + "/"] = MAX_MANIFEST_BYTES
+    if workflows is not None:
+        api.include_router(build_workflows_router(workflows))
     return BodyLimit(BearerAuth(api, token_check), deps.settings.max_body_bytes, overrides)

@@ -23,8 +23,9 @@ PUBLIC_PATHS = frozenset(
 )
 # a GET here carrying a presigned ``sig`` passes without a bearer: the handler verifies it
 PRESIGNED_PREFIXES = ("/api/v1/objects/", "/api/v1/pfs/transfer/")
-# ... and any method here (a node's deliveries to a Merger; the handler verifies)
-PRESIGNED_WRITE_PREFIX = "/api/v1/pfs/merge/"
+# ... and any method here (a node's deliveries to a Merger, a cloud worker's outputs; the
+# handler verifies)
+PRESIGNED_WRITE_PREFIXES = ("/api/v1/pfs/merge/", "/api/v1/pfs/output/")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ async def _reject(send: Send, code: int, reason: str, message: str) -> None:
 def _presigned(scope: Scope) -> bool:
     path = scope["path"]
     readable = scope["method"] in ("GET", "HEAD") and path.startswith(PRESIGNED_PREFIXES)
-    if not readable and not path.startswith(PRESIGNED_WRITE_PREFIX):
+    if not readable and not path.startswith(PRESIGNED_WRITE_PREFIXES):
         return False
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     return bool(query.get("sig"))

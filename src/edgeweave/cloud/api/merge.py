@@ -40,6 +40,39 @@ def merge_subject(namespace: str, name: str) -> str:
     return f"merge:{namespace}/{name}"
 
 
+async def read_manifest(request: Request) -> CommitManifest:
+    """The request body as a checked manifest (at most ``MAX_MANIFEST_BYTES``)."""
+    body = bytearray()
+    async for block in request.stream():
+        body.extend(block)
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise PayloadTooLarge(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+    try:
+        return manifest_from_json(json.loads(body))
+    except ValueError as e:
+        raise BadRequest(f"the body is not a JSON manifest: {e}") from e
+
+
+async def missing_chunks(service: PipelineService, manifest: CommitManifest) -> Response:
+    """``{"missing": [hex...]}``: the manifest's chunks the cloud lacks."""
+    wanted = manifest.chunk_digests()
+    held = await service.repos.held_chunks(wanted)
+    return json_response({"missing": [d for d in wanted if d not in held]})
+
+
+async def receive_chunk(service: PipelineService, digest: str, request: Request) -> Response:
+    """Store the body as chunk ``digest`` (refused unless it hashes to it)."""
+    if not _HEX.match(digest):
+        raise BadRequest(f"{digest!r} is not a chunk digest")
+    body = bytearray()
+    async for block in request.stream():
+        body.extend(block)
+        if len(body) > MAX_CHUNK_BYTES:
+            raise PayloadTooLarge(f"a chunk is at most {MAX_CHUNK_BYTES} bytes")
+    stored = await service.repos.receive_chunks([(digest, bytes(body))])
+    return json_response({"digest": digest, "size": stored}, 201)
+
+
 def build_merge_router(service: PipelineService, url_secret: bytes) -> APIRouter:
     r = APIRouter(tags=["pipelines"])
     base = MERGE_PATH + "/{namespace}/{name}"
@@ -52,38 +85,16 @@ def build_merge_router(service: PipelineService, url_secret: bytes) -> APIRouter
         verify_object_url(url_secret, merge_subject(namespace, name), node, exp, sig)
         return node
 
-    async def read_manifest(request: Request) -> CommitManifest:
-        body = bytearray()
-        async for block in request.stream():
-            body.extend(block)
-            if len(body) > MAX_MANIFEST_BYTES:
-                raise PayloadTooLarge(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
-        try:
-            return manifest_from_json(json.loads(body))
-        except ValueError as e:
-            raise BadRequest(f"the body is not a JSON manifest: {e}") from e
-
     @r.post(base + "/missing", summary="Which chunks of a commit the cloud lacks (node)")
     async def missing(namespace: str, name: str, request: Request) -> Response:
         node_of(namespace, name, request)
         await service.mergers.merger(namespace, name)
-        manifest = await read_manifest(request)
-        wanted = manifest.chunk_digests()
-        held = await service.repos.held_chunks(wanted)
-        return json_response({"missing": [d for d in wanted if d not in held]})
+        return await missing_chunks(service, await read_manifest(request))
 
     @r.put(base + "/chunks/{digest}", summary="Deliver one chunk (node)")
     async def chunk(namespace: str, name: str, digest: str, request: Request) -> Response:
         node_of(namespace, name, request)
-        if not _HEX.match(digest):
-            raise BadRequest(f"{digest!r} is not a chunk digest")
-        body = bytearray()
-        async for block in request.stream():
-            body.extend(block)
-            if len(body) > MAX_CHUNK_BYTES:
-                raise PayloadTooLarge(f"a chunk is at most {MAX_CHUNK_BYTES} bytes")
-        stored = await service.repos.receive_chunks([(digest, bytes(body))])
-        return json_response({"digest": digest, "size": stored}, 201)
+        return await receive_chunk(service, digest, request)
 
     @r.post(base + "/commit", summary="Import a delivered commit on the node's branch (node)")
     async def commit(namespace: str, name: str, request: Request) -> Response:

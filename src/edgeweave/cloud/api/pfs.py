@@ -1,6 +1,7 @@
 """Repos, commits, files and lineage over HTTP (``/api/v1/pfs/...``; docs/api.md, "Pipelines").
 
-- ``GET|POST /api/v1/pfs/repos``, ``GET|DELETE /api/v1/pfs/repos/{repo}``;
+- ``GET|POST /api/v1/pfs/repos`` (``{name, description?, node?}``: with ``node``, the repo lives
+  on that node), ``GET|DELETE /api/v1/pfs/repos/{repo}``;
 - ``GET .../repos/{repo}/commits?branch=&limit=``, ``GET .../commits/{ref}`` (a branch name or
   a commit id), ``POST .../repos/{repo}/branches/{branch}/commits`` (open a commit for several
   puts), ``POST .../commits/{id}/finish``;
@@ -26,7 +27,7 @@ from edgeweave.cloud.api.bodies import int_param, json_response, read_json_objec
 from edgeweave.cloud.api.guards import require_admin
 from edgeweave.cloud.pipelines import PipelineService
 from edgeweave.cloud.pipelines.service import CommitView
-from edgeweave.errors import BadRequest
+from edgeweave.errors import BadRequest, InvalidObject
 from edgeweave.pipelines.commits import CommitInfo, FileInfo, RepoInfo
 
 FILES_PREFIX = "/api/v1/pfs/files/"
@@ -34,12 +35,13 @@ REPOS = "/api/v1/pfs/repos"
 MAX_LIST = 10_000
 
 
-def repo_json(info: RepoInfo) -> dict[str, Any]:
+def repo_json(info: RepoInfo, node: str | None = None) -> dict[str, Any]:
     return {
         "name": info.name,
         "description": info.description,
         "createdAt": info.created_at,
         "branches": info.branches,
+        "location": {"node": node} if node else "cloud",
     }
 
 
@@ -80,7 +82,7 @@ def build_pfs_router(service: PipelineService) -> APIRouter:
         require_admin(request)
         items = []
         for info in await service.repos.repo_infos():
-            item = repo_json(info)
+            item = repo_json(info, service.location(info.name))
             head = info.branches.get("master")
             item["sizeBytes"] = (await service.repos.commit_stats(head))[1] if head else 0
             items.append(item)
@@ -91,14 +93,18 @@ def build_pfs_router(service: PipelineService) -> APIRouter:
         require_admin(request)
         body = await read_json_object(request)
         name, description = body.get("name"), body.get("description") or ""
+        node = body.get("node")
         if not isinstance(name, str) or not isinstance(description, str):
-            raise BadRequest('send {"name": "images", "description": "..."}')
-        return json_response(repo_json(await service.create_repo(name, description)), 201)
+            raise BadRequest('send {"name": "images", "description": "...", "node": "node-a"}')
+        if node is not None and (not isinstance(node, str) or not node):
+            raise InvalidObject("node: a node name, or absent for a cloud repo", field="node")
+        info = await service.create_repo(name, description, node)
+        return json_response(repo_json(info, service.location(name)), 201)
 
     @r.get(REPOS + "/{repo}", summary="A repo and its branches")
     async def get_repo(request: Request, repo: str) -> Response:
         require_admin(request)
-        return json_response(repo_json(await service.repo(repo)))
+        return json_response(repo_json(await service.repo(repo), service.location(repo)))
 
     @r.delete(REPOS + "/{repo}", summary="Delete a repo no pipeline uses, and free its space")
     async def delete_repo(request: Request, repo: str) -> Response:
@@ -141,8 +147,8 @@ def build_pfs_router(service: PipelineService) -> APIRouter:
     @r.get(REPOS + "/{repo}/commits/{ref}/files", summary="Entries of a directory: ?path=/dir")
     async def list_files(request: Request, repo: str, ref: str) -> Response:
         require_admin(request)
-        info = await service.repos.resolve(repo, ref)
-        found = await service.repos.list_files(info.id, request.query_params.get("path") or "/")
+        path = request.query_params.get("path") or "/"
+        info, found = await service.list_files(repo, ref, path)
         items = [file_json(f) for f in found[: int_param(request, "limit", MAX_LIST, 1, MAX_LIST)]]
         return json_response({"kind": "FileList", "commit": info.id, "items": items})
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from edgeweave.cloud.api.bodies import json_response, read_json_object
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.watch import watch_response
-from edgeweave.cloud.pipelines.merger import check_completion
+from edgeweave.cloud.pipelines.mergespec import check_merger
 from edgeweave.cloud.store.base import JSONObject, WatchFilter
 from edgeweave.errors import BadRequest, Conflict, Forbidden, InvalidObject, NotFound
 from edgeweave.models import registry
@@ -26,6 +26,7 @@ from edgeweave.models.kinds import KindInfo
 from edgeweave.models.patch import merge_patch
 from edgeweave.models.pipelines import Input
 from edgeweave.models.selectors import LabelSelector
+from edgeweave.pipelines.dagspec import checked_workflow
 from edgeweave.pipelines.spec import check_filter, check_input
 
 PATCH_RETRIES = 8
@@ -127,6 +128,8 @@ class ResourceHandlers:
             await self._check_device_model(obj)
         if info.kind == "Pipeline":
             _check_pipeline_input(obj)
+        if info.kind == "Workflow":
+            checked_workflow(obj, f"Workflow {obj['metadata'].get('name')}")  # the schedule
         return obj
 
     async def _check_device_model(self, device: JSONObject) -> None:
@@ -268,7 +271,7 @@ def _check_pipeline_input(obj: JSONObject) -> None:
         if isinstance(pattern, dict):
             check_filter(pattern.get("filter"))
             if "merger" in pattern:
-                check_completion(pattern.get("merger"))
+                check_merger(pattern.get("merger"))
     except InvalidObject as e:
         raise InvalidObject(e.message, field=f"spec.{e.field}" if e.field else "") from None
 

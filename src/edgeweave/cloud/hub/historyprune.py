@@ -3,9 +3,8 @@
 History rows are trimmed per property as values arrive; a deleted Device gets no more values,
 so its rows would stay forever. The dispatcher notes each Device deletion it sees in the
 store's change stream; one background task deletes those devices' history. The hub starts
-from a relist, so a deletion missed while the cloud was down is not noted: such rows still
-age out of a re-created device of the same name at its next insert (retention by age), and
-are otherwise left.
+from a relist, so a deletion made while no cloud process ran is not seen in the stream: the
+task starts with a sweep that notes every device with history but no Device object.
 
 Must not: block the dispatcher (notes are queued without awaiting) or queue without bound
 (excess notes are dropped, with a warning).
@@ -16,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from edgeweave.cloud.store.base import NodeSyncStore
+from edgeweave.cloud.store.base import CloudStore
 from edgeweave.errors import EdgeweaveError
 
 log = logging.getLogger(__name__)
 
+DEVICE = "Device"
+LIST_PAGE = 1000
 MAX_PENDING = 10_000
 RETRY_S = 5.0
 
 
 class HistoryPruner:
-    def __init__(self, store: NodeSyncStore) -> None:
+    def __init__(self, store: CloudStore) -> None:
         self._store = store
         self._pending: asyncio.Queue[tuple[str, str]] = asyncio.Queue(MAX_PENDING)
         self.pruned_rows = 0
@@ -49,8 +50,37 @@ class HistoryPruner:
             "dropped_notes": self.dropped_notes,
         }
 
+    async def sweep(self) -> None:
+        """Note every device that has history but no Device object (deleted while no cloud
+        process ran). The history is listed before the Devices: a device created meanwhile is
+        among the Devices, so its history is kept."""
+        with_history = await self._store.twin_history_devices()
+        if not with_history:
+            return
+        existing: set[tuple[str, str]] = set()
+        token: str | None = None
+        while True:
+            page = await self._store.list(DEVICE, limit=LIST_PAGE, continue_token=token)
+            existing.update(
+                (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+                for obj in page.items
+            )
+            token = page.continue_token
+            if token is None:
+                break
+        for namespace, name in with_history:
+            if (namespace, name) not in existing:
+                self.note(namespace, name)
+
     async def run(self) -> None:
-        """Until cancelled."""
+        """Until cancelled: the sweep (retried while the store is away), then the notes."""
+        while True:
+            try:
+                await self.sweep()
+                break
+            except EdgeweaveError as e:
+                log.warning("sweeping twin history of deleted Devices failed: %s", e)
+                await asyncio.sleep(RETRY_S)  # the store is away: retry, not synchronisation
         while True:
             namespace, name = await self._pending.get()
             while True:

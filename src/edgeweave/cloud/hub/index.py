@@ -6,8 +6,11 @@ its labels (both must hold when both are given; neither places the app nowhere);
 ``ConfigMap``/``Secret`` objects its apps reference (``configRefs``/``secretRefs``, same
 namespace); the ``Device`` objects with ``spec.nodeName`` = the node and the ``DeviceModel`` they
 reference; every ``Service`` in a namespace where it runs an app, with the Service's
-``Endpoints``; and the ``Pipeline`` objects whose ``spec.placement`` selects it (:mod:`.placed`;
-the node runs their jobs on its own repos, so no ``Repo`` object is sent). Nothing else.
+``Endpoints``; the ``Pipeline`` objects whose ``spec.placement`` selects it (:mod:`.placed`;
+the node runs their jobs on its own repos — a cloud-placed one when it is handed to the node
+as a cloud worker); and the ``Repo`` objects located on it
+(``spec.location: {node: NAME}``: the node creates the repo and reports its commits). Nothing
+else.
 
 :meth:`DesiredIndex.apply` takes one store change and answers *which (node, ref) pairs may have
 changed*; the answer may over-approximate (the session re-checks each ref with
@@ -29,16 +32,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeweave.cloud.hub.placed import PipelinePlacements
+from edgeweave.cloud.hub.placed import PipelinePlacements, worker_of
 from edgeweave.cloud.store.base import JSONObject
-from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION
+from edgeweave.models.pipelines import COPIER_COMMIT_ANNOTATION, WORKER_INPUTS_ANNOTATION
+from edgeweave.pipelines.cloudworkers import decode_inputs
 from edgeweave.protocol.refs import ResourceRef
 
 NODE, APP, CONFIGMAP, SECRET = "Node", "App", "ConfigMap", "Secret"
 DEVICE, DEVICE_MODEL, SERVICE = "Device", "DeviceModel", "Service"
-ENDPOINTS, PIPELINE = "Endpoints", "Pipeline"
+ENDPOINTS, PIPELINE, REPO = "Endpoints", "Pipeline", "Repo"
 MESH_KINDS = (SERVICE, ENDPOINTS)  # sent alike: to nodes with an app in their namespace
-RELEVANT_KINDS = (NODE, CONFIGMAP, SECRET, DEVICE_MODEL, DEVICE, SERVICE, ENDPOINTS, APP, PIPELINE)
+RELEVANT_KINDS = (
+    *(NODE, CONFIGMAP, SECRET, DEVICE_MODEL, DEVICE, SERVICE, ENDPOINTS, APP, REPO, PIPELINE),
+)
 # a fresh node is sent what apps need before the apps themselves
 KIND_ORDER = {kind: i for i, kind in enumerate(RELEVANT_KINDS)}
 
@@ -160,6 +166,8 @@ class DesiredIndex:
         self._device_model: dict[ResourceRef, ResourceRef] = {}
         self._model_devices: dict[ResourceRef, set[ResourceRef]] = {}
         self._pipelines = PipelinePlacements()
+        self._repo_node: dict[ResourceRef, str] = {}  # Repo objects located on a node
+        self._node_repos: dict[str, set[ResourceRef]] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -188,6 +196,8 @@ class DesiredIndex:
             held = self._ns_nodes.get(ref.namespace, {}).get(node, 0) > 0
         elif kind == PIPELINE:
             held = self._pipelines.holds(node, ref)
+        elif kind == REPO:
+            held = self._repo_node.get(ref) == node
         else:
             held = False
         return entry if held else None
@@ -208,6 +218,7 @@ class DesiredIndex:
             if model is not None:
                 candidates.add(model)
         candidates.update(self._pipelines.refs_of(node))
+        candidates.update(self._node_repos.get(node, ()))
         wanted = [r for r in candidates if self.desired(node, r) is not None]
         wanted.sort(key=lambda r: (KIND_ORDER.get(r.kind, 99), r.namespace, r.name))
         return wanted
@@ -239,6 +250,10 @@ class DesiredIndex:
         pattern = _spec(entry.body).get("pattern")
         return isinstance(pattern, dict) and isinstance(pattern.get("merger"), dict)
 
+    def repo_on(self, node: str, repo: str) -> bool:
+        """True when a Repo object named ``repo`` is located on ``node``."""
+        return any(r.name == repo for r in self._node_repos.get(node, ()))
+
     def copier_sends(self, node: str, commit: str) -> bool:
         """True when a Copier placed on ``node`` sends it ``commit`` (its annotation)."""
         for ref in self._pipelines.refs_of(node):
@@ -246,6 +261,23 @@ class DesiredIndex:
             meta = entry.body.get("metadata") if entry is not None else None
             notes = meta.get("annotations") if isinstance(meta, dict) else None
             if isinstance(notes, dict) and notes.get(COPIER_COMMIT_ANNOTATION) == commit:
+                return True
+        return False
+
+    def worker_on(self, node: str, pipeline: ResourceRef) -> bool:
+        """True when cloud-placed ``pipeline`` is handed to cloud worker ``node``."""
+        entry = self._objects.get(pipeline)
+        return entry is not None and worker_of(entry.body) == node
+
+    def worker_fetches(self, node: str, commit: str) -> bool:
+        """True when a pipeline handed to cloud worker ``node`` reads ``commit`` (its inputs
+        annotation names it)."""
+        for ref in self._pipelines.refs_of(node):
+            entry = self._objects.get(ref)
+            if entry is None or worker_of(entry.body) != node:
+                continue
+            notes = entry.body["metadata"].get("annotations") or {}
+            if commit in decode_inputs(notes.get(WORKER_INPUTS_ANNOTATION)).values():
                 return True
         return False
 
@@ -296,6 +328,17 @@ class DesiredIndex:
         elif ref.kind == PIPELINE:
             for node in self._pipelines.update(ref, new, self._nodes_matching):
                 _add(marks, node, ref)
+        elif ref.kind == REPO:
+            old_node = self._repo_node.pop(ref, None)
+            if old_node is not None:
+                _discard(self._node_repos, old_node, ref)
+                _add(marks, old_node, ref)
+            located = _spec(new).get("location")
+            holder = located.get("node") if isinstance(located, dict) else None
+            if isinstance(holder, str) and holder:
+                self._repo_node[ref] = holder
+                _add(self._node_repos, holder, ref)
+                _add(marks, holder, ref)
         elif ref.kind == DEVICE_MODEL:
             for device in self._model_devices.get(ref, ()):
                 holder = self._device_node.get(device)

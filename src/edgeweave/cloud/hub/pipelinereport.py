@@ -6,9 +6,12 @@ An edge node runs the pipelines placed on it and reports through its outbox:
   ``status.nodes[<node>]`` (only the newest per pipeline in a batch; the cloud's own status
   fields are left alone);
 - ``pipeline.job`` (:mod:`edgeweave.pipelines.jobreport`) → a job record in the cloud's job
-  store, with the node's name, so ``job list`` shows it.
+  store, with the node's name, so ``job list`` shows it;
+- ``repo.commit`` (:mod:`edgeweave.pipelines.commitreport`) → a commit of a repo located on
+  the node, recorded (metadata and file list) in the cloud's repos.
 
-Reports about a pipeline not placed on the node, and malformed ones, are refused (the
+Reports about a pipeline not placed on the node (a repo not located on it), and malformed
+ones, are refused (the
 committer counts them and reports a Warning event). Pure: must not do I/O or await.
 """
 
@@ -20,16 +23,18 @@ from typing import Any
 from edgeweave.cloud.hub.index import PIPELINE, DesiredIndex
 from edgeweave.cloud.store.base import JSONObject, StatusWrite
 from edgeweave.errors import BadRequest
+from edgeweave.pipelines.commitreport import COMMIT_TOPIC, CommitReport, decode_commit_report
 from edgeweave.pipelines.jobreport import JOB_TOPIC, STATUS_TOPIC, JobReport, decode_job_report
 from edgeweave.protocol.refs import ResourceRef
 
-PIPELINE_TOPICS = (JOB_TOPIC, STATUS_TOPIC)
+PIPELINE_TOPICS = (JOB_TOPIC, STATUS_TOPIC, COMMIT_TOPIC)
 
 
 @dataclass
 class PipelineReports:
     statuses: dict[ResourceRef, JSONObject] = field(default_factory=dict)
     jobs: list[JobReport] = field(default_factory=list)
+    commits: list[CommitReport] = field(default_factory=list)
 
     def status_writes(self, node: str) -> list[StatusWrite]:
         out: list[StatusWrite] = []
@@ -52,7 +57,17 @@ def _pipeline_ref(payload: Any) -> ResourceRef | None:
 def take_pipeline_entry(
     node: str, topic: str, seq: int, payload: Any, index: DesiredIndex, out: PipelineReports
 ) -> str | None:
-    """File one ``pipeline.*`` entry into ``out``; the reason when it is refused."""
+    """File one ``pipeline.*`` (or ``repo.commit``) entry into ``out``; the reason when it
+    is refused."""
+    if topic == COMMIT_TOPIC:
+        try:
+            commit = decode_commit_report(payload)
+        except BadRequest as e:
+            return f"{topic} #{seq} is malformed: {e.message}"
+        if not index.repo_on(node, commit.repo):
+            return f"{topic} #{seq} about repo {commit.repo!r}, not located on node {node}"
+        out.commits.append(commit)
+        return None
     ref = _pipeline_ref(payload)
     if ref is None or index.desired(node, ref) is None:
         return f"{topic} #{seq} about {ref or 'no pipeline'}"

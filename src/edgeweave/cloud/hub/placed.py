@@ -1,9 +1,13 @@
 """Which nodes a ``Pipeline`` is placed on: its ``spec.placement`` against the nodes' labels.
 
-``placement`` is ``"cloud"`` (or absent: the cloud runs it, no node gets it) or
-``{nodeSelector, nodeNames}`` with the App's rules: a node must match the selector and be
-named when both are given. :class:`PipelinePlacements` keeps, per pipeline, the nodes it is
-placed on and, per node, its pipelines; :mod:`.index` owns the node labels and asks it.
+``placement`` is ``"cloud"`` (or absent: the cloud runs it) or ``{nodeSelector,
+nodeNames}`` with the App's rules: a node must match the selector and be named when both are
+given. A cloud-placed pipeline is placed on one node only when the cloud's controller
+handed it to that cloud worker (the ``edgeweave.io/cloud-worker`` annotation names the
+node; :mod:`edgeweave.cloud.pipelines.workers`).
+
+:class:`PipelinePlacements` keeps, per pipeline, the nodes it is placed on and, per node, its
+pipelines; :mod:`.index` owns the node labels and asks it.
 
 Pure data: this module must not do I/O, await, or know about sessions.
 """
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeweave.cloud.store.base import JSONObject
+from edgeweave.models.pipelines import CLOUD_WORKER_ANNOTATION
 from edgeweave.protocol.refs import ResourceRef
 
 NodesMatching = Callable[[Mapping[str, str]], set[str]]
@@ -48,6 +53,16 @@ def placement_of(body: JSONObject | None) -> Placement | None:
     return Placement(selector, names)
 
 
+def worker_of(body: JSONObject | None) -> str | None:
+    """The cloud worker a cloud-placed Pipeline is handed to (None: the cloud runs it)."""
+    if body is None or placement_of(body) is not None:
+        return None
+    meta = body.get("metadata")
+    notes = meta.get("annotations") if isinstance(meta, dict) else None
+    node = notes.get(CLOUD_WORKER_ANNOTATION) if isinstance(notes, dict) else None
+    return node if isinstance(node, str) and node else None
+
+
 class PipelinePlacements:
     def __init__(self) -> None:
         self._placements: dict[ResourceRef, Placement] = {}
@@ -75,6 +90,9 @@ class PipelinePlacements:
         new: set[str] = set()
         if placement is None:
             self._placements.pop(ref, None)
+            worker = worker_of(body)
+            if worker is not None:
+                new = {worker}
         else:
             self._placements[ref] = placement
             if placement.selector is not None:

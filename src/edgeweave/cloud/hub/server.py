@@ -53,7 +53,7 @@ from edgeweave.cloud.hub.session import (
     SessionDeps,
 )
 from edgeweave.cloud.hub.twinadopt import DesiredAdopter
-from edgeweave.cloud.hub.upstream import Committer, RecordJobs
+from edgeweave.cloud.hub.upstream import Committer, RecordCommits, RecordJobs
 from edgeweave.cloud.pki import CERT_BACKDATE_S, CertificateAuthority
 from edgeweave.cloud.store.base import CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
@@ -81,8 +81,10 @@ class HubDeps:
     ``renew_cert(node, csr_pem) -> cert_pem`` signs a rotated certificate (default: the CA);
     ``decode_secret(obj) -> obj`` decrypts a stored Secret before it is sent (default: as is);
     ``record_jobs(node, reports)`` stores pipeline jobs nodes ran (default: not kept);
+    ``record_commits(node, reports)`` commits of repos located on nodes (default: not kept);
     ``sign_commit_url(commit, node) -> (url, expires_at)`` presigns a Copier's commit fetch;
-    ``sign_merge_url(pipeline, node) -> (url, expires_at)`` a node's deliveries to a Merger.
+    ``sign_merge_url(pipeline, node) -> (url, expires_at)`` a node's deliveries to a Merger;
+    ``sign_output_url(pipeline, node) -> (url, expires_at)`` a cloud worker's output pushes.
     """
 
     store: CloudStore
@@ -100,8 +102,10 @@ class HubDeps:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     record_jobs: RecordJobs | None = None
+    record_commits: RecordCommits | None = None
     sign_commit_url: Callable[[str, str], tuple[str, float]] | None = None
     sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None = None
+    sign_output_url: Callable[[ResourceRef, str], tuple[str, float]] | None = None
 
 
 class _WsConn:
@@ -156,6 +160,7 @@ class Hub:
             entries_per_turn=settings.upstream_entries_per_turn,
             on_local_desired=self.adopter.submit,
             record_jobs=deps.record_jobs,
+            record_commits=deps.record_commits,
         )
         self.pruner = StatusPruner(deps.store, lambda: self.dispatcher.index)
         self.history_pruner = HistoryPruner(deps.store)
@@ -184,6 +189,7 @@ class Hub:
             sign_url=deps.sign_url,
             sign_commit_url=deps.sign_commit_url,
             sign_merge_url=deps.sign_merge_url,
+            sign_output_url=deps.sign_output_url,
             renew_cert=deps.renew_cert or self._sign_with_ca,
             decode_secret=deps.decode_secret,
             relay_refused=self.relay.refuse,

@@ -41,6 +41,7 @@ from edgeweave.cloud.hub.lifecycle import Lifecycle
 from edgeweave.cloud.hub.logs import LogStream
 from edgeweave.cloud.hub.sendq import SendQueue
 from edgeweave.cloud.hub.upstream import Committer
+from edgeweave.cloud.hub.urls import answer_url_request
 from edgeweave.cloud.store.base import AckItem, CloudStore, JSONObject
 from edgeweave.config.settings import HubSettings
 from edgeweave.errors import (
@@ -57,9 +58,7 @@ from edgeweave.protocol import codec
 from edgeweave.protocol.messages import (
     Ack,
     AppName,
-    ArtifactUrl,
     ArtifactUrlRequest,
-    CommitUrl,
     CommitUrlRequest,
     Delete,
     Error,
@@ -70,9 +69,9 @@ from edgeweave.protocol.messages import (
     LogsCancel,
     LogsData,
     LogsRequest,
-    MergeUrl,
     MergeUrlRequest,
     Message,
+    OutputUrlRequest,
     Renew,
     Renewed,
     Resync,
@@ -115,6 +114,7 @@ class SessionDeps:
     sign_url: Callable[[str, str], tuple[str, float]] | None
     sign_commit_url: Callable[[str, str], tuple[str, float]] | None
     sign_merge_url: Callable[[ResourceRef, str], tuple[str, float]] | None
+    sign_output_url: Callable[[ResourceRef, str], tuple[str, float]] | None
     renew_cert: Callable[[str, bytes], bytes] | None
     decode_secret: Callable[[JSONObject], JSONObject]
     relay_refused: Callable[[str, Error], bool] = lambda node, error: False
@@ -231,12 +231,11 @@ class Session:
             self._on_ack(msg)
         elif isinstance(msg, Held):
             await self._on_held(msg)
-        elif isinstance(msg, ArtifactUrlRequest):
-            self._on_artifact_url(msg)
-        elif isinstance(msg, CommitUrlRequest):
-            self._on_commit_url(msg)
-        elif isinstance(msg, MergeUrlRequest):
-            self._on_merge_url(msg)
+        elif isinstance(
+            msg, ArtifactUrlRequest | CommitUrlRequest | MergeUrlRequest | OutputUrlRequest
+        ):
+            index = self._deps.dispatcher.index
+            self.send_control(answer_url_request(index, self._deps, self.node, msg))
         elif isinstance(msg, Renew):
             self._on_renew(msg)
         elif isinstance(msg, LogsData):
@@ -370,70 +369,6 @@ class Session:
         return [_ack_item(ref, rv) for ref, rv in self._acked.items()]
 
     # ------------------------------------------------------------ requests
-
-    def _on_artifact_url(self, msg: ArtifactUrlRequest) -> None:
-        deps = self._deps
-        reply: Message
-        if not deps.dispatcher.index.node_uses_artifact(self.node, msg.digest):
-            reply = Error(
-                reason="Forbidden",
-                message=f"artifact {msg.digest} is not used by any app assigned to node "
-                f"{self.node}",
-                parent_id=msg.id,
-            )
-        elif deps.sign_url is None:
-            reply = Error(
-                reason="ServiceUnavailable",
-                message="this cloud serves no object store",
-                parent_id=msg.id,
-            )
-        else:
-            url, expires_at = deps.sign_url(msg.digest, self.node)
-            reply = ArtifactUrl(digest=msg.digest, url=url, expires_at=expires_at, parent_id=msg.id)
-        self.send_control(reply)
-
-    def _on_commit_url(self, msg: CommitUrlRequest) -> None:
-        deps = self._deps
-        reply: Message
-        if not deps.dispatcher.index.copier_sends(self.node, msg.commit):
-            reply = Error(
-                reason="Forbidden",
-                message=f"no Copier placed on node {self.node} sends commit {msg.commit}",
-                parent_id=msg.id,
-            )
-        elif deps.sign_commit_url is None:
-            reply = Error(
-                reason="ServiceUnavailable",
-                message="this cloud runs no pipeline worker",
-                parent_id=msg.id,
-            )
-        else:
-            url, expires_at = deps.sign_commit_url(msg.commit, self.node)
-            reply = CommitUrl(commit=msg.commit, url=url, expires_at=expires_at, parent_id=msg.id)
-        self.send_control(reply)
-
-    def _on_merge_url(self, msg: MergeUrlRequest) -> None:
-        deps = self._deps
-        ref = ResourceRef("Pipeline", msg.pipeline.namespace, msg.pipeline.name)
-        reply: Message
-        if not deps.dispatcher.index.merger_on(self.node, ref):
-            reply = Error(
-                reason="Forbidden",
-                message=f"{ref} is not a Merger placed on node {self.node}",
-                parent_id=msg.id,
-            )
-        elif deps.sign_merge_url is None:
-            reply = Error(
-                reason="ServiceUnavailable",
-                message="this cloud runs no pipeline worker",
-                parent_id=msg.id,
-            )
-        else:
-            url, expires_at = deps.sign_merge_url(ref, self.node)
-            reply = MergeUrl(
-                pipeline=msg.pipeline, url=url, expires_at=expires_at, parent_id=msg.id
-            )
-        self.send_control(reply)
 
     def _on_renew(self, msg: Renew) -> None:
         reply: Message

@@ -50,6 +50,7 @@ from edgeweave.cloud.store.base import (
     TwinSample,
 )
 from edgeweave.errors import BadRequest, EdgeweaveError, TooManyRequests
+from edgeweave.pipelines.commitreport import CommitReport
 from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.protocol.messages import Error, Message, Upstream, UpstreamAck, UpstreamEntry
 from edgeweave.protocol.refs import ResourceRef
@@ -63,6 +64,7 @@ LocalDesiredItems = list[tuple[ResourceRef, LocalDesired]]
 """Desired values set on the edge, per Device (see :mod:`.twinadopt`)."""
 OnLocalDesired = Callable[[str, LocalDesiredItems], None]
 RecordJobs = Callable[[str, list[JobReport]], Awaitable[None]]
+RecordCommits = Callable[[str, list[CommitReport]], Awaitable[None]]
 MAX_REFUSAL_TEXT = 300  # characters of one refused entry's description in the Warning event
 MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
 MAX_MESH_PEERS = 10_000  # peers one node may report a mesh path to
@@ -253,15 +255,18 @@ class Committer:
         entries_per_turn: int = 5000,
         on_local_desired: OnLocalDesired | None = None,
         record_jobs: RecordJobs | None = None,
+        record_commits: RecordCommits | None = None,
     ) -> None:
         """``on_local_desired(node, items)`` is called (it must not block) after a commit
         whose entries carried desired values set on the edge; ``record_jobs(node, reports)``
-        stores the jobs a node reported (None: they are dropped, e.g. pipelines disabled)."""
+        stores the jobs a node reported (None: they are dropped, e.g. pipelines disabled);
+        ``record_commits(node, reports)`` the commits of repos located on it (the same)."""
         self._store = store
         self._index = index
         self._entries_per_turn = entries_per_turn
         self._on_local_desired = on_local_desired
         self._record_jobs = record_jobs
+        self._record_commits = record_commits
         self._ring: OrderedDict[str, _NodeWork] = OrderedDict()
         self._committed: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -355,6 +360,8 @@ class Committer:
             if done.last_seq > committed:
                 if done.pipelines.jobs and self._record_jobs is not None:
                     await self._record_jobs(node, done.pipelines.jobs)
+                if done.pipelines.commits and self._record_commits is not None:
+                    await self._record_commits(node, done.pipelines.commits)
                 committed = await self._store.commit_upstream(
                     node, done.last_seq, done.events, done.status_writes, done.samples
                 )

@@ -9,7 +9,8 @@ repos, datums, jobs, the job store — is :mod:`edgeweave.pipelines`; this packa
 What does not: HTTP (``cloud.api.pfs``/``cloud.api.pps`` translate requests), anything from
 ``edgeweave.edge``, reading settings or opening files on its own — the composition root calls
 :func:`open_pipelines` with the data directory and :class:`PipelineSettings`. Pipelines placed
-on edge nodes are left alone here (edge placement is a later step).
+on edge nodes only get a status here; cloud-placed ones may be handed to cloud workers
+(``workers``).
 """
 
 from edgeweave.cloud.pipelines.service import PipelineService, open_pipelines

@@ -7,6 +7,9 @@ put, a commit finished by hand — tell the scheduler, which runs the pipelines 
 repo. A put without a commit id is a commit of its own; puts to one branch take turns, so
 two clients never collide on the branch's one open commit.
 
+Pipelines handed to cloud workers (:mod:`.workers`) are not run here: their status says which
+worker runs them, and the outputs the worker pushes land through :meth:`accept_output`.
+
 On start, :func:`edgeweave.pipelines.hosting.recover` marks jobs a stopped cloud left running
 ``killed`` and deletes every commit left open: the cloud is the only writer of its repos.
 
@@ -25,16 +28,21 @@ from functools import partial
 from pathlib import Path
 
 from edgeweave.aio.tasks import open_supervisor
+from edgeweave.cloud.pipelines import located as loc
 from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.pipelines.merger import Mergers
+from edgeweave.cloud.pipelines.mergetimer import MergeTimer
 from edgeweave.cloud.pipelines.watcher import PIPELINE, StoreFeed, write_status
+from edgeweave.cloud.pipelines.workers import CloudWorkers
 from edgeweave.cloud.store.base import Store
 from edgeweave.config.settings import PipelineSettings
-from edgeweave.errors import Conflict, NotFound, PayloadTooLarge
+from edgeweave.errors import AlreadyExists, Conflict, NotFound, PayloadTooLarge
 from edgeweave.models.pipelines import Input
+from edgeweave.pipelines.commitreport import CommitReport
 from edgeweave.pipelines.commits import CommitInfo, FileInfo, RepoInfo
 from edgeweave.pipelines.hosting import open_host_stores
 from edgeweave.pipelines.jobinfo import DatumInfo, JobInfo, LineageNode
+from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import JobRunner
 from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.lineage import trace_lineage
@@ -42,13 +50,20 @@ from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
 from edgeweave.pipelines.scheduler import Scheduler, is_cloud_placed
 from edgeweave.pipelines.spec import PipelineDoc
+from edgeweave.pipelines.transfer import CommitManifest
 
 LOG_READ_BYTES = 64 * 1024
+WAIT_RECHECK_S = 2.0  # `pipeline wait` looks again at least this often
 ON_EDGE = "placed on edge nodes: each runs its jobs there (`job list` shows them with their node)"
 
 
-def _elsewhere(doc: PipelineDoc) -> str:
-    return "" if is_cloud_placed(doc) else ON_EDGE
+def _elsewhere(workers: CloudWorkers, doc: PipelineDoc) -> str:
+    if not is_cloud_placed(doc):
+        return ON_EDGE
+    node = workers.runs_on(doc.name)
+    if node is None:
+        return ""
+    return f"run by cloud worker {node} (`job list` shows its jobs; status.nodes.{node})"
 
 
 @dataclass(frozen=True)
@@ -70,9 +85,11 @@ class PipelineService:
         settings: PipelineSettings,
         store: Store,
         mergers: Mergers,
+        workers: CloudWorkers,
     ) -> None:
         self.repos = repos
         self.mergers = mergers
+        self.workers = workers
         self.jobs = jobs
         self.scheduler = scheduler
         self.feed = feed
@@ -83,9 +100,43 @@ class PipelineService:
 
     # ---- repos -----------------------------------------------------------------------------
 
-    async def create_repo(self, name: str, description: str = "") -> RepoInfo:
-        await self.repos.create_repo(name, description)
+    async def create_repo(
+        self, name: str, description: str = "", node: str | None = None
+    ) -> RepoInfo:
+        """A cloud repo; with ``node``, a ``Repo`` object placing it on that node (whose
+        agent creates it) and the cloud's record of its commits."""
+        if node is None:
+            await self.repos.create_repo(name, description)
+            return await self.repo(name)
+        await self._store.create(loc.repo_object(name, description, node))
+        with contextlib.suppress(AlreadyExists):  # the store feed may be first
+            await self.repos.create_repo(name, description)
+        self.feed.located[name] = node
         return await self.repo(name)
+
+    def location(self, name: str) -> str | None:
+        """The node a repo lives on (None: the cloud)."""
+        return self.feed.located.get(name)
+
+    async def record_node_jobs(self, node: str, reports: list[JobReport]) -> None:
+        """Jobs ``node`` ran and reported (the hub calls this); wakes `pipeline wait`."""
+        await self.jobs.record_reported(node, reports)
+        await self.workers.made_progress()
+
+    async def record_node_commits(self, node: str, reports: list[CommitReport]) -> None:
+        """Commits of repos located on ``node``, as it reported them (the hub calls this)."""
+        await loc.record_node_commits(self.repos, node, reports)
+
+    async def accept_output(
+        self, namespace: str, name: str, node: str, manifest: CommitManifest
+    ) -> bool:
+        """A cloud worker's output commit of pipeline ``name``, onto its output repo's
+        ``master`` (its chunks were received first); wakes the pipelines reading it. False
+        when the commit was here already."""
+        imported = await self.workers.accept_output(namespace, name, node, manifest)
+        if imported:
+            self.scheduler.commit_finished(name)
+        return imported
 
     async def repo(self, name: str) -> RepoInfo:
         for info in await self.repos.repo_infos():
@@ -122,7 +173,13 @@ class PipelineService:
         return CommitView(info, files, size, job.id if job is not None else None)
 
     async def start_commit(self, repo: str, branch: str, description: str = "") -> CommitInfo:
+        loc.check_writable(self.feed.located, repo)
         return await self.repos.start_commit(repo, branch, description=description)
+
+    async def list_files(self, repo: str, ref: str, path: str) -> tuple[CommitInfo, list[FileInfo]]:
+        info = await self.repos.resolve(repo, ref)
+        loc.check_files_listed(info)
+        return info, await self.repos.list_files(info.id, path)
 
     async def finish_commit(self, repo: str, commit_id: str) -> CommitInfo:
         info = await self._own_commit(repo, commit_id)
@@ -136,6 +193,7 @@ class PipelineService:
         """Store a streamed file at ``path``: into the open ``commit``, or as a new commit on
         ``branch`` (finished at once, which triggers the pipelines reading ``repo``)."""
         await self.repo(repo)
+        loc.check_writable(self.feed.located, repo)
         upload = await self._receive(chunks)
         try:
             if commit is not None:
@@ -157,6 +215,7 @@ class PipelineService:
     async def delete_file(
         self, repo: str, branch: str, path: str, commit: str | None
     ) -> tuple[CommitInfo, int]:
+        loc.check_writable(self.feed.located, repo)
         if commit is not None:
             info = await self._own_commit(repo, commit)
             return info, await self.repos.delete_file(info.id, path)
@@ -176,6 +235,8 @@ class PipelineService:
     ) -> tuple[FileInfo, AsyncIterator[bytes]]:
         info = await self.repos.resolve(repo, ref)
         found = await self.repos.file_info(info.id, path)
+        if not await self.repos.file_held(info.id, path):
+            raise loc.bytes_elsewhere(self.feed.located, info, path)
         return found, self.repos.iter_file(info.id, path)
 
     async def _own_commit(self, repo: str, commit_id: str) -> CommitInfo:
@@ -233,7 +294,8 @@ class PipelineService:
 
     async def wait(self, names: list[str] | None, namespace: str) -> None:
         """Until the pipelines (all when None) as stored now have processed every commit of
-        their inputs, and so have those upstream of them."""
+        their inputs, and so have those upstream of them — on the built-in worker or on a
+        cloud worker (whose output must have reached the cloud)."""
         await self.feed.ready.wait()
         if names:
             wanted = [await self._store.get(PIPELINE, namespace, n) for n in names]
@@ -242,7 +304,12 @@ class PipelineService:
         for obj in wanted:
             meta = obj["metadata"]
             await self.scheduler.wait_seen(meta["name"], int(meta.get("generation") or 0))
-        await self.scheduler.wait_idle(names or None)
+        while True:  # the built-in worker idle, and the cloud workers caught up
+            seen = self.workers.progress
+            await self.scheduler.wait_idle(names or None)
+            if await self.workers.caught_up(names or None, self.jobs):
+                return
+            await self.workers.wait_progress(seen, WAIT_RECHECK_S)
 
 
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
@@ -272,6 +339,15 @@ async def open_pipelines(
         runner = JobRunner(repos, DatumRunner(root / "work", repos))
         async with open_supervisor("pipelines") as supervisor:
             copiers = CopierPublisher(store, repos)
+
+            async def moved(name: str) -> None:
+                await scheduler.rehost(name)
+
+            def on_commit(repo: str) -> None:
+                copiers.commit_finished(repo)
+                workers.commit_finished(repo)
+
+            workers = CloudWorkers(store, repos, moved)
             scheduler = Scheduler(
                 repos,
                 jobs,
@@ -279,12 +355,17 @@ async def open_pipelines(
                 supervisor,
                 max_running_jobs=settings.max_running_jobs,
                 on_status=partial(write_status, store),
-                elsewhere=_elsewhere,
-                on_commit=copiers.commit_finished,
+                elsewhere=partial(_elsewhere, workers),
+                on_commit=on_commit,
             )
-            feed = StoreFeed(store, scheduler, repos, copiers)
-            mergers = Mergers(store, repos, scheduler.commit_finished)
-            service = PipelineService(repos, jobs, scheduler, feed, root, settings, store, mergers)
+            timer = MergeTimer()
+            mergers = Mergers(store, repos, scheduler.commit_finished, on_merged=timer.merged)
+            feed = StoreFeed(store, scheduler, repos, copiers, timer, workers)
+            service = PipelineService(
+                repos, jobs, scheduler, feed, root, settings, store, mergers, workers
+            )
             supervisor.start(feed.run, name="store-feed", restart=True)
             supervisor.start(copiers.run, name="copier-publisher", restart=True)
+            supervisor.start(workers.run, name="cloud-workers", restart=True)
+            supervisor.start(partial(timer.run, mergers.check), name="merge-timer", restart=True)
             yield service

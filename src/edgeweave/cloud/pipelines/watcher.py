@@ -1,16 +1,18 @@
-"""Feeds the scheduler from the state store: ``Pipeline`` objects, ``Repo`` objects, status.
+"""Feeds the scheduler from the state store: ``Pipeline``, ``Repo`` and ``Node`` objects, status.
 
 Per kind, one list and then one watch from the version read before listing (like the hub's
 dispatcher); a compacted history (``Gone``) relists and removes what disappeared meanwhile.
 
 - A Pipeline is parsed with the engine's checks (globs compile, ``join_on``/``group_by`` read
   existing capture groups) and handed to :meth:`Scheduler.upsert` and, for a Copier, to the
-  :class:`CopierPublisher`; a deleted one to
+  :class:`CopierPublisher`, and every one to the Merger timer (its deadline); a deleted one to
   :meth:`Scheduler.remove` (its running job is cancelled; its output repo stays).
+- Pipelines and Nodes go to the cloud workers' controller (:mod:`.workers`), which starts
+  deciding once all three kinds were listed.
 - A Repo object (``edgeweave apply`` of ``kind: Repo``) makes sure a cloud repo of that name
-  exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). Repos
-  located on a node are not created in the cloud (a node's pipeline host creates the repos
-  its pipelines read).
+  exists; deleting the object leaves the data (``edgeweave repo delete`` removes it). For a
+  repo located on a node the cloud's repo holds the commits the node reports (metadata and
+  file lists, :mod:`.located`), and ``located`` maps it to its node.
 - :func:`write_status` writes a Pipeline's ``status`` with compare-and-set, retried
   when someone else wrote in between; ``status.nodes`` (edge nodes' reports) and
   ``status.merger`` are kept.
@@ -26,6 +28,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edgeweave.cloud.pipelines.copier import CopierPublisher
+from edgeweave.cloud.pipelines.located import location_of
+from edgeweave.cloud.pipelines.mergetimer import MergeTimer
+from edgeweave.cloud.pipelines.workers import CloudWorkers
 from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
 from edgeweave.pipelines.repo import Repos
@@ -34,7 +39,7 @@ from edgeweave.pipelines.spec import PipelineDoc, stored_pipeline_doc
 
 log = logging.getLogger(__name__)
 
-PIPELINE, REPO = "Pipeline", "Repo"
+PIPELINE, REPO, NODE = "Pipeline", "Repo", "Node"
 LIST_PAGE = 500
 RETRY_DELAY_S = 1.0
 CAS_ATTEMPTS = 8
@@ -53,26 +58,37 @@ def _meta(obj: JSONObject) -> tuple[str, str, int]:
 
 class StoreFeed:
     def __init__(
-        self, store: Store, scheduler: Scheduler, repos: Repos, copiers: CopierPublisher
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        repos: Repos,
+        copiers: CopierPublisher,
+        timer: MergeTimer,
+        workers: CloudWorkers,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._repos = repos
         self._copiers = copiers
+        self._timer = timer
+        self._workers = workers
+        self.located: dict[str, str] = {}  # repo -> the node it lives on (Repo objects)
         self.ready = asyncio.Event()  # set once both kinds were listed
 
     async def run(self) -> None:
-        """Follow both kinds until cancelled."""
-        listed = [asyncio.Event(), asyncio.Event()]
+        """Follow the three kinds until cancelled."""
+        listed = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
 
         async def ready_when_listed() -> None:
             for event in listed:
                 await event.wait()
             self.ready.set()
+            self._workers.start()
 
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._follow(PIPELINE, self._on_pipeline, listed[0]), name="pp")
             tasks.create_task(self._follow(REPO, self._on_repo, listed[1]), name="repos")
+            tasks.create_task(self._follow(NODE, self._on_node, listed[2]), name="nodes")
             tasks.create_task(ready_when_listed(), name="ready")
 
     async def _follow(self, kind: str, handle: Handler, listed: asyncio.Event) -> None:
@@ -118,6 +134,8 @@ class StoreFeed:
         if event_type == "DELETED":
             await self._scheduler.remove(namespace, name)
             self._copiers.remove(name)
+            self._timer.remove(namespace, name)
+            self._workers.pipeline_event(event_type, obj, None)
             return
         try:
             doc: PipelineDoc | None = stored_pipeline_doc(obj)
@@ -126,16 +144,25 @@ class StoreFeed:
             doc, problem = None, e.message
         except ValueError as e:  # pydantic's ValidationError: the API let a bad spec in
             doc, problem = None, str(e)
+        self._workers.pipeline_event(event_type, obj, doc)  # first: where it runs
         await self._scheduler.upsert(namespace, name, doc, generation, problem)
         self._copiers.upsert(namespace, name, doc)
+        self._timer.upsert(obj)
+
+    async def _on_node(self, event_type: str, obj: JSONObject) -> None:
+        self._workers.node_event(event_type, obj)
 
     async def _on_repo(self, event_type: str, obj: JSONObject) -> None:
-        if event_type == "DELETED":
-            return
         _, name, _ = _meta(obj)
+        if event_type == "DELETED":
+            self.located.pop(name, None)
+            return
         spec: dict[str, Any] = obj.get("spec") or {}
-        if spec.get("location") not in (None, "cloud"):
-            return  # a repo on a node: not the cloud's
+        node = location_of(obj)
+        if node is not None:  # its bytes live there; its commits are recorded here
+            self.located[name] = node
+        else:
+            self.located.pop(name, None)
         try:
             await self._repos.create_repo(name, str(spec.get("description") or ""))
         except AlreadyExists:

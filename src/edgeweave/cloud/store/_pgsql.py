@@ -212,6 +212,9 @@ EVENTS_LIST_TEMPLATE = (
 
 # a device's reported values, newest first; ``{where}`` is built from fixed column names only
 HISTORY_DELETE_TEMPLATE = "DELETE FROM {s}.twin_history WHERE namespace = %s AND name = %s"
+HISTORY_DEVICES_TEMPLATE = (
+    "SELECT DISTINCT namespace, name FROM {s}.twin_history_points ORDER BY 1, 2"
+)
 HISTORY_POINTS_DELETE_TEMPLATE = (
     "DELETE FROM {s}.twin_history_points WHERE namespace = %s AND name = %s"
 )

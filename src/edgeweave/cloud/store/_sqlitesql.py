@@ -118,6 +118,7 @@ HISTORY_DROP_OLDEST = (
 )
 HISTORY_DELETE = "DELETE FROM twin_history WHERE namespace = ? AND name = ?"
 HISTORY_POINTS_DELETE = "DELETE FROM twin_history_points WHERE namespace = ? AND name = ?"
+HISTORY_DEVICES = "SELECT DISTINCT namespace, name FROM twin_history_points ORDER BY 1, 2"
 HISTORY_LIST = "SELECT property, value, time_ms FROM twin_history WHERE namespace = ? AND name = ?"
 JTI_EXPIRE = "DELETE FROM join_tokens WHERE exp < ?"
 JTI_INSERT = "INSERT INTO join_tokens (jti, exp) VALUES (?, ?) ON CONFLICT DO NOTHING"

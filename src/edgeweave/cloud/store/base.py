@@ -215,6 +215,10 @@ class NodeSyncStore(Protocol):
         how many were dropped."""
         ...
 
+    async def twin_history_devices(self) -> list[tuple[str, str]]:
+        """``(namespace, name)`` of every device that has twin history, sorted."""
+        ...
+
     async def list_events(
         self,
         object_kind: str | None = None,

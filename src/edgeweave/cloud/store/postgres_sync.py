@@ -37,6 +37,7 @@ from edgeweave.cloud.store._objects import ObjectKey, decode_json, encode_json
 from edgeweave.cloud.store._pgsql import (
     EVENTS_LIST_TEMPLATE,
     HISTORY_DELETE_TEMPLATE,
+    HISTORY_DEVICES_TEMPLATE,
     HISTORY_LIST_TEMPLATE,
     HISTORY_POINTS_DELETE_TEMPLATE,
 )
@@ -193,6 +194,12 @@ class PostgresNodeSync:
                 HISTORY_DELETE_TEMPLATE.format(s=schema).encode(), (namespace, name)
             )
             return int(cursor.rowcount)
+
+    async def twin_history_devices(self) -> list[tuple[str, str]]:
+        query = HISTORY_DEVICES_TEMPLATE.format(s=self._quoted_schema)
+        async with self._connection() as conn:
+            rows = await (await conn.execute(query.encode())).fetchall()
+        return [(str(ns), str(name)) for ns, name in rows]
 
     async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
         # the counter row first, as every writer does: it orders this commit among them

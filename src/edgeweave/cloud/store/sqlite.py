@@ -40,6 +40,7 @@ from edgeweave.cloud.store._objects import (
     prepare_update,
 )
 from edgeweave.cloud.store._paging import PageBuilder
+from edgeweave.cloud.store._recent import RecentChanges
 from edgeweave.cloud.store._watch import ChangeRow, LogWatch, Notifier
 from edgeweave.cloud.store.base import (
     DEFAULT_TWIN_HISTORY_MAX_AGE_S,
@@ -94,6 +95,7 @@ class SQLiteStore(SQLiteNodeSync):
             on_integrity_error=_integrity_error,
         )
         self._notifier = Notifier()
+        self._recent: RecentChanges | None = None  # set once open (the log's mark is read)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writes_since_retention = 0
         self.events_retention = DEFAULT_EVENTS_RETENTION
@@ -105,12 +107,17 @@ class SQLiteStore(SQLiteNodeSync):
         store = cls(path, **kwargs)
         store._loop = asyncio.get_running_loop()
         await store._sql.open()
+        rv, compacted = await store._sql.run(store._db_marks)
+        store._recent = RecentChanges(floor=rv, compacted=compacted)
         return store
 
     # ---- plumbing -------------------------------------------------------------------------
 
-    def _db_after_write(self) -> None:
-        """On the worker, after commit: wake watches, apply retention now and then."""
+    def _db_after_write(self, rows: Sequence[ChangeRow]) -> None:
+        """On the worker, after commit: keep the rows, wake watches, apply retention now and
+        then."""
+        if self._recent is not None:
+            self._recent.add(rows)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._notifier.notify)
         self._writes_since_retention += 1
@@ -133,7 +140,7 @@ class SQLiteStore(SQLiteNodeSync):
             text = encode_json(out)
             db.execute(q.INSERT, (*key, rv, text))
             db.execute(q.LOG, (rv, *key, "ADDED", text))
-        self._db_after_write()
+        self._db_after_write([(rv, "ADDED", *key, text)])
         return out
 
     def _db_update(self, obj: JSONObject, key: ObjectKey, wanted: int | None) -> JSONObject:
@@ -147,7 +154,7 @@ class SQLiteStore(SQLiteNodeSync):
             text = encode_json(out)
             db.execute(q.UPDATE, (rv, text, *key))
             db.execute(q.LOG, (rv, *key, "MODIFIED", text))
-        self._db_after_write()
+        self._db_after_write([(rv, "MODIFIED", *key, text)])
         return out
 
     def _db_delete(self, key: ObjectKey, wanted: int | None) -> JSONObject:
@@ -159,8 +166,9 @@ class SQLiteStore(SQLiteNodeSync):
             rv: int = db.execute(q.NEXT_RV).fetchone()[0]
             out = prepare_delete(decode_json(row[1]), rv)
             db.execute(q.DELETE, key)
-            db.execute(q.LOG, (rv, *key, "DELETED", encode_json(out)))
-        self._db_after_write()
+            text = encode_json(out)
+            db.execute(q.LOG, (rv, *key, "DELETED", text))
+        self._db_after_write([(rv, "DELETED", *key, text)])
         return out
 
     def _db_compact(self, keep_last: int) -> int:
@@ -171,6 +179,8 @@ class SQLiteStore(SQLiteNodeSync):
                 compacted = row[0]
                 db.execute(q.TRIM, (compacted,))
                 db.execute(q.SET_COMPACTED, (compacted,))
+        if self._recent is not None:
+            self._recent.compacted = compacted
         return compacted
 
     # ---- reads (worker thread) ------------------------------------------------------------
@@ -196,6 +206,13 @@ class SQLiteStore(SQLiteNodeSync):
                 )
                 page.feed(db.execute(query, params).fetchall())
         return page.result(rv)
+
+    def _db_marks(self) -> tuple[int, int]:
+        """The newest rv and the compaction mark, in one read transaction."""
+        with self._sql.transaction("BEGIN") as db:
+            rv: int = db.execute(q.CURRENT_RV).fetchone()[0]
+            compacted: int = db.execute(q.COMPACTED).fetchone()[0]
+        return rv, compacted
 
     def _db_scalar(self, query: str) -> int:
         value: int = self._sql.connection.execute(query).fetchone()[0]
@@ -260,6 +277,9 @@ class SQLiteStore(SQLiteNodeSync):
             watch.close()
 
     async def _fetch_changes(self, after: int, limit: int) -> tuple[int, Sequence[ChangeRow]]:
+        served = None if self._recent is None else self._recent.fetch(after, limit)
+        if served is not None:
+            return served
         return await self._sql.run(self._db_changes, after, limit)
 
     async def compact(self, keep_last: int) -> int:

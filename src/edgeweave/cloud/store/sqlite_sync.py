@@ -33,6 +33,7 @@ from edgeweave.cloud.store._nodesync import (
     history_rows,
 )
 from edgeweave.cloud.store._objects import decode_json, encode_json
+from edgeweave.cloud.store._watch import ChangeRow
 from edgeweave.cloud.store.base import (
     AckItem,
     AckKey,
@@ -52,8 +53,9 @@ class SQLiteNodeSync:
     _sql: SQLiteThread  # the worker thread, its connection and transactions
 
     @abstractmethod
-    def _db_after_write(self) -> None:
-        """On the worker, after a commit that wrote objects: wakes the store's watches."""
+    def _db_after_write(self, rows: Sequence[ChangeRow]) -> None:
+        """On the worker, after a commit that wrote these change-log rows: wakes the store's
+        watches."""
 
     # ---- the NodeSyncStore interface --------------------------------------------------------
 
@@ -113,6 +115,10 @@ class SQLiteNodeSync:
     async def delete_twin_history(self, namespace: str, name: str) -> int:
         return await self._sql.run(self._db_delete_history, namespace, name)
 
+    async def twin_history_devices(self) -> list[tuple[str, str]]:
+        rows = await self._sql.run(self._db_fetch, q.HISTORY_DEVICES, ())
+        return [(str(ns), str(name)) for ns, name in rows]
+
     def _db_delete_history(self, namespace: str, name: str) -> int:
         with self._sql.transaction() as db:
             db.execute(q.HISTORY_POINTS_DELETE, (namespace, name))
@@ -160,7 +166,7 @@ class SQLiteNodeSync:
     ) -> int:
         rows = list(events)
         grouped = group_status_writes(writes)
-        wrote = False
+        logged: list[ChangeRow] = []
         with self._sql.transaction() as db:
             stored = self._db_committed_seq(node, db)
             if seq <= stored:
@@ -178,12 +184,12 @@ class SQLiteNodeSync:
                     text = encode_json(apply_status(decode_json(row[1]), patches, rv))
                     updates.append((rv, text, *key))
                     changes.append((rv, *key, "MODIFIED", text))
+                    logged.append((rv, "MODIFIED", *key, text))
                 db.executemany(q.UPDATE, updates)
                 db.executemany(q.LOG, changes)
-                wrote = True
             db.execute(q.UPSTREAM_SET, (node, seq))
-        if wrote:
-            self._db_after_write()
+        if logged:
+            self._db_after_write(logged)
         return seq
 
     def _db_insert_events(self, db: Connection, rows: list[EventRow]) -> None:

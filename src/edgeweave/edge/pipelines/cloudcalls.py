@@ -1,10 +1,11 @@
 """The pipeline host's calls to the cloud: presigned URLs over the link, bytes over HTTPS.
 
 :class:`CloudCalls` adapts the agent's current link session and identity to the callables the
-Copier and Merger take: ``sign_commit`` / ``sign_merge`` ask the hub for a URL
-(``commit_url`` / ``merge_url``), ``fetch`` / ``send`` make the HTTPS request with the node's
-certificate context (:func:`edgeweave.edge.cloudapi.fetch_bytes`). With no session (the cloud
-away) or a refusal they raise :class:`LinkBroken`, which the callers retry later.
+Copier, the Merger and a cloud worker take: ``sign_commit`` / ``sign_merge`` /
+``sign_output`` ask the hub for a URL (``commit_url`` / ``merge_url`` / ``output_url``);
+``fetch`` / ``send`` make the HTTPS request with the node's certificate context
+(:func:`edgeweave.edge.cloudapi.fetch_bytes`). With no session (the cloud away) or a refusal
+they raise :class:`LinkBroken`, which the callers retry later.
 
 Must not decide what to copy or deliver.
 """
@@ -50,6 +51,13 @@ class CloudCalls:
         answer = await self._ask(request, f"merger {name}")
         if not isinstance(answer, m.MergeUrl):
             raise LinkBroken(f"merger {name}: unexpected answer {answer.type}")
+        return answer.url
+
+    async def sign_output(self, namespace: str, name: str) -> str:
+        request = m.OutputUrlRequest(pipeline=m.AppName(namespace=namespace, name=name))
+        answer = await self._ask(request, f"outputs of {name}")
+        if not isinstance(answer, m.OutputUrl):
+            raise LinkBroken(f"outputs of {name}: unexpected answer {answer.type}")
         return answer.url
 
     async def fetch(self, url: str, max_bytes: int, what: str) -> bytes:

@@ -27,9 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from edgeweave.aio.backoff import Backoff
 from edgeweave.errors import EdgeweaveError, NotFound
+from edgeweave.pipelines.commits import CopyReport
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.scheduler import Status
-from edgeweave.pipelines.transfer import manifest_from_json, pull_commit
+from edgeweave.pipelines.transfer import CommitManifest, manifest_from_json, pull_commit
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,26 @@ def under(url: str, suffix: str) -> str:
     """``url`` with ``suffix`` added to its path (the query, its signature, kept)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
+
+
+async def fetch_commit(
+    repos: Repos, sign: Sign, fetch: Fetch, commit: str
+) -> tuple[CommitManifest, CopyReport]:
+    """Bring cloud ``commit`` into ``repos`` (on its repo and branch), moving only the chunks
+    they lack: a URL from ``sign``, the manifest, then the missing chunks."""
+    url = await sign(commit)
+    raw = await fetch(under(url, "/manifest"), MAX_MANIFEST_BYTES, "the manifest")
+    try:
+        manifest = manifest_from_json(json.loads(raw))
+    except ValueError as e:
+        raise NotFound(f"the cloud sent no manifest for commit {commit}: {e}") from e
+    if manifest.info.id != commit:
+        raise NotFound(f"the cloud sent the manifest of {manifest.info.id}, not {commit}")
+
+    async def read_chunk(digest: str) -> bytes:
+        return await fetch(under(url, f"/chunks/{digest}"), MAX_CHUNK_BYTES, digest)
+
+    return manifest, await pull_commit(read_chunk, manifest, repos)
 
 
 class EdgeCopiers:
@@ -105,19 +126,7 @@ class EdgeCopiers:
                 await asyncio.wait_for(self._wake.wait(), self._backoff.next_delay())
 
     async def _copy(self, name: str, namespace: str, commit: str) -> None:
-        url = await self._sign(commit)
-        raw = await self._fetch(under(url, "/manifest"), MAX_MANIFEST_BYTES, "the manifest")
-        try:
-            manifest = manifest_from_json(json.loads(raw))
-        except ValueError as e:
-            raise NotFound(f"the cloud sent no manifest for commit {commit}: {e}") from e
-        if manifest.info.id != commit:
-            raise NotFound(f"the cloud sent the manifest of {manifest.info.id}, not {commit}")
-
-        async def read_chunk(digest: str) -> bytes:
-            return await self._fetch(under(url, f"/chunks/{digest}"), MAX_CHUNK_BYTES, digest)
-
-        report = await pull_commit(read_chunk, manifest, self._repos)
+        manifest, report = await fetch_commit(self._repos, self._sign, self._fetch, commit)
         self._done[name] = commit
         self._on_copied(manifest.info.repo)
         done: Status = {

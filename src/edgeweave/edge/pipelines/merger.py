@@ -96,27 +96,38 @@ class EdgeMergers:
         if head is None or self._done.get(name) == head.id:
             return
         url = await self._sign(want.namespace, name)
-        manifest = await self._repos.manifest(head.id)
-        body = json.dumps(manifest.as_json()).encode()
-        missing = _json(await self._send("POST", under(url, "/missing"), body, "merge offer"))
-        moved = 0
-        for digest in missing.get("missing") or []:
-            data = await self._repos.read_chunk(str(digest))
-            await self._send("PUT", under(url, f"/chunks/{digest}"), data, f"chunk {digest}")
-            moved += len(data)
-        answer = _json(await self._send("POST", under(url, "/commit"), body, "merge commit"))
+        answer, chunks, moved = await push_commit(self._repos, self._send, url, head.id)
         self._done[name] = head.id
         done: Status = {
             "state": "merged",
             "message": "",
             "commit": head.id,
-            "chunksMoved": len(missing.get("missing") or []),
+            "chunksMoved": chunks,
             "bytesMoved": moved,
             "imported": bool(answer.get("imported")),
             "complete": bool(answer.get("complete")),
         }
         log.info("merger %s: commit %s delivered (%d bytes moved)", name, head.id, moved)
         await self._report(want.namespace, name, done)
+
+
+async def push_commit(
+    repos: Repos, send: Send, url: str, commit: str
+) -> tuple[dict[str, Any], int, int]:
+    """Push local ``commit`` to the cloud at ``url`` (a merge or output URL): the manifest
+    offered, the chunks the cloud lacks, then the commit. The cloud's answer, the chunks and
+    the bytes moved."""
+    manifest = await repos.manifest(commit)
+    body = json.dumps(manifest.as_json()).encode()
+    missing = _json(await send("POST", under(url, "/missing"), body, f"offer of {commit}"))
+    wanted = [str(d) for d in missing.get("missing") or []]
+    moved = 0
+    for digest in wanted:
+        data = await repos.read_chunk(digest)
+        await send("PUT", under(url, f"/chunks/{digest}"), data, f"chunk {digest}")
+        moved += len(data)
+    answer = _json(await send("POST", under(url, "/commit"), body, f"commit {commit}"))
+    return answer, len(wanted), moved
 
 
 def _json(raw: bytes) -> dict[str, Any]:

@@ -5,11 +5,14 @@ wakes the pipelines reading a repo when a commit is finished), so a second proce
 write the store files. Instead the agent listens on **loopback TCP** (port 0) and writes
 ``DATA/pipelines/put.json`` (mode 0600: ``{port, token}``); the CLI on the same machine, run
 by a user who can read the data directory, connects, sends one JSON header line
-``{token, repo, branch, path, size}`` and then exactly ``size`` bytes, and reads one JSON line
-back: ``{ok: true, commit, size}`` or ``{ok: false, error}``. Loopback TCP rather than a unix
+``{token, repo, branch, files: [{path, size}, ...]}`` and then the files' bytes back to back
+(exactly ``size`` of each, in that order), and reads one JSON line back: ``{ok: true, commit,
+size}`` (the bytes of all files) or ``{ok: false, error}``. All the files go into **one**
+commit, so a pipeline sees them together. Loopback TCP rather than a unix
 socket because socket paths are limited to ~100 bytes and data directories can be deeper.
-The token is compared in constant time; the size is checked against
-``pipelines.max_file_bytes`` before any byte is read. Works with the cloud away: nothing here
+The token is compared in constant time; each file's size is checked against
+``pipelines.max_file_bytes`` before any byte is read (the header line, at most 64 KiB, bounds
+how many files one put holds). Works with the cloud away: nothing here
 touches the link.
 
 Must not: know pipelines (it calls ``put`` and the host wakes them) or accept remote peers.
@@ -36,10 +39,11 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 BLOCK_BYTES = 256 * 1024
 ENDPOINT_FILE = "put.json"
-Put = Callable[[str, str, str, Path], Awaitable[str]]  # (repo, branch, path, file) -> commit id
+# (repo, branch, [(path, local file), ...]) -> the id of the one commit holding them all
+Put = Callable[[str, str, list[tuple[str, Path]]], Awaitable[str]]
 
 
-def _header(line: bytes, token: str, max_bytes: int) -> tuple[str, str, str, int]:
+def _header(line: bytes, token: str, max_bytes: int) -> tuple[str, str, list[tuple[str, int]]]:
     try:
         doc: Any = json.loads(line)
     except ValueError as e:
@@ -48,14 +52,41 @@ def _header(line: bytes, token: str, max_bytes: int) -> tuple[str, str, str, int
         str(doc.get("token", "")).encode(), token.encode()
     ):
         raise BadRequest("wrong token: read it from DATA/pipelines/put.json")
-    repo, branch, path, size = (doc.get(k) for k in ("repo", "branch", "path", "size"))
-    if not all(isinstance(v, str) and v for v in (repo, branch, path)):
-        raise BadRequest("repo, branch and path are required")
-    if not isinstance(size, int) or size < 0:
-        raise BadRequest("size must be a non-negative integer")
-    if size > max_bytes:
-        raise PayloadTooLarge(f"the file is over {max_bytes} bytes (pipelines.max_file_bytes)")
-    return str(repo), str(branch), str(path), size
+    repo, branch, files = doc.get("repo"), doc.get("branch"), doc.get("files")
+    if not all(isinstance(v, str) and v for v in (repo, branch)):
+        raise BadRequest("repo and branch are required")
+    if not isinstance(files, list) or not files:
+        raise BadRequest("files must be a non-empty list of {path, size}")
+    sized: list[tuple[str, int]] = []
+    for i, f in enumerate(files):
+        path, size = (f.get(k) for k in ("path", "size")) if isinstance(f, dict) else (None, None)
+        if not isinstance(path, str) or not path:
+            raise BadRequest(f"files[{i}].path is required")
+        if not isinstance(size, int) or size < 0:
+            raise BadRequest(f"files[{i}].size must be a non-negative integer")
+        if size > max_bytes:
+            raise PayloadTooLarge(f"{path} is over {max_bytes} bytes (pipelines.max_file_bytes)")
+        sized.append((path, size))
+    return str(repo), str(branch), sized
+
+
+async def _receive(reader: asyncio.StreamReader, uploads: Path, path: str, size: int) -> Path:
+    """Read exactly ``size`` bytes into a new file under ``uploads``."""
+    fd, name = tempfile.mkstemp(dir=uploads, suffix=".part")
+    upload = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            left = size
+            while left:
+                block = await reader.read(min(left, BLOCK_BYTES))
+                if not block:
+                    raise BadRequest(f"{path} ended {left} bytes early")
+                await asyncio.to_thread(f.write, block)
+                left -= len(block)
+    except BaseException:
+        upload.unlink(missing_ok=True)
+        raise
+    return upload
 
 
 async def _serve_one(
@@ -67,29 +98,23 @@ async def _serve_one(
     put: Put,
 ) -> None:
     answer: dict[str, Any]
+    received: list[tuple[str, Path]] = []
     try:
         line = await reader.readuntil(b"\n")
-        repo, branch, path, size = _header(line, token, max_bytes)
-        fd, name = tempfile.mkstemp(dir=uploads, suffix=".part")
-        upload = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                left = size
-                while left:
-                    block = await reader.read(min(left, BLOCK_BYTES))
-                    if not block:
-                        raise BadRequest(f"the file ended {left} bytes early")
-                    await asyncio.to_thread(f.write, block)
-                    left -= len(block)
-            answer = {"ok": True, "commit": await put(repo, branch, path, upload), "size": size}
-        finally:
-            upload.unlink(missing_ok=True)
+        repo, branch, files = _header(line, token, max_bytes)
+        for path, size in files:
+            received.append((path, await _receive(reader, uploads, path, size)))
+        commit = await put(repo, branch, received)
+        answer = {"ok": True, "commit": commit, "size": sum(size for _, size in files)}
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         answer = {"ok": False, "error": "the header line is missing or too long"}
     except EdgeweaveError as e:
         answer = {"ok": False, "error": e.message}
     except OSError as e:
         answer = {"ok": False, "error": f"cannot store the file: {e}"}
+    finally:
+        for _, upload in received:
+            upload.unlink(missing_ok=True)
     try:
         writer.write(json.dumps(answer).encode() + b"\n")
         await writer.drain()
@@ -127,8 +152,9 @@ async def open_put_server(root: Path, max_bytes: int, put: Put) -> AsyncIterator
         await server.wait_closed()
 
 
-async def put_local(data_dir: Path, repo: str, branch: str, path: str, file: Path) -> str:
-    """The client side (the CLI): send ``file`` to the agent of ``data_dir``; the commit id."""
+async def put_local(data_dir: Path, repo: str, branch: str, files: list[tuple[str, Path]]) -> str:
+    """The client side (the CLI): send ``files`` (``(path in the repo, local file)``) to the
+    agent of ``data_dir``, to be put in one commit; its id."""
     endpoint = data_dir / "pipelines" / ENDPOINT_FILE
     try:
         doc = json.loads(endpoint.read_text())
@@ -136,11 +162,12 @@ async def put_local(data_dir: Path, repo: str, branch: str, path: str, file: Pat
     except FileNotFoundError:
         raise NotFound(
             f"{endpoint} does not exist: the agent is not running there, or the node holds "
-            "no pipeline yet (the pipeline host starts with the first one)"
+            "no pipeline and no repo located on it yet (the pipeline host starts with the "
+            "first one; `edgeweave repo create NAME --node NODE` places a repo there)"
         ) from None
     except (OSError, ValueError, KeyError) as e:
         raise BadRequest(f"cannot read {endpoint}: {e}") from e
-    size = file.stat().st_size
+    listed = [{"path": path, "size": file.stat().st_size} for path, file in files]
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError as e:
@@ -148,13 +175,14 @@ async def put_local(data_dir: Path, repo: str, branch: str, path: str, file: Pat
             f"the agent does not answer on 127.0.0.1:{port} ({e}); is it running?"
         ) from e
     try:
-        header = {"token": token, "repo": repo, "branch": branch, "path": path, "size": size}
+        header = {"token": token, "repo": repo, "branch": branch, "files": listed}
         writer.write(json.dumps(header).encode() + b"\n")
         try:
-            with file.open("rb") as f:
-                while block := f.read(BLOCK_BYTES):
-                    writer.write(block)
-                    await writer.drain()
+            for _, file in files:
+                with file.open("rb") as f:
+                    while block := f.read(BLOCK_BYTES):
+                        writer.write(block)
+                        await writer.drain()
         except ConnectionError:
             pass  # the agent refused early (too large, wrong token): its answer says why
         line = await reader.readline()
