@@ -315,6 +315,8 @@ class PipelineService:
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
     for d in datums:
         yield f"=== datum {d.id[:12]} {d.name} ({d.state})\n".encode()
+        if not d.log_path:  # the datum logged nothing (no file was made)
+            continue
         try:
             f = await asyncio.to_thread(open, d.log_path, "rb")
         except OSError:  # the work directory was cleaned: the tail kept in the job store
