@@ -300,3 +300,5 @@ async def test_a_cloud_placed_cron_pipeline_ticks_and_an_edge_placed_one_does_no
     repos = {r["name"] for r in await client.list_repos()}
     assert "ticker_tick" in repos and "edgetick_tick" not in repos
     assert await client.list_jobs("edgetick") == []
+    with pytest.raises(Conflict, match="used by pipeline"):
+        await client.delete_repo("ticker_tick")  # the pipeline's cron input ticks into it

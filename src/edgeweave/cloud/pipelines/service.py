@@ -49,7 +49,7 @@ from edgeweave.pipelines.lineage import trace_lineage
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
 from edgeweave.pipelines.scheduler import Scheduler, is_cloud_placed
-from edgeweave.pipelines.spec import PipelineDoc
+from edgeweave.pipelines.spec import PipelineDoc, engine_input
 from edgeweave.pipelines.transfer import CommitManifest
 
 LOG_READ_BYTES = 64 * 1024
@@ -151,7 +151,8 @@ class PipelineService:
         for obj in (await self._store.list(PIPELINE)).items:
             pipeline = obj["metadata"]["name"]
             try:
-                reads = Input.model_validate(obj["spec"]["input"]).repos()
+                # a cron input's repo counts too (engine_input names it as a pfs input)
+                reads = engine_input(Input.model_validate(obj["spec"]["input"]), pipeline).repos()
             except (KeyError, ValueError):  # not a valid spec: it reads nothing
                 reads = []
             if pipeline == name or name in reads:
