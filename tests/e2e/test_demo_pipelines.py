@@ -121,3 +121,12 @@ def test_each_node_scored_its_machines_in_one_job_that_loaded_the_model_once(
             assert job["datums"]["processed"] == len(machines)
             logs = [d["logTail"] for d in client.list_datums(job["id"])]
             assert sum("loaded model machine-health v1" in log for log in logs) == 1
+
+
+def test_lineage_follows_a_merged_frame_back_to_the_camera_nodes_repo(
+    demo: tuple[Fleet, ExamplesRun],
+) -> None:
+    fleet = demo[0]
+    lineage = fleet.cli("lineage", "people-frames@master:/edge-1/lobby-0820.png")
+    print(lineage)  # the chain: extended to the node's repo by the lineage work
+    assert lineage.startswith("people-frames@") and "/edge-1/lobby-0820.png" in lineage, lineage
