@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgeweave.cli.file import add_put_arguments
 from edgeweave.cli.pfs import parse_ref
 
 
@@ -24,17 +25,7 @@ def add_parser(sub: Any, data_help: str) -> None:
     file = sub.add_parser("file", help="files in this node's repos (works offline)")
     fsub = file.add_subparsers(dest="edge_file_command", metavar="COMMAND", required=True)
     put = fsub.add_parser("put", help="put local files into a repo on this node (one commit)")
-    put.add_argument("target", metavar="REPO@BRANCH[:/PATH]")
-    put.add_argument(
-        "-f",
-        "--file",
-        dest="files",
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="a local file (repeatable); with -r a directory",
-    )
-    put.add_argument("-r", "--recursive", action="store_true", help="put a directory's files")
+    add_put_arguments(put)
     put.add_argument("--data", type=Path, default=None, help=data_help)
     put.set_defaults(func=run_put)
 

@@ -30,13 +30,8 @@ PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # smaller files go too fast to watch
 FILE_COLUMNS = ("NAME", "TYPE", "SIZE")
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("file", help="files in repos: put, get, list, glob, delete")
-    add_global_options(p, suppress=True)
-    sub = p.add_subparsers(dest="file_command", metavar="COMMAND", required=True)
-
-    put = sub.add_parser("put", help="put local files into a repo (one commit)")
-    add_global_options(put, suppress=True)
+def add_put_arguments(put: argparse.ArgumentParser) -> None:
+    """The arguments of ``file put`` (the cloud's) and ``edge file put`` (a node's)."""
     put.add_argument("target", metavar="REPO@BRANCH[:/PATH]")
     put.add_argument(
         "-f",
@@ -48,6 +43,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="a local file (repeatable); with -r a directory",
     )
     put.add_argument("-r", "--recursive", action="store_true", help="put a directory's files")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("file", help="files in repos: put, get, list, glob, delete")
+    add_global_options(p, suppress=True)
+    sub = p.add_subparsers(dest="file_command", metavar="COMMAND", required=True)
+
+    put = sub.add_parser("put", help="put local files into a repo (one commit)")
+    add_global_options(put, suppress=True)
+    add_put_arguments(put)
     put.set_defaults(func=run_put)
 
     get = sub.add_parser("get", help="print a file's content (or write it to -o)")

@@ -10,7 +10,8 @@ building: this module writes nothing and imports yaml only when YAML is asked fo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,3 +141,19 @@ def as_list(items: list[dict[str, Any]], resource_version: str = "") -> dict[str
         "metadata": {"resourceVersion": resource_version},
         "items": items,
     }
+
+
+def print_listing(
+    output: str,
+    items: list[dict[str, Any]],
+    rows: Callable[[list[dict[str, Any]]], Sequence[Sequence[str]]],
+    noun: str,
+) -> None:
+    """A list command's answer: ``{"items": [...]}`` for ``-o json``, else a table of
+    ``rows(items)`` (its first row the headers), or "No NOUN found." on stderr."""
+    if output == "json":
+        print(to_json({"items": items}))
+    elif not items:
+        print(f"No {noun} found.", file=sys.stderr)
+    else:
+        print(render_table(rows(items)))

@@ -158,12 +158,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     with open_client(args) as client:
         items, _ = client.list_all("pipelines", namespace(args, client))
-    if args.output == "json":
-        print(out.to_json({"items": items}))
-    elif not items:
-        print("No pipelines found.", file=sys.stderr)
-    else:
-        print(out.render_table(pipeline_rows(items)))
+    out.print_listing(args.output, items, pipeline_rows, "pipelines")
     return 0
 
 

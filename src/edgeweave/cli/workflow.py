@@ -127,12 +127,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     with open_client(args) as client:
         items, _ = client.list_all("workflows", namespace(args, client))
-    if args.output == "json":
-        print(out.to_json({"items": items}))
-    elif not items:
-        print("No workflows found.", file=sys.stderr)
-    else:
-        print(out.render_table(workflow_rows(items)))
+    out.print_listing(args.output, items, workflow_rows, "workflows")
     return 0
 
 
