@@ -73,17 +73,23 @@ async def receive_chunk(service: PipelineService, digest: str, request: Request)
     return json_response({"digest": digest, "size": stored}, 201)
 
 
+def signed_node(request: Request, url_secret: bytes, subject: str, what: str) -> str:
+    """The node a signed ``what`` URL (``merge``, ``output``) was issued to, checked against
+    ``subject``; Forbidden when the signature is missing, wrong or expired."""
+    q = request.query_params
+    node, exp, sig = q.get("node"), q.get("exp"), q.get("sig")
+    if not node or not exp or not sig:
+        raise Forbidden(f"a {what} URL needs node, exp and sig (ask the hub: {what}_url)")
+    verify_object_url(url_secret, subject, node, exp, sig)
+    return node
+
+
 def build_merge_router(service: PipelineService, url_secret: bytes) -> APIRouter:
     r = APIRouter(tags=["pipelines"])
     base = MERGE_PATH + "/{namespace}/{name}"
 
     def node_of(namespace: str, name: str, request: Request) -> str:
-        q = request.query_params
-        node, exp, sig = q.get("node"), q.get("exp"), q.get("sig")
-        if not node or not exp or not sig:
-            raise Forbidden("a merge URL needs node, exp and sig (ask the hub: merge_url)")
-        verify_object_url(url_secret, merge_subject(namespace, name), node, exp, sig)
-        return node
+        return signed_node(request, url_secret, merge_subject(namespace, name), "merge")
 
     @r.post(base + "/missing", summary="Which chunks of a commit the cloud lacks (node)")
     async def missing(namespace: str, name: str, request: Request) -> Response:

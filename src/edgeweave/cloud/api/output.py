@@ -22,10 +22,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from edgeweave.cloud.api.bodies import json_response
-from edgeweave.cloud.api.merge import missing_chunks, read_manifest, receive_chunk
-from edgeweave.cloud.objects import verify_object_url
+from edgeweave.cloud.api.merge import missing_chunks, read_manifest, receive_chunk, signed_node
 from edgeweave.cloud.pipelines import PipelineService
-from edgeweave.errors import Forbidden
 
 OUTPUT_PATH = "/api/v1/pfs/output"
 
@@ -39,12 +37,7 @@ def build_output_router(service: PipelineService, url_secret: bytes) -> APIRoute
     base = OUTPUT_PATH + "/{namespace}/{name}"
 
     def node_of(namespace: str, name: str, request: Request) -> str:
-        q = request.query_params
-        node, exp, sig = q.get("node"), q.get("exp"), q.get("sig")
-        if not node or not exp or not sig:
-            raise Forbidden("an output URL needs node, exp and sig (ask the hub: output_url)")
-        verify_object_url(url_secret, output_subject(namespace, name), node, exp, sig)
-        return node
+        return signed_node(request, url_secret, output_subject(namespace, name), "output")
 
     @r.post(base + "/missing", summary="Which chunks of an output commit the cloud lacks (node)")
     async def missing(namespace: str, name: str, request: Request) -> Response:
