@@ -42,7 +42,7 @@ from edgeweave.pipelines.dagspec import step_argv, step_env
 from edgeweave.pipelines.datums import Datum, DatumPart, make_datum
 from edgeweave.pipelines.glob import GlobMatch
 from edgeweave.pipelines.jobinfo import TaskRef
-from edgeweave.pipelines.jobs import DatumSummary, JobResult
+from edgeweave.pipelines.jobs import JobResult, datum_summary
 from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.outputs import OutputWriter
 from edgeweave.pipelines.plan import DatumHistory, DatumRecord, DatumState
@@ -163,7 +163,7 @@ class StepRunner:
             else:
                 job.state, job.failed = "failure", 1
                 job.error = result.error.split(": ", 1)[-1] if result.error else "failed"
-            summary = _summary(datum, result, started_at)
+            summary = datum_summary(datum, result, started_at)
             job.datums.append(summary)
             await self._jobs.record_datum(job.id, summary)
         finally:
@@ -216,18 +216,3 @@ class StepRunner:
         return info.id
 
 
-def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSummary:
-    return DatumSummary(
-        id=datum.id,
-        name=datum.describe(),
-        state=result.state,
-        attempts=result.attempts,
-        duration_s=result.duration_s,
-        error=result.error,
-        log_path=str(result.log_path),
-        started_at=started_at,
-        bytes_in=sum(size for _, _, _, size in datum.files()),
-        bytes_out=sum(o.size for o in result.outputs),
-        log_tail=result.log_tail,
-        items_in=sum(1 for _ in datum.files()),
-    )

@@ -345,7 +345,7 @@ class JobRunner:
         summaries: list[DatumSummary] = []
         committed: Committed | None = None
         for datum, result, started_at in ((f.datum, f.result, f.started_at) for f in group):
-            summary = _summary(datum, result, started_at)
+            summary = datum_summary(datum, result, started_at)
             job.datums.append(summary)
             summaries.append(summary)
             if result.state == DatumState.FAILED:
@@ -372,7 +372,8 @@ class JobRunner:
         return summaries, committed
 
 
-def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSummary:
+def datum_summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSummary:
+    """The record of a datum that ran (a job's, or a workflow step's)."""
     return DatumSummary(
         id=datum.id,
         name=datum.describe(),
