@@ -175,9 +175,16 @@ class EdgePipelineSettings:
     enabled: bool = _setting(True, "run the pipelines the cloud places on this node")
     max_running_jobs: int = _setting(1, "jobs of different pipelines running at once", ge=1)
     max_file_bytes: int = _setting(1024**3, "largest file `edgeweave edge file put` accepts", ge=1)
+    mount_namespace: str = _setting(
+        "auto", "auto: each datum in a private mount namespace (/pfs, secrets hidden) when root"
+    )
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+        if self.mount_namespace not in ("auto", "off"):
+            raise ConfigError(
+                f"invalid settings: mount_namespace: {self.mount_namespace!r} is not auto or off"
+            )
 
 
 @dataclass(frozen=True)

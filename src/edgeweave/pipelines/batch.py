@@ -18,6 +18,12 @@ from its ``out/``, ``datum_tries`` attempts (each resent with an empty ``out/``)
 ``datum_timeout`` per attempt, then ``err_cmd`` as its own process with the full per-datum
 environment. A process that exits or times out during a datum fails that attempt and is
 started again for the next one; cancelling kills its process group.
+
+With the runner's mount namespace (:mod:`.mountns`) the process runs in one of its own, with
+the node's data directory covered except the job's directory, a minimal ``/dev`` and the
+reduced capabilities — but no ``/pfs``: one process serves many datums at once in flight, so
+no single root can be its ``/pfs``; it reads ``PFS`` from each line. ``err_cmd`` is per datum
+and gets the datum's root at ``/pfs``.
 """
 
 from __future__ import annotations
@@ -147,7 +153,10 @@ def job_workers(
     job_dir = runner.work_dir / ctx.job_id
     job_dir.mkdir(parents=True, exist_ok=True)
     cwd = _working_dir(transform, job_dir)
-    return [BatchWorker(transform.cmd, env, cwd) for _ in range(settings.parallelism)]
+    argv = list(transform.cmd)
+    if runner.namespace is not None:  # secrets hidden, the job's directory kept; no /pfs
+        argv = runner.namespace.process_argv(argv, job_dir, cwd)
+    return [BatchWorker(argv, env, cwd) for _ in range(settings.parallelism)]
 
 
 async def run_batched(
@@ -177,7 +186,7 @@ async def run_batched(
             workers.put_nowait(worker)
         if result.state != DatumState.SUCCESS and transform.err_cmd:
             cwd = _working_dir(transform, root)
-            if await _recover(transform, root, env, cwd, log, settings):
+            if await _recover(transform, root, env, cwd, log, settings, namespace=runner.namespace):
                 result.state = DatumState.RECOVERED
     if result.state == DatumState.SUCCESS:
         result.outputs, result.log_tail = await asyncio.to_thread(
