@@ -36,10 +36,11 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from edgeweave.models.pipelines import Transform
 from edgeweave.pipelines.datums import Datum
+from edgeweave.pipelines.mountns import MountNamespace
 from edgeweave.pipelines.plan import DatumState
 from edgeweave.pipelines.runner import (
     KILL_GRACE_S,
@@ -64,10 +65,17 @@ PREFETCH = 2  # datums a job prepares per worker (one runs, one waits with its r
 class BatchWorker:
     """One long-lived process of a batched pipeline's ``cmd``; one datum at a time."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        namespace: tuple[MountNamespace, Sequence[str]] | None = None,
+    ) -> None:
         self._argv = list(argv)
         self._env = dict(env)
         self._cwd = cwd
+        self._namespace = namespace  # and its steps: where the process runs
         self._proc: asyncio.subprocess.Process | None = None
         self.starts = 0  # how many times the process was started
 
@@ -79,16 +87,7 @@ class BatchWorker:
         if proc is None or proc.returncode is not None:
             _note(log, "start " + " ".join(self._argv))
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *self._argv,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                    cwd=self._cwd,
-                    env=self._env,
-                    start_new_session=True,
-                    limit=LINE_LIMIT,
-                )
+                proc = await self._spawn()
             except OSError as e:
                 return False, f"cannot start {self._argv[0]!r}: {e.strerror or e}"
             self._proc = proc
@@ -120,6 +119,20 @@ class BatchWorker:
         except BaseException:
             await self.close()
             raise
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        options: dict[str, Any] = {
+            "stdin": asyncio.subprocess.PIPE,
+            "stdout": asyncio.subprocess.PIPE,
+            "stderr": asyncio.subprocess.STDOUT,
+            "cwd": self._cwd,
+            "start_new_session": True,
+            "limit": LINE_LIMIT,
+        }
+        if self._namespace is None:
+            return await asyncio.create_subprocess_exec(*self._argv, env=self._env, **options)
+        namespace, steps = self._namespace
+        return await namespace.spawn(steps, self._argv, self._env, **options)
 
     async def close(self, grace_s: float = 0.0) -> None:
         """End the process: EOF on its stdin, ``grace_s`` to exit, then its group is killed."""
@@ -153,10 +166,9 @@ def job_workers(
     job_dir = runner.work_dir / ctx.job_id
     job_dir.mkdir(parents=True, exist_ok=True)
     cwd = _working_dir(transform, job_dir)
-    argv = list(transform.cmd)
-    if runner.namespace is not None:  # secrets hidden, the job's directory kept; no /pfs
-        argv = runner.namespace.process_argv(argv, job_dir, cwd)
-    return [BatchWorker(argv, env, cwd) for _ in range(settings.parallelism)]
+    ns = runner.namespace  # if any: the data directory hidden but the job's; no /pfs
+    where = None if ns is None else (ns, ns.process_steps(job_dir, cwd))
+    return [BatchWorker(transform.cmd, env, cwd, where) for _ in range(settings.parallelism)]
 
 
 async def run_batched(

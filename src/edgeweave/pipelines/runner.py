@@ -51,7 +51,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from edgeweave.models.pipelines import Transform
 from edgeweave.pipelines.datums import Datum
@@ -146,7 +146,7 @@ class DatumRunner:
                 result.attempts = attempt
                 await asyncio.to_thread(_fresh_dir, root / "out")
                 ok, why, code = await _run_process(
-                    *_prepare(transform.cmd, transform.stdin, root, env, cwd, self._namespace),
+                    _prepare(transform.cmd, transform.stdin, root, env, cwd, self._namespace),
                     log=log,
                     timeout_s=settings.datum_timeout_s,
                     accept=[*(transform.accept_return_code or []), *(settings.drop_codes or [])],
@@ -225,6 +225,21 @@ def _rewrite(args: Sequence[str], root: Path) -> list[str]:
     return [_PFS_RE.sub(lambda m: m.group(1) + target, arg) for arg in args]
 
 
+@dataclass(frozen=True)
+class _Launch:
+    """A process to run: ``argv`` (none: ``shown[0]`` cannot start), its stdin lines,
+    environment and working directory, the command named in the log, and the namespace
+    ``steps`` when it runs in one."""
+
+    argv: list[str]
+    stdin: list[str]
+    env: dict[str, str]
+    cwd: Path
+    shown: list[str]
+    namespace: MountNamespace | None = None
+    steps: list[str] = field(default_factory=list)
+
+
 def _prepare(
     cmd: Sequence[str],
     stdin: Sequence[str] | None,
@@ -232,19 +247,18 @@ def _prepare(
     env: Mapping[str, str],
     cwd: Path,
     namespace: MountNamespace | None,
-) -> tuple[list[str], list[str], dict[str, str], Path, list[str]]:
-    """A datum's process as :func:`_run_process` takes it — argv, stdin lines, environment,
-    working directory and the command to name in the log — given its real root, environment
-    and working directory: ``/pfs`` rewritten to the root, or, in ``namespace``, the root
-    bound at ``/pfs`` and the paths under it seen from there."""
+) -> _Launch:
+    """A datum's process, given its real root, environment and working directory: ``/pfs``
+    rewritten to the root, or, in ``namespace``, the root bound at ``/pfs`` and the paths
+    under it seen from there."""
     if namespace is None:
-        return _rewrite(cmd, root), _rewrite(stdin or [], root), dict(env), cwd, list(cmd)
+        return _Launch(_rewrite(cmd, root), _rewrite(stdin or [], root), dict(env), cwd, list(cmd))
     inside = {k: _seen_in(v, root) for k, v in env.items()}
     seen_cwd = _seen_in(str(cwd), root)
     if not cmd or not _findable(cmd[0], env.get("PATH", ""), root, seen_cwd):
-        return [], [], inside, root, list(cmd)  # no program to start: said so, not run
-    argv = namespace.datum_argv(cmd, root, seen_cwd)
-    return argv, list(stdin or []), inside, root, list(cmd)
+        return _Launch([], [], inside, root, list(cmd))  # no program to start: said so
+    steps = namespace.datum_steps(root, seen_cwd)
+    return _Launch(list(cmd), list(stdin or []), inside, root, list(cmd), namespace, steps)
 
 
 def _seen_in(path: str, root: Path) -> str:
@@ -273,31 +287,30 @@ def _working_dir(transform: Transform, root: Path) -> Path:
 
 
 async def _run_process(
-    argv: Sequence[str],
-    stdin_lines: Sequence[str],
-    env: Mapping[str, str],
-    cwd: Path,
-    shown: Sequence[str],
+    launch: _Launch,
     *,
     log: BinaryIO,
     timeout_s: float | None,
     accept: Sequence[int],
 ) -> tuple[bool, str, int | None]:
-    """Run ``argv`` to the end (``shown`` in the log; no ``argv``: ``shown[0]`` cannot
-    start); ``(success, why not, exit code)``. Kills the group on timeout/cancel."""
+    """Run ``launch`` to the end; ``(success, why not, exit code)``. Kills the group on
+    timeout/cancel."""
+    shown, stdin_lines = launch.shown, launch.stdin
     _note(log, "run " + " ".join(shown))
-    if not argv:
+    if not launch.argv:
         return False, f"cannot start {shown[0] if shown else ''!r}: No such file or directory", None
+    options: dict[str, Any] = {
+        "stdin": asyncio.subprocess.PIPE if stdin_lines else asyncio.subprocess.DEVNULL,
+        "stdout": log,
+        "stderr": asyncio.subprocess.STDOUT,
+        "cwd": launch.cwd,
+        "start_new_session": True,
+    }
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin_lines else asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,
-        )
+        if launch.namespace is None:
+            proc = await asyncio.create_subprocess_exec(*launch.argv, env=launch.env, **options)
+        else:
+            proc = await launch.namespace.spawn(launch.steps, launch.argv, launch.env, **options)
     except OSError as e:
         return False, f"cannot start {shown[0]!r}: {e.strerror or e}", None
     try:
@@ -344,7 +357,7 @@ async def _recover(
     ``env`` and ``cwd`` are the real ones; in ``namespace`` they are seen from ``/pfs``."""
     assert transform.err_cmd is not None
     recovered, why, _ = await _run_process(
-        *_prepare(transform.err_cmd, transform.err_stdin, root, env, cwd, namespace),
+        _prepare(transform.err_cmd, transform.err_stdin, root, env, cwd, namespace),
         log=log,
         timeout_s=settings.datum_timeout_s,
         accept=[],

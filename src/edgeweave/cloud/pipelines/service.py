@@ -341,9 +341,7 @@ async def open_pipelines(
     leaving cancels running jobs (recorded ``killed``) and closes everything. User code
     does not see the ``hidden`` directories (with the mount namespace, :mod:`.mountns`)."""
     async with open_host_stores(root) as (repos, jobs):
-        namespace, mode = await probe_mount_namespace(
-            settings.mount_namespace, hidden, root / "work"
-        )
+        namespace, mode = await probe_mount_namespace(settings.mount_namespace, hidden)
         log.info("pipelines: %s", mode)
         runner = JobRunner(repos, DatumRunner(root / "work", repos, namespace=namespace))
         async with open_supervisor("pipelines") as supervisor:

@@ -201,9 +201,7 @@ async def serve_pipelines(
     root = data_dir / "pipelines"
     async with open_host_stores(root) as (repos, jobs):
         reporter = _Reporter(outbox, jobs, on_status)
-        namespace, mode = await probe_mount_namespace(
-            opts.mount_namespace, [data_dir], root / "work"
-        )
+        namespace, mode = await probe_mount_namespace(opts.mount_namespace, [data_dir])
         log.info("pipelines: %s", mode)
         runner = JobRunner(repos, DatumRunner(root / "work", repos, namespace=namespace))
         async with open_supervisor("edge-pipelines") as supervisor:
