@@ -21,8 +21,8 @@ started again for the next one; cancelling kills its process group.
 
 With the runner's mount namespace (:mod:`.mountns`) the process runs in one of its own, with
 the node's data directory covered except the job's directory, a minimal ``/dev`` and the
-reduced capabilities — but no ``/pfs``: one process serves many datums at once in flight, so
-no single root can be its ``/pfs``; it reads ``PFS`` from each line. ``err_cmd`` is per datum
+reduced capabilities — but no ``/pfs``: one process serves many datums, so no single root
+can be its ``/pfs``; it reads ``PFS`` from each line. ``err_cmd`` is per datum
 and gets the datum's root at ``/pfs``.
 """
 
