@@ -2,7 +2,9 @@
 
 Runs the real commands a user would (via :mod:`edgeweave.cli.fleet`): `cloud serve` (SQLite,
 TLS), `token create` + `edge join` + `edge run` for three nodes with their own data dirs (two
-labelled ``role=camera``, one ``role=gateway``, all three ``site=plant``), `artifact push` of
+labelled ``role=camera``, one ``role=gateway``, all three ``site=plant``) and a fourth,
+``worker-1``, that the admin labels ``edgeweave.io/worker=cloud`` (`label node`) so that the
+cloud-placed occupancy report runs there, `artifact push` of
 the sample apps, `apply -f examples/`, and waits until the app runs on the camera nodes only,
 and until the dashboard on the gateway reaches the occupancy API on edge-1 by name, through
 the mesh. Then the smart-building devices: thermostats on a simulated Modbus TCP server and
@@ -42,6 +44,9 @@ NODES = {
     "edge-2": {"role": "camera", "floor": "2", "site": "plant"},
     "edge-3": {"role": "gateway", "floor": "1", "site": "plant"},
 }
+# a node that takes the cloud's own pipeline work (the occupancy report): labelled by the admin
+# after it joined (a joining node cannot claim edgeweave.io/ labels)
+CLOUD_WORKER = "worker-1"
 SAMPLE_APP = "occupancy-counter"
 READY_TIMEOUT_S = 90.0
 MODBUS_PORT = 5020  # what examples/building-devices.yaml names
@@ -96,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
             say(f"joining {name} with labels {labels} and starting its agent")
             fleet.join(name, labels)
             fleet.start_agent(name)
+        say(f"joining {CLOUD_WORKER}, a cloud worker: the cloud's own pipelines run there")
+        fleet.join(CLOUD_WORKER)
+        fleet.start_agent(CLOUD_WORKER)
+        show(fleet, "labelling it", "label", "node", CLOUD_WORKER, "edgeweave.io/worker=cloud")
         show(fleet, "pushing the sample app", "artifact", "push", str(app_file))
         # the mesh: an API on edge-1 that the gateway's dashboard calls by name
         api_file = examples / "apps" / "occupancy_api.py"
@@ -136,6 +145,14 @@ def run(args: argparse.Namespace) -> int:
         )
         print(status.stdout, end="", flush=True)
         run_examples(fleet, examples / "pipelines", root / "work")
+        show(
+            fleet,
+            f"the cloud-placed report ran on {CLOUD_WORKER}",
+            "job",
+            "list",
+            "-p",
+            "occupancy",
+        )
         print(
             "\n==> the fleet is running. In another terminal:\n"
             f"    export EDGEWEAVE_CONFIG={fleet.admin_config}\n"

@@ -160,4 +160,11 @@ def _print_counters(counters: Mapping[str, Mapping[str, int]]) -> None:
             f"{c['itemsDropped']} ({format_bytes(c['bytesDropped'])})",
             f"{saved:.0%}",
         ])  # fmt: skip
+    total = {k: sum(c[k] for c in counters.values()) for k in ("bytesIn", "bytesDropped")}
     table(rows)
+    if total["bytesIn"]:
+        say(
+            f"the Filter saved {format_bytes(total['bytesDropped'])} of "
+            f"{format_bytes(total['bytesIn'])} on the uplink "
+            f"({total['bytesDropped'] / total['bytesIn']:.0%})"
+        )
