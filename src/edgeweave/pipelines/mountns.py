@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -88,7 +87,7 @@ class MountNamespace:
         by ``steps``; ``env`` goes to ``argv`` only."""
         fd = os.memfd_create("edgeweave-datum-env")
         try:
-            data = json.dumps(dict(env)).encode()
+            data = b"".join(os.fsencode(f"{k}={v}") + b"\0" for k, v in env.items())
             while data:
                 data = data[os.write(fd, data) :]
             os.lseek(fd, 0, os.SEEK_SET)

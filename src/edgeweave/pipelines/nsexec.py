@@ -2,9 +2,9 @@
 
 Run by :mod:`edgeweave.pipelines.mountns` as ``python -I -S nsexec.py FD STEPS... -- CMD...``
 with an **empty environment**: the user's environment is read from the file descriptor
-``FD`` (JSON, a memfd the runner wrote) and given only to ``CMD``, so nothing the user
-controls (``LD_PRELOAD``, ``PYTHON*``, shell functions) acts while this program still holds
-every capability. In order:
+``FD`` (a memfd the runner wrote: ``NAME=VALUE`` entries, each ended by a NUL byte) and
+given only to ``CMD``, so nothing the user controls (``LD_PRELOAD``, ``PYTHON*``) acts while
+this program still holds every capability. In order:
 
 1. ``unshare(CLONE_NEWNS)`` and every mount made private (nothing propagates to the host);
 2. the steps, each a word and its paths: ``bind SRC DST``; ``hide DIR`` (an empty read-only
@@ -23,7 +23,6 @@ the exec prints one line naming the step and exits 125 (a step) or 127 (no such 
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import sys
 
@@ -138,7 +137,8 @@ def main(argv: list[str]) -> int:
     steps, cmd = argv[2:sep], argv[sep + 1 :]
     try:
         with os.fdopen(int(argv[1]), "rb") as f:
-            env = {str(k): str(v) for k, v in json.loads(f.read()).items()}
+            pairs = [item.partition(b"=") for item in f.read().split(b"\0") if item]
+        env = {key: value for key, _, value in pairs}
         libc = _Libc()
         run_steps(libc, steps)
         drop_capabilities(libc)
