@@ -70,14 +70,8 @@ class MountNamespace:
         pipeline's job directory); no ``/pfs``."""
         steps, keep = ["dev"], keep.resolve()
         for path in self.hidden:
-            steps += (
-                ["hide-keep", str(path), str(keep)]
-                if keep.is_relative_to(path)
-                else [
-                    "hide",
-                    str(path),
-                ]
-            )
+            kept = keep.is_relative_to(path)
+            steps += ["hide-keep", str(path), str(keep)] if kept else ["hide", str(path)]
         return [*steps, "cd", str(cwd.resolve())]
 
     async def spawn(
