@@ -657,8 +657,11 @@ async def test_one_nodes_upstream_burst_does_not_delay_anothers_heartbeat(env: E
         burst_s = await burst_task
     assert await env.store.upstream_committed_seq("a") == frames * per_frame
     assert len(rtts) >= 3, (rtts, burst_s)  # the heartbeats really ran during the burst
-    # relative, so a loaded machine slows both sides alike: a heartbeat never waits for the burst
-    assert max(rtts) < burst_s / 3, (max(rtts), burst_s)
+    # relative, so a loaded machine slows both sides alike: a heartbeat never waits for the
+    # burst (one queued behind it would take about burst_s); the median is the typical wait,
+    # the max allows one beat held up by the machine's load
+    assert sorted(rtts)[len(rtts) // 2] < burst_s / 5, (sorted(rtts), burst_s)
+    assert max(rtts) < burst_s / 2, (max(rtts), burst_s)
 
 
 async def test_a_node_ready_before_a_cloud_restart_goes_not_ready_if_it_never_returns(
