@@ -234,7 +234,8 @@ async def bench_end_to_end(tmp: Path, n: int) -> dict[str, Any]:
         for d in enumerate_datums(input, trees, doc.version):
             record = DatumRecord(d.hash, DatumState.SUCCESS, d.identity, (d.parts[0].match.path,))
             history.record(d.id, record)
-        previous = JobResult("seed", "copy", "success", {("images", "master"): images}, history)
+        seeded = {("images", "master"): images}
+        previous = JobResult("seed", "copy", "success", seeded, history, output_commit=output.id)
         seed_s = time.perf_counter() - started
         log(f"end_to_end: seeded {n} files and their outputs in {seed_s:.1f} s")
         jobs = JobRunner(repos, DatumRunner(tmp / "work", repos))

@@ -4,7 +4,8 @@ The pipeline goes to the node its placement selects; with the cloud stopped, a f
 the node (`edgeweave edge file put`) is processed there by the node's own job; when the cloud
 comes back, the job — with the node's name and its datum records — shows in `job list` and
 the Pipeline's status carries the node's report. A Filter placed on the same node drops the
-frame (no person in it) and its counters reach the cloud with the job.
+frame (no person in it) and its counters reach the cloud with the job. A cron pipeline placed
+on the node ticks there, by the node's clock, while the cloud is down.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ FILTER = {  # a Filter on the same input: only frames mentioning a person go on
     "pattern": {"filter": {"dropCodes": [1]}},
 }
 
+TICKS = {  # a cron input: each tick is a commit to node-a's own ticks_tick repo
+    "pipeline": {"name": "ticks"},
+    "transform": {"cmd": ["sh", "-c", 'basename "$tick" > "$PFS/out/last"']},
+    "input": {"cron": {"name": "tick", "spec": "@every 1s", "overwrite": True}},
+    "placement": {"nodeNames": ["node-a"]},
+}
+
 
 @pytest.fixture
 def two_nodes(fleet: Fleet) -> Fleet:
@@ -66,7 +74,7 @@ def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
 ) -> None:
     fleet = two_nodes
     spec = tmp_path / "upper.json"
-    spec.write_text(json.dumps(SPEC) + json.dumps(FILTER))
+    spec.write_text(json.dumps(SPEC) + json.dumps(FILTER) + json.dumps(TICKS))
     fleet.cli("pipeline", "create", "-f", str(spec))
     wait_until(
         lambda: bool(edge_pipeline(fleet, "node-a") and edge_pipeline(fleet, "node-a", "people")),
@@ -92,6 +100,14 @@ def test_edge_pipeline_runs_while_the_cloud_is_down_and_its_job_shows_up_later(
         )
 
     wait_until(done, WAIT_S, "the job on node-a")
+
+    def tick_job() -> str:
+        last_tick = edge_pipeline(fleet, "node-a", "ticks").get("lastJob") or {}
+        return str(last_tick.get("id") or "") if last_tick.get("state") == "success" else ""
+
+    wait_until(lambda: bool(tick_job()), WAIT_S, "a cron tick's job on node-a, the cloud down")
+    first_tick = tick_job()
+    wait_until(lambda: tick_job() not in ("", first_tick), WAIT_S, "the next tick's job")
     last = edge_pipeline(fleet, "node-a")["lastJob"]
     assert (last["processed"], last["total"]) == (1, 1)
     status = fleet.node_cli("edge", "status", "--data", str(fleet.agent_dir("node-a")))

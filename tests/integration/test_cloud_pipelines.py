@@ -5,6 +5,7 @@ lineage back to the put files, err_cmd recovery, failures, and a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -268,3 +269,36 @@ async def test_a_new_transform_reruns_every_datum_with_the_new_code(client: Asyn
     newest = (await client.list_jobs("upper"))[0]
     assert (newest["datums"]["processed"], newest["datums"]["skipped"]) == (2, 0)
     assert await get(client, "upper", "/b.txt") == b"beta"
+
+
+async def test_a_cloud_placed_cron_pipeline_ticks_and_an_edge_placed_one_does_not(
+    client: AsyncClient,
+) -> None:
+    stamp = ["sh", "-c", 'basename "$tick" > "$PFS/out/$(basename "$tick")"']
+    ticking = pipeline("ticker", "unused", "/*", stamp)
+    ticking["spec"]["input"] = {"cron": {"name": "tick", "spec": "@every 1s", "overwrite": True}}
+    placed = json.loads(json.dumps(ticking))
+    placed["metadata"]["name"] = "edgetick"
+    placed["spec"]["placement"] = {"nodeSelector": {"role": "cam"}}
+    await client.create(placed)
+    await client.create(ticking)
+
+    async def jobs() -> list[dict[str, Any]]:
+        async with asyncio.timeout(30):
+            while True:  # polling the job list for the first tick's job to end
+                ended = [j for j in await client.list_jobs("ticker") if j["state"] != "running"]
+                if ended:
+                    return ended
+                await asyncio.sleep(0.05)
+
+    [job, *_] = await jobs()
+    assert job["state"] == "success" and job["datums"]["processed"] == 1
+    [out] = await client.list_files("ticker", job["outputCommit"], "/")
+    assert (await get(client, "ticker", out["path"], job["outputCommit"])).decode().strip() == (
+        out["path"][1:]
+    )
+    repos = {r["name"] for r in await client.list_repos()}
+    assert "ticker_tick" in repos and "edgetick_tick" not in repos
+    assert await client.list_jobs("edgetick") == []
+    with pytest.raises(Conflict, match="used by pipeline"):
+        await client.delete_repo("ticker_tick")  # the pipeline's cron input ticks into it

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgeweave.errors import InvalidObject
-from edgeweave.pipelines.jobs import JobRunner
+from edgeweave.pipelines import batchjob
+from edgeweave.pipelines.jobs import DatumSummary, JobResult, JobRunner
 from edgeweave.pipelines.plan import DatumState
 from edgeweave.pipelines.repo import Repos, open_repos
 from edgeweave.pipelines.runner import DatumRunner
@@ -105,7 +106,10 @@ async def test_one_process_serves_every_datum_under_the_pfs_contract(
     loud = by_name["images:/loud.txt"]
     log = Path(loud.log_path).read_text()
     assert "to stderr" in log and "to stdout" in log
-    assert "to stderr" not in Path(by_name["images:/0.txt"].log_path).read_text()
+    quiet = [d for d in job.datums if d is not loud]
+    # a log is made on the first line: only the datum the process started with has one
+    [logged] = [d for d in quiet if d.log_path]
+    assert Path(logged.log_path).read_text().startswith("[edgeweave] start")
 
 
 async def test_a_failing_datum_is_retried_and_fails_the_job_alone(
@@ -177,3 +181,102 @@ def test_batching_is_part_of_the_pipeline_version(tmp_path: Path) -> None:
     doc = batched(tmp_path)
     plain = batched(tmp_path, datum_batching=False)
     assert doc.version != plain.version
+
+
+# Checks that the datum's root holds its inputs and an empty out/ only, then litters it.
+TIDY = r"""
+import json, os, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    root, name = d["PFS"], os.path.basename(d["images"])
+    ls = lambda *p: sorted(os.listdir(os.path.join(root, *p)))
+    seen = (ls(), ls("out"), ls("images"), ls("model"))
+    if seen != (["images", "model", "out"], [], [name], ["m.bin"]):
+        print("fail saw", seen, flush=True)
+        continue
+    open(os.path.join(root, "junk.txt"), "w").write("x")
+    open(os.path.join(root, "images", "extra"), "w").write("x")
+    os.makedirs(os.path.join(root, "out", name + ".d", "deep"))
+    model = open(os.path.join(root, "model", "m.bin")).read()
+    with open(os.path.join(root, "out", name + ".d", "deep", "r"), "w") as f:
+        json.dump({"root": root, "data": open(d["images"]).read(), "model": model}, f)
+    print("ok", flush=True)
+"""
+
+
+async def test_reused_roots_give_each_datum_only_its_inputs_and_an_empty_out(
+    repos: Repos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batchjob, "MAX_ROOTS", 2)  # 9 datums through at most 2 roots
+    await put(repos, {f"/{i}.txt": f"d{i}".encode() for i in range(9)})
+    await repos.create_repo("model")
+    c = await repos.start_commit("model")
+    await repos.put_file(c.id, "/m.bin", b"weights")  # every datum reads it: linked
+    await repos.finish_commit(c.id)
+    (tmp_path / "tidy.py").write_text(TIDY)
+    doc = {
+        "pipeline": {"name": "batched"},
+        "transform": {"cmd": [sys.executable, str(tmp_path / "tidy.py")]},
+        "input": {
+            "cross": [
+                {"pfs": {"repo": "images", "glob": "/*"}},
+                {"pfs": {"repo": "model", "glob": "/"}},
+            ]
+        },
+        "datum_batching": True,
+    }
+    jobs = JobRunner(repos, DatumRunner(tmp_path / "work", repos))
+    job = await jobs.run_job(parse_pipeline_specs(json.dumps(doc))[0])
+    assert (job.state, job.processed) == ("success", 9), [d.error for d in job.datums]
+    out = await outputs(repos, job.output_commit)
+    assert sorted(out) == [f"/{i}.txt.d/deep/r" for i in range(9)]
+    assert {o["data"] for o in out.values()} == {f"d{i}" for i in range(9)}
+    assert {o["model"] for o in out.values()} == {"weights"}
+    assert len({o["root"] for o in out.values()}) <= 2
+
+
+class CommitChecker:
+    """An observer that checks a datum reported done has its outputs in the output commit."""
+
+    def __init__(self, repos: Repos) -> None:
+        self.repos = repos
+        self.reported: list[str] = []
+
+    async def job_planned(self, job: JobResult) -> None:
+        return None
+
+    async def datums_finished(self, job: JobResult, datums: Sequence[DatumSummary]) -> None:
+        assert job.output_commit is not None
+        tree = await self.repos.tree(job.output_commit)  # the open commit, as committed
+        for d in datums:
+            name = d.name.removeprefix("images:")
+            assert name in tree.paths, f"{d.name} reported before its output was committed"
+            self.reported.append(name)
+
+
+async def test_a_datum_is_reported_done_once_its_outputs_are_committed(
+    repos: Repos, tmp_path: Path
+) -> None:
+    await put(repos, {f"/{i}.txt": f"d{i}".encode() for i in range(20)})
+    jobs = JobRunner(repos, DatumRunner(tmp_path / "work", repos))
+    checker = CommitChecker(repos)
+    job = await jobs.run_job(batched(tmp_path), observer=checker)
+    assert (job.state, job.processed) == ("success", 20)
+    assert sorted(checker.reported) == sorted(f"/{i}.txt" for i in range(20))
+
+
+async def test_datums_sent_ahead_of_a_crash_are_sent_again_without_using_a_try(
+    repos: Repos, tmp_path: Path
+) -> None:
+    # /a.txt runs first (datums run in path order) and crashes with more datums sent after it
+    names = ["/a.txt", *(f"/c{i}.txt" for i in range(8))]
+    await put(repos, {n: (b"crash" if n == "/a.txt" else b"fine") for n in names})
+    jobs = JobRunner(repos, DatumRunner(tmp_path / "work", repos))
+    job = await jobs.run_job(batched(tmp_path, datum_tries=1))
+    assert (job.state, job.processed, job.failed) == ("failure", 8, 1)
+    crashed, *fine = sorted(job.datums, key=lambda d: d.name)
+    assert (crashed.name, crashed.attempts) == ("images:/a.txt", 1)
+    assert "exited with code 7" in crashed.error
+    assert all(d.attempts == 1 and d.state == DatumState.SUCCESS for d in fine)
+    restarted = [d for d in fine if d.log_path and "start" in Path(d.log_path).read_text()]
+    assert len(restarted) == 1  # the new process started with a datum sent before the crash

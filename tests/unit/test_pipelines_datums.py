@@ -150,7 +150,7 @@ def test_the_id_follows_the_paths_and_the_hash_the_content_and_version() -> None
     assert all(d.hash != e.hash for d, e in zip(before, other_version, strict=True))
 
 
-def test_cron_inputs_are_not_built_yet_and_missing_commits_are_named() -> None:
+def test_a_cron_input_is_planned_through_its_repo_and_missing_commits_are_named() -> None:
     with pytest.raises(PipelineError, match="cron"):
         datums({"cron": {"name": "tick", "spec": "@every 60s"}}, {})
     with pytest.raises(PipelineError, match="images@master"):

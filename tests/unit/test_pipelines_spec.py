@@ -149,3 +149,47 @@ def test_the_version_follows_the_transform_and_salt_only() -> None:
     assert parse_pipeline_specs(json.dumps(changed))[0].version != base.version
     assert base.version == pipeline_version(base.pipeline.spec)
     assert base.version.startswith("sha256:")
+
+
+def cron_spec(cron: dict[str, object], name: str = "scan") -> str:
+    images = {"pfs": {"repo": "images", "glob": "/*"}}
+    return json.dumps(
+        {
+            "pipeline": {"name": name},
+            "transform": {"cmd": ["true"]},
+            "input": {"cross": [{"cron": cron}, images]},
+        }
+    )
+
+
+def test_a_cron_spec_that_does_not_parse_or_never_matches_is_named_by_its_path() -> None:
+    err = invalid(cron_spec({"name": "tick", "spec": "@every 5 minutes"}))
+    assert err.field == "input.cross[0].cron.spec"
+    assert "@every" in err.message and err.message.startswith("spec.json:1: pipeline 'scan'")
+    err = invalid(cron_spec({"name": "tick", "spec": "*/5 * * *"}))
+    assert (err.field, "has 4 field(s)" in err.message) == ("input.cross[0].cron.spec", True)
+    err = invalid(cron_spec({"name": "tick", "spec": "0 0 30 2 *"}))  # 30 February
+    assert (err.field, "never matches" in err.message) == ("input.cross[0].cron.spec", True)
+
+
+def test_a_cron_name_must_make_a_valid_repo_name() -> None:
+    err = invalid(cron_spec({"name": "tick!", "spec": "@daily"}))
+    assert err.field == "input.cross[0].cron.name"
+    assert "'scan_tick!'" in err.message
+    err = invalid(cron_spec({"name": "t" * 60, "spec": "@daily"}))
+    assert err.field == "input.cross[0].cron.name"
+
+
+def test_a_cron_input_is_planned_as_the_pfs_input_of_its_repo() -> None:
+    [doc] = parse_pipeline_specs(cron_spec({"name": "tick", "spec": "@every 1m"}))
+    [member, images] = doc.input.cross or []
+    assert member.pfs is not None and member.cron is None
+    assert (member.pfs.repo, member.pfs.glob, member.pfs.input_name()) == (
+        "scan_tick",
+        "/*",
+        "tick",
+    )
+    assert images.pfs is not None and images.pfs.repo == "images"
+    assert [c.name for c in doc.crons] == ["tick"]
+    assert doc.pipeline.spec.input.cross is not None  # the spec as written is unchanged
+    assert doc.pipeline.spec.input.cross[0].cron is not None

@@ -20,8 +20,9 @@ id and the content digests of every file it holds: an unchanged hash means uncha
 
 Trees are looked up by ``(repo, branch)``: one job reads one commit per input branch.
 
-Pure: no I/O. This module must not run datums or read repos; ``cron`` inputs are not built
-yet and raise :class:`PipelineError`.
+Pure: no I/O. This module must not run datums or read repos. A ``cron`` input is planned as
+the pfs input of its tick repo (``spec.PipelineDoc.input``); one given here raises
+:class:`PipelineError`.
 """
 
 from __future__ import annotations
@@ -178,7 +179,10 @@ def part_tuples(input: Input, trees: Mapping[TreeKey, FileTree]) -> list[Parts]:
     if input.group is not None:
         return _group(input.group, trees)
     if input.cron is not None:
-        raise PipelineError(f"cron input {input.cron.name!r}: cron inputs are not supported yet")
+        raise PipelineError(
+            f"cron input {input.cron.name!r}: plan on PipelineDoc.input (the cron input as "
+            "the pfs input of its repo)"
+        )
     raise PipelineError("an input needs one of pfs, cross, union, join, group")
 
 

@@ -152,7 +152,7 @@ def _restricted(input: Input, trees: Mapping[TreeKey, FileTree], touched: _Touch
         return list(union.values())
     if input.join is not None or input.group is not None:
         return _restricted_keyed(input, trees, touched)
-    raise PipelineError("cron inputs are not supported yet")
+    raise PipelineError("a cron input: plan on PipelineDoc.input (the pfs input of its repo)")
 
 
 def _restricted_keyed(

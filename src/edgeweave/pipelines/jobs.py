@@ -13,9 +13,9 @@
    the pipeline meanwhile), the commit first gets the previous job's files (none without a
    previous job): those are what the plan carries over;
 4. run the datums (``parallelism_spec.constant`` at a time) with :class:`DatumRunner` (or,
-   under ``datum_batching``, through one long-lived process per slot: ``batch.py``) and put
-   each datum's ``/pfs/out`` files into the output commit as it ends (small files
-   group-committed with other datums': ``outputs.py``). Two datums writing one
+   under ``datum_batching``, streamed through one long-lived process per slot:
+   ``batchjob.py``) and put each datum's ``/pfs/out`` files into the output commit as it ends
+   (small files group-committed with other datums': ``outputs.py``). Two datums writing one
    path — both in this job, or one here and one skipped — fail the job with an error naming
    both datums;
 5. finish the output commit. A job that fails (a datum failed after its tries and was not
@@ -26,9 +26,11 @@ The history a job returns records, per datum, its hash, state and output paths: 
 (and so which input files) wrote each output file — the file-level lineage.
 
 A :class:`JobObserver` hears of the job once it is planned (its output commit open) and of
-every datum as it ends, so a host can persist and show progress (``jobstore.JobRecorder``).
+the datums as they end, in groups, each datum once its outputs are durable in the output
+commit, so a host can persist and show progress (``jobstore.JobRecorder``).
 
-Not built yet: cron inputs. A host decides when to call ``run_job``.
+A host decides when to call ``run_job`` (``scheduler.py``); a cron input is planned as the pfs
+input of its tick repo (``PipelineDoc.input``).
 This module must not know where it runs (cloud or edge) or talk to the network.
 """
 
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from edgeweave.errors import NotFound, PipelineError
-from edgeweave.pipelines.batch import PREFETCH, BatchWorker, job_workers, run_batched
+from edgeweave.pipelines.batchjob import Finished, run_batched_job
 from edgeweave.pipelines.datums import (
     Datum,
     TreeKey,
@@ -53,15 +55,10 @@ from edgeweave.pipelines.datums import (
     tree_keys,
 )
 from edgeweave.pipelines.incremental import plan_incremental
-from edgeweave.pipelines.outputs import OutputWriter
+from edgeweave.pipelines.outputs import Committed, OutputWriter
 from edgeweave.pipelines.plan import DatumHistory, DatumPlan, DatumRecord, DatumState, plan_datums
 from edgeweave.pipelines.repo import Repos
-from edgeweave.pipelines.runner import (
-    KILL_GRACE_S,
-    DatumContext,
-    DatumResult,
-    DatumRunner,
-)
+from edgeweave.pipelines.runner import DatumContext, DatumResult, DatumRunner
 from edgeweave.pipelines.spec import PipelineDoc, RunSettings, run_settings
 from edgeweave.pipelines.trees import FileTree
 
@@ -74,7 +71,8 @@ class DatumSummary:
     attempts: int
     duration_s: float
     error: str = ""
-    log_path: str = ""  # the code's stdout/stderr and the runner's notes (kept after the job)
+    log_path: str = ""  # the code's stdout/stderr and the runner's notes (kept after the job;
+    # "": the datum logged nothing, so no file was made)
     started_at: float = 0.0  # Unix seconds
     bytes_in: int = 0  # of the datum's input files
     bytes_out: int = 0  # of what it wrote to /pfs/out
@@ -113,8 +111,9 @@ class JobObserver(Protocol):
         ``inputs`` and ``output_commit`` are set."""
         ...
 
-    async def datum_finished(self, job: JobResult, datum: DatumSummary) -> None:
-        """A datum ended (``datum`` is also appended to ``job.datums``)."""
+    async def datums_finished(self, job: JobResult, datums: Sequence[DatumSummary]) -> None:
+        """Datums ended, their outputs are in the output commit (``datums`` are also in
+        ``job.datums``)."""
         ...
 
 
@@ -178,7 +177,7 @@ class JobRunner:
     ) -> tuple[dict[TreeKey, str], dict[TreeKey, FileTree]]:
         inputs: dict[TreeKey, str] = {}
         trees: dict[TreeKey, FileTree] = {}
-        for key in tree_keys(doc.pipeline.spec.input):
+        for key in tree_keys(doc.input):
             try:
                 info = await self._repos.latest(*key)
             except NotFound as e:
@@ -195,7 +194,7 @@ class JobRunner:
         previous: JobResult | None,
         settings: RunSettings,
     ) -> DatumPlan:
-        spec_input = doc.pipeline.spec.input
+        spec_input = doc.input
         if previous is not None and previous.inputs:
             changed = await self._changed(inputs, previous.inputs, trees)
             if changed is not None:
@@ -291,76 +290,86 @@ class JobRunner:
         job: JobResult,
         observer: JobObserver | None,
     ) -> None:
-        slots = asyncio.Semaphore(settings.parallelism * (PREFETCH if settings.batching else 1))
         record_lock = asyncio.Lock()
         transform = doc.pipeline.spec.transform
-        every = job_workers(self._runner, transform, settings, ctx) if settings.batching else []
-        workers: asyncio.Queue[BatchWorker] = asyncio.Queue()
         writer = OutputWriter(self._repos, ctx.output_commit_id)
-        for w in every:
-            workers.put_nowait(w)
+
+        async def report(summaries: list[DatumSummary], committed: Committed | None) -> None:
+            if committed is not None:
+                await committed.wait()  # a datum reported done has its outputs durable
+            if observer is not None:
+                await observer.datums_finished(job, summaries)
+
+        async def record(group: list[Finished]) -> None:  # batched: roots already removed
+            async with record_lock:
+                summaries, committed = await self._record(group, writer, history, job)
+            await report(summaries, committed)
+
+        slots = asyncio.Semaphore(settings.parallelism)
 
         async def one(datum: Datum) -> None:
             async with slots:
                 started_at = time.time()
-                if settings.batching:  # a slot builds a root, then waits for a worker
-                    result = await run_batched(
-                        self._runner, workers, datum, transform, settings, ctx
-                    )
-                else:
-                    result = await self._runner.run(datum, transform, settings, ctx)
+                result = await self._runner.run(datum, transform, settings, ctx)
             try:
                 async with record_lock:
-                    summary = _summary(datum, result, started_at)
-                    job.datums.append(summary)
-                    await self._record(datum, result, writer, history, job)
-                    if observer is not None:
-                        await observer.datum_finished(job, summary)
+                    done = [Finished(datum, result, started_at)]
+                    summaries, committed = await self._record(done, writer, history, job)
             finally:
                 await self._runner.cleanup(result)
+            await report(summaries, committed)
 
         try:
             try:
-                async with asyncio.TaskGroup() as tasks:
-                    for datum in datums:
-                        tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
+                if settings.batching:
+                    await run_batched_job(self._runner, datums, transform, settings, ctx, record)
+                else:
+                    async with asyncio.TaskGroup() as tasks:
+                        for datum in datums:
+                            tasks.create_task(one(datum), name=f"datum-{datum.id[:12]}")
             except* PipelineError as group:
                 raise group.exceptions[0] from None
             await writer.drain()
         finally:
             await writer.close()
-            for w in every:
-                await w.close(grace_s=KILL_GRACE_S)
 
     async def _record(
         self,
-        datum: Datum,
-        result: DatumResult,
+        group: list[Finished],
         writer: OutputWriter,
         history: DatumHistory,
         job: JobResult,
-    ) -> None:
-        if result.state == DatumState.FAILED:
-            job.failed += 1
-        elif result.state == DatumState.RECOVERED:
-            job.recovered += 1
-        else:
-            job.processed += 1
-            for output in result.outputs:
-                owner = history.owners.get(output.path)
-                if owner is not None and owner != datum.id:
-                    other = describe_identity(history.datums[owner].identity)
-                    raise PipelineError(
-                        f"datums {other} and {datum.describe()} both wrote {output.path}; "
-                        "each output path must come from one datum"
-                    )
-            await writer.add(result.outputs)
-        history.record(
-            datum.id,
-            DatumRecord(
-                datum.hash, result.state, datum.identity, tuple(o.path for o in result.outputs)
-            ),
-        )
+    ) -> tuple[list[DatumSummary], Committed | None]:
+        """Count, check and record ``group`` in ``history`` and queue its outputs; the
+        summaries, and when the outputs queued will be committed."""
+        summaries: list[DatumSummary] = []
+        committed: Committed | None = None
+        for datum, result, started_at in ((f.datum, f.result, f.started_at) for f in group):
+            summary = _summary(datum, result, started_at)
+            job.datums.append(summary)
+            summaries.append(summary)
+            if result.state == DatumState.FAILED:
+                job.failed += 1
+            elif result.state == DatumState.RECOVERED:
+                job.recovered += 1
+            else:
+                job.processed += 1
+                for output in result.outputs:
+                    owner = history.owners.get(output.path)
+                    if owner is not None and owner != datum.id:
+                        other = describe_identity(history.datums[owner].identity)
+                        raise PipelineError(
+                            f"datums {other} and {datum.describe()} both wrote {output.path}; "
+                            "each output path must come from one datum"
+                        )
+                committed = await writer.add(result.outputs)
+            history.record(
+                datum.id,
+                DatumRecord(
+                    datum.hash, result.state, datum.identity, tuple(o.path for o in result.outputs)
+                ),
+            )
+        return summaries, committed
 
 
 def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSummary:
@@ -371,7 +380,7 @@ def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSumma
         attempts=result.attempts,
         duration_s=result.duration_s,
         error=result.error,
-        log_path=str(result.log_path),
+        log_path=str(result.log_path) if result.logged else "",
         started_at=started_at,
         bytes_in=sum(size for _, _, _, size in datum.files()),
         bytes_out=sum(o.size for o in result.outputs),
@@ -384,5 +393,5 @@ def _summary(datum: Datum, result: DatumResult, started_at: float) -> DatumSumma
 def _input_commits(doc: PipelineDoc, inputs: dict[TreeKey, str]) -> dict[str, str]:
     return {
         pfs.input_name(): inputs.get((pfs.repo, pfs.branch or "master"), "")
-        for pfs in pfs_inputs(doc.pipeline.spec.input)
+        for pfs in pfs_inputs(doc.input)
     }

@@ -1,7 +1,7 @@
 """Persistence of jobs, datum records and file-level lineage: ``DATA/jobs.db`` (SQLite).
 
 A host runs each job with a :class:`JobRecorder` as the job's observer: the job is stored
-``running`` once planned, each datum's record as it ends (so progress is visible while the job
+``running`` once planned, the datums' records as they end (so progress is visible while the job
 runs), and :meth:`JobStore.finish_job` stores the outcome and — for a successful job — the new
 datum history versions (tables in ``jobsql.py``). After a restart :meth:`JobStore.previous`
 gives the :class:`~edgeweave.pipelines.jobs.JobResult` the next job plans against, so
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgeweave.aio.sqlite import SQLiteThread
@@ -105,35 +106,43 @@ class JobStore:
 
         await self._sql.run(run)
 
-    async def record_datum(self, job_id: str, d: DatumSummary) -> None:
-        counter = _COUNTER[d.state]
+    async def record_datum(self, job_id: str, datum: DatumSummary) -> None:
+        await self.record_datums(job_id, [datum])
+
+    async def record_datums(self, job_id: str, datums: Sequence[DatumSummary]) -> None:
+        """Store datums that ended and count them into their job, in one transaction."""
 
         def run() -> None:
             with self._sql.transaction() as db:
                 seq = find_job(db, job_id).seq
-                db.execute(
+                db.executemany(
                     "INSERT OR REPLACE INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        seq,
-                        d.id,
-                        d.name,
-                        str(d.state),
-                        d.attempts,
-                        d.started_at,
-                        d.duration_s,
-                        d.bytes_in,
-                        d.bytes_out,
-                        d.error,
-                        d.log_tail,
-                        d.log_path,
-                        d.filtered,
-                    ),
+                    [
+                        (
+                            seq,
+                            d.id,
+                            d.name,
+                            str(d.state),
+                            d.attempts,
+                            d.started_at,
+                            d.duration_s,
+                            d.bytes_in,
+                            d.bytes_out,
+                            d.error,
+                            d.log_tail,
+                            d.log_path,
+                            d.filtered,
+                        )
+                        for d in datums
+                    ],
                 )
-                db.execute(
-                    f"UPDATE jobs SET {counter} = {counter} + 1, bytes_in = bytes_in + ?, "  # noqa: S608
-                    "bytes_out = bytes_out + ? WHERE seq = ?",
-                    (d.bytes_in, d.bytes_out, seq),
-                )
+                for d in datums:
+                    counter = _COUNTER[d.state]
+                    db.execute(
+                        f"UPDATE jobs SET {counter} = {counter} + 1, bytes_in = bytes_in + ?, "  # noqa: S608
+                        "bytes_out = bytes_out + ? WHERE seq = ?",
+                        (d.bytes_in, d.bytes_out, seq),
+                    )
 
         await self._sql.run(run)
 
@@ -341,8 +350,8 @@ class JobRecorder:
         await self._store.start_job(job)
         self.job = job
 
-    async def datum_finished(self, job: JobResult, datum: DatumSummary) -> None:
-        await self._store.record_datum(job.id, datum)
+    async def datums_finished(self, job: JobResult, datums: Sequence[DatumSummary]) -> None:
+        await self._store.record_datums(job.id, datums)
 
 
 async def run_recorded(

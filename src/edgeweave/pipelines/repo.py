@@ -37,7 +37,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
 
 from edgeweave.aio.clock import Clock, SystemClock
 from edgeweave.errors import AlreadyExists, Conflict, InvalidObject, NotFound
@@ -289,25 +288,25 @@ class Repos:
         return b"".join([await self._chunk(d) for d in await self._db.object_chunks(digest)])
 
     async def write_object(self, digest: str, dest: Path) -> None:
-        """Write the content ``digest`` to ``dest`` (a new file), chunk by chunk."""
-        chunks = await self._db.object_chunks(digest)
-        handle = await asyncio.to_thread(Path(dest).open, "xb")
-        try:
-            for chunk in chunks:
-                packed = await self._db.packed_chunk(chunk)
-                if packed is not None:
-                    await asyncio.to_thread(handle.write, packed)
-                else:
-                    await asyncio.to_thread(self._copy_chunk, chunk, handle)
-        finally:
-            await asyncio.to_thread(handle.close)
+        """Write the content ``digest`` to ``dest`` (a new file)."""
+        await self.write_objects([(digest, dest)])
+
+    async def write_objects(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Write each content (by digest) to its new file: one database read for them all,
+        then one worker thread writing them chunk by chunk."""
+        contents = await self._db.object_contents([digest for digest, _ in items])
+
+        def write() -> None:
+            for digest, dest in items:
+                with Path(dest).open("xb") as handle:
+                    for chunk, packed in contents[digest]:
+                        handle.write(self._chunks.read(chunk) if packed is None else packed)
+
+        await asyncio.to_thread(write)
 
     async def write_file(self, commit_id: str, path: str, dest: Path) -> None:
         digest, _, _ = await self._db.file_object(check_commit_id(commit_id), normalize_path(path))
         await self.write_object(digest, dest)
-
-    def _copy_chunk(self, digest: str, handle: BinaryIO) -> None:
-        handle.write(self._chunks.read(digest))
 
     async def _chunk(self, digest: str) -> bytes:
         packed = await self._db.packed_chunk(digest)

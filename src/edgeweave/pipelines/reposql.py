@@ -18,6 +18,8 @@ from edgeweave.errors import Conflict, InvalidObject, NotFound
 from edgeweave.pipelines.commits import CommitInfo
 from edgeweave.pipelines.trees import FileTree
 
+ChunkPart = tuple[str, bytes | None]  # a chunk's digest and, when packed, its bytes
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS repos (
     name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL
@@ -216,3 +218,20 @@ def commit_stats(db: Connection, commit_id: str) -> tuple[int, int]:
         return int(row[0]), int(row[1])
     tree = open_tree(db, seq)
     return len(tree), tree.total_size()
+
+
+def object_contents(db: Connection, digests: Sequence[str]) -> dict[str, list[ChunkPart]]:
+    """Each object's chunks in order, a packed chunk with its bytes (None: a chunk file)."""
+    contents: dict[str, list[ChunkPart]] = {}
+    for digest in dict.fromkeys(digests):
+        row = db.execute("SELECT chunks FROM objects WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            raise NotFound(f"object {digest[:12]} is not in the repo store")
+        parts: list[ChunkPart] = []
+        for chunk in str(row[0]).split():
+            data = db.execute("SELECT data FROM chunks WHERE digest = ?", (chunk,)).fetchone()
+            if data is None:
+                raise NotFound(f"chunk {chunk[:12]} is not in the repo store")
+            parts.append((chunk, None if data[0] is None else bytes(data[0])))
+        contents[digest] = parts
+    return contents

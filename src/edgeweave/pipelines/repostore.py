@@ -37,12 +37,14 @@ from edgeweave.pipelines.commits import CommitInfo, Origin
 from edgeweave.pipelines.reposql import (
     COMMIT_SELECT,
     SCHEMA,
+    ChunkPart,
     check_shape,
     collect_garbage,
     commit_by_id,
     commit_info,
     commit_stats,
     lookup,
+    object_contents,
     open_tree,
     parent_seq,
     require_open,
@@ -465,6 +467,9 @@ class RepoDB:
             return str(row[0]).split()
 
         return await self._sql.run(run)
+
+    async def object_contents(self, digests: Sequence[str]) -> dict[str, list[ChunkPart]]:
+        return await self._sql.run(lambda: object_contents(self._sql.connection, digests))
 
     async def put_chunks(self, chunks: Sequence[ChunkRow]) -> None:
         """Record chunks (a copy in progress: each batch committed, so a copy resumes)."""

@@ -47,6 +47,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,11 +64,24 @@ BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 _PFS_RE = re.compile(r"""(^|[\s=:"'(])/pfs(?=/|$|[\s"')])""")
 KILL_GRACE_S = 2.0
 LOG_TAIL_BYTES = 2048  # of a datum's log, kept with its record after the work dir is gone
+SMALL_OUTPUT_BYTES = 1024 * 1024  # outputs up to this size are read as they are collected
+
+
+class LogSink(Protocol):
+    """Where the runner's notes go: an open log file, or a log opened on its first write."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class Materializer(Protocol):
     async def write_object(self, digest: str, dest: Path) -> None:
         """Write the content whose sha256 is ``digest`` to the new file ``dest``."""
+        ...
+
+    async def write_objects(self, items: Sequence[tuple[str, Path]]) -> None:
+        """:meth:`write_object` for many ``(digest, dest)`` at once."""
         ...
 
 
@@ -83,6 +97,7 @@ class OutputFile:
     path: str  # in the output repo: /a/b.txt
     local: Path
     size: int
+    data: bytes | None = None  # the content, when read as it was collected
 
 
 @dataclass
@@ -96,6 +111,7 @@ class DatumResult:
     error: str = ""
     duration_s: float = 0.0
     log_tail: str = ""  # the last LOG_TAIL_BYTES of the log, whole lines
+    logged: bool = True  # the log file exists (a quiet batched datum leaves none)
     filtered: str = ""  # a Filter's verdict: "passed" or "dropped"
 
 
@@ -154,7 +170,9 @@ class DatumRunner:
                 if ok:
                     result.state = DatumState.SUCCESS
                     if settings.drop_codes is None:
-                        result.outputs = await asyncio.to_thread(_collect, root / "out")
+                        result.outputs = await asyncio.to_thread(
+                            _collect, root / "out", SMALL_OUTPUT_BYTES
+                        )
                     elif code in settings.drop_codes:
                         result.filtered = "dropped"
                         _note(log, f"filter: exit code {code} drops the datum")
@@ -366,7 +384,7 @@ async def _recover(
     return recovered
 
 
-def _note(log: BinaryIO, message: str) -> None:
+def _note(log: LogSink, message: str) -> None:
     log.write(f"[edgeweave] {message}\n".encode())
     log.flush()
 
@@ -412,13 +430,20 @@ def _passed(datum: Datum, root: Path) -> list[OutputFile]:
     return sorted(files, key=lambda f: f.path)
 
 
-def _collect(out: Path) -> list[OutputFile]:
-    """Every regular file under ``out`` (symlinks followed), sorted by path."""
+def _collect(out: Path, read_up_to: int = -1) -> list[OutputFile]:
+    """Every regular file under ``out`` (symlinks followed), sorted by path; the content of
+    those up to ``read_up_to`` bytes is read."""
     files: list[OutputFile] = []
     for dirpath, _, names in os.walk(out, followlinks=False):
         for name in names:
             local = Path(dirpath) / name
-            if local.is_file():
+            try:
+                info = local.stat()
+            except OSError:
+                continue  # a dangling symlink
+            if stat.S_ISREG(info.st_mode):
                 rel = "/" + local.relative_to(out).as_posix()
-                files.append(OutputFile(rel, local, local.stat().st_size))
+                data = local.read_bytes() if info.st_size <= read_up_to else None
+                size = info.st_size if data is None else len(data)
+                files.append(OutputFile(rel, local, size, data))
     return sorted(files, key=lambda f: f.path)

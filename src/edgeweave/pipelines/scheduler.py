@@ -10,7 +10,9 @@ downstream pipelines run on a new output commit without anyone asking). Woken, t
 the newest finished commit of every input branch and runs a job unless the last job that ran
 to an end already read exactly those commits with the same pipeline version; a failed job is
 therefore not retried until something changes. Wakes that arrive while a job runs coalesce
-into one more look afterwards.
+into one more look afterwards. A pipeline with ``cron`` inputs that runs here also has a tick
+task per cron input (``crontick.py``, on the injected clock) beside its loop: each tick is a
+commit to the input's repo, which wakes the loop like any input commit.
 
 Jobs of different pipelines run side by side up to ``max_running_jobs``; inside a job
 ``parallelism_spec`` bounds the datums (the job runner). Jobs are recorded in the job store,
@@ -37,8 +39,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeweave.aio.clock import Clock, SystemClock
 from edgeweave.aio.tasks import Supervisor
 from edgeweave.errors import EdgeweaveError, NotFound
+from edgeweave.pipelines.crontick import CronTicker
 from edgeweave.pipelines.datums import TreeKey, tree_keys
 from edgeweave.pipelines.jobs import JobResult, JobRunner
 from edgeweave.pipelines.jobstore import JobStore, run_recorded
@@ -77,7 +81,7 @@ class _Pipeline:
         return self.active or self.wake.is_set()
 
     def reads(self) -> set[str]:
-        return set(self.doc.pipeline.spec.input.repos()) if self.doc is not None else set()
+        return set(self.doc.input.repos()) if self.doc is not None else set()
 
 
 def is_cloud_placed(doc: PipelineDoc) -> bool:
@@ -98,6 +102,7 @@ class Scheduler:
         elsewhere: Elsewhere = _runs_here,
         on_job: OnJob | None = None,
         on_commit: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._repos = repos
         self._store = store
@@ -108,6 +113,7 @@ class Scheduler:
         self._elsewhere = elsewhere
         self._on_job = on_job
         self._on_commit = on_commit
+        self._clock = clock or SystemClock()
         self._pipelines: dict[str, _Pipeline] = {}
         self._changed = asyncio.Condition()
         self._starts = 0
@@ -213,6 +219,29 @@ class Scheduler:
     async def _loop(self, state: _Pipeline, before: asyncio.Task[object] | None) -> None:
         if before is not None:  # the old spec's job deletes its output commit first
             await asyncio.wait([before])
+        doc = state.doc
+        if doc is None or not doc.crons or self._elsewhere(doc):
+            await self._jobs(state)
+            return
+        tickers = [
+            CronTicker(self._repos, state.name, cron, self._clock, self.commit_finished)
+            for cron in doc.crons
+        ]
+        try:  # the repos exist before the first look
+            latest = [await ticker.prepare() for ticker in tickers]
+        except EdgeweaveError as e:
+            await self._status(state, {"state": "failure", "message": e.message})
+            return
+        async with asyncio.TaskGroup() as tasks:
+            ticks = [
+                tasks.create_task(t.run(at), name=f"pipeline/{state.name}/cron/{t.repo}")
+                for t, at in zip(tickers, latest, strict=True)
+            ]
+            await self._jobs(state)
+            for tick in ticks:
+                tick.cancel()
+
+    async def _jobs(self, state: _Pipeline) -> None:
         while self._pipelines.get(state.name) is state:
             await state.wake.wait()
             state.active = True  # before the flag clears: a waiter never sees a gap
@@ -277,7 +306,7 @@ class Scheduler:
 
     async def _inputs(self, doc: PipelineDoc) -> dict[TreeKey, str]:
         inputs: dict[TreeKey, str] = {}
-        for repo, branch in tree_keys(doc.pipeline.spec.input):
+        for repo, branch in tree_keys(doc.input):
             try:
                 info = await self._repos.latest(repo, branch)
             except NotFound:

@@ -6,14 +6,19 @@ documents separated by ``---``. Each document is a Pachyderm spec (``pipeline.na
 ``transform``, ``input``, ...) or an edgeweave ``Pipeline`` object; both come out as
 :class:`~edgeweave.models.pipelines.Pipeline` (the model does the field checks).
 
-On top of the model this module checks what needs the engine: every ``glob`` compiles, and
-every ``join_on``/``group_by`` reads only capture groups its glob has. Every error is an
+On top of the model this module checks what needs the engine: every ``glob`` compiles, every
+``join_on``/``group_by`` reads only capture groups its glob has, and every ``cron`` input has a
+schedule that parses and matches and a name that makes a valid repo name. Every error is an
 :class:`InvalidObject` whose message starts with ``file:line`` and whose ``field`` is the path
 as the user wrote it (``input.cross[1].pfs.glob``).
 
 :func:`pipeline_version` is the digest every datum hash includes: the ``transform`` and the
 ``salt`` (and ``pattern`` and ``datum_batching`` when set). Changing any re-runs every datum;
 changing anything else (parallelism, placement, description, timeouts) does not.
+
+A ``cron`` input reads the repo ``<pipeline>_<name>`` (:func:`cron_repo`) with glob ``/*``:
+:attr:`PipelineDoc.input` is the input with each cron input written that way, which is what the
+engine plans on; ``crontick.py`` commits the ticks.
 
 Pure: parses text it is given. This module must not read files or talk to anything.
 """
@@ -24,14 +29,25 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
 
 from edgeweave.errors import InvalidObject
-from edgeweave.models.pipelines import Input, Pipeline, PipelineSpec, pipeline_from_pachyderm
+from edgeweave.models.pipelines import (
+    CronInput,
+    Input,
+    PFSInput,
+    Pipeline,
+    PipelineSpec,
+    check_pipeline_name,
+    pipeline_from_pachyderm,
+)
 from edgeweave.models.quantities import parse_duration_s
 from edgeweave.models.validation import invalid_object
+from edgeweave.pipelines.cron import parse_schedule
 from edgeweave.pipelines.glob import Glob, template_groups
 
 DEFAULT_DATUM_TRIES = 3
@@ -51,6 +67,16 @@ class PipelineDoc:
     @property
     def version(self) -> str:
         return pipeline_version(self.pipeline.spec)
+
+    @cached_property
+    def input(self) -> Input:
+        """The input the engine plans on: each ``cron`` input as the pfs input of its repo."""
+        return engine_input(self.pipeline.spec.input, self.name)
+
+    @property
+    def crons(self) -> list[CronInput]:
+        """The pipeline's cron inputs, in input order."""
+        return list(cron_inputs(self.pipeline.spec.input))
 
 
 @dataclass(frozen=True)
@@ -141,7 +167,7 @@ def parse_pipeline_specs(
         except InvalidObject as e:
             raise _located(e, where) from None
         try:
-            check_input(pipeline.spec.input)
+            check_input(pipeline.spec.input, pipeline=pipeline.metadata.name)
             filter_drop_codes(pipeline.spec)
         except InvalidObject as e:
             raise _located(e, where, f"pipeline {pipeline.metadata.name!r} is invalid: ") from None
@@ -154,13 +180,17 @@ def stored_pipeline_doc(obj: dict[str, Any]) -> PipelineDoc:
     (pydantic's ValidationError, a ValueError, when the object was never checked)."""
     meta = obj.get("metadata") or {}
     pipeline = Pipeline.model_validate(obj)
-    check_input(pipeline.spec.input)
+    check_input(pipeline.spec.input, pipeline=pipeline.metadata.name)
     filter_drop_codes(pipeline.spec)
     return PipelineDoc(pipeline, f"Pipeline {meta.get('namespace') or ''}/{meta.get('name')}")
 
 
-def check_input(input: Input, path: str = "input") -> None:
-    """Globs compile and templates read existing capture groups; errors name the field."""
+def check_input(input: Input, path: str = "input", *, pipeline: str = "") -> None:
+    """Globs compile, templates read existing capture groups, cron schedules parse and
+    match, cron repos (``<pipeline>_<name>``) have valid names; errors name the field."""
+    if input.cron is not None:
+        _check_cron(input.cron, f"{path}.cron", pipeline)
+        return
     if input.pfs is not None:
         pfs = input.pfs
         try:
@@ -182,7 +212,52 @@ def check_input(input: Input, path: str = "input") -> None:
         return
     for kind in ("cross", "union", "join", "group"):
         for i, member in enumerate(getattr(input, kind) or []):
-            check_input(member, f"{path}.{kind}[{i}]")
+            check_input(member, f"{path}.{kind}[{i}]", pipeline=pipeline)
+
+
+def _check_cron(cron: CronInput, path: str, pipeline: str) -> None:
+    schedule = parse_schedule(cron.spec, field=f"{path}.spec")
+    try:
+        schedule.next_after(datetime(2000, 1, 1, tzinfo=UTC))
+    except InvalidObject as e:
+        raise InvalidObject(f"{path}.spec: {e.message}", field=f"{path}.spec") from None
+    if pipeline:
+        try:
+            check_pipeline_name(cron_repo(pipeline, cron.name), "repo")
+        except ValueError:
+            raise InvalidObject(
+                f"{path}.name: {cron.name!r} makes the input repo "
+                f"{cron_repo(pipeline, cron.name)!r}, not a valid repo name (letters, digits, "
+                "'_' and '-', starting and ending with a letter or digit, at most 63 "
+                "characters in all)",
+                field=f"{path}.name",
+            ) from None
+
+
+def cron_repo(pipeline: str, name: str) -> str:
+    """The repo a pipeline's cron input ``name`` ticks into (Pachyderm's naming)."""
+    return f"{pipeline}_{name}"
+
+
+def cron_inputs(input: Input) -> Iterator[CronInput]:
+    if input.cron is not None:
+        yield input.cron
+    for member in input.cross or input.union or input.join or input.group or []:
+        yield from cron_inputs(member)
+
+
+def engine_input(input: Input, pipeline: str) -> Input:
+    """``input`` with each cron input replaced by a pfs input of its repo, glob ``/*``, named
+    as the cron input."""
+    if input.cron is not None:
+        repo = cron_repo(pipeline, input.cron.name)
+        return Input(pfs=PFSInput(repo=repo, glob="/*", name=input.cron.name))
+    update = {
+        kind: [engine_input(m, pipeline) for m in members]
+        for kind in ("cross", "union", "join", "group")
+        if (members := getattr(input, kind)) is not None
+    }
+    return input.model_copy(update=update) if update else input
 
 
 def _located(err: InvalidObject, where: str, prefix: str = "") -> InvalidObject:

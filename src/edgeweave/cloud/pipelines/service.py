@@ -51,7 +51,7 @@ from edgeweave.pipelines.mountns import MountNamespace, probe_mount_namespace
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
 from edgeweave.pipelines.scheduler import Scheduler, is_cloud_placed
-from edgeweave.pipelines.spec import PipelineDoc
+from edgeweave.pipelines.spec import PipelineDoc, engine_input
 from edgeweave.pipelines.transfer import CommitManifest
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,8 @@ class PipelineService:
         for obj in (await self._store.list(PIPELINE)).items:
             pipeline = obj["metadata"]["name"]
             try:
-                reads = Input.model_validate(obj["spec"]["input"]).repos()
+                # a cron input's repo counts too (engine_input names it as a pfs input)
+                reads = engine_input(Input.model_validate(obj["spec"]["input"]), pipeline).repos()
             except (KeyError, ValueError):  # not a valid spec: it reads nothing
                 reads = []
             if pipeline == name or name in reads:
@@ -321,6 +322,8 @@ class PipelineService:
 async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
     for d in datums:
         yield f"=== datum {d.id[:12]} {d.name} ({d.state})\n".encode()
+        if not d.log_path:  # the datum logged nothing (no file was made)
+            continue
         try:
             f = await asyncio.to_thread(open, d.log_path, "rb")
         except OSError:  # the work directory was cleaned: the tail kept in the job store
