@@ -88,6 +88,10 @@ def test_env_strings_are_converted_to_the_field_types() -> None:
             "runtime.stop_apps_on_exit: must be a boolean",
         ),
         ({"EDGEWEAVE_LINK__PING_INTERVALS": "5"}, "link.ping_intervals: unknown setting"),
+        (
+            {"EDGEWEAVE_PIPELINES__MOUNT_NAMESPACE": "on"},
+            "pipelines.mount_namespace: must be one of auto, off (got 'on')",
+        ),
     ],
 )
 def test_bad_values_name_the_field(env: dict[str, str], message: str) -> None:

@@ -210,7 +210,12 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         workflows: Workflows | None = None
         if settings.pipelines.enabled:
             pipelines = await stack.enter_async_context(
-                open_pipelines(store, data_dir / "pipelines", settings.pipelines)
+                open_pipelines(
+                    store,
+                    data_dir / "pipelines",
+                    settings.pipelines,
+                    hidden=[data_dir, user_config_path().parent],
+                )
             )
             workflows = await stack.enter_async_context(
                 open_workflows(store, pipelines, data_dir / "pipelines")

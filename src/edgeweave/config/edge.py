@@ -40,9 +40,10 @@ def _setting(
     ge: float | None = None,
     gt: float | None = None,
     le: float | None = None,
+    choices: tuple[str, ...] = (),
 ) -> T:
-    """A field with its description and range (checked by :func:`_check_ranges`)."""
-    meta = {"description": description, "ge": ge, "gt": gt, "le": le}
+    """A field with its description and range or choices (checked by :func:`_check_ranges`)."""
+    meta = {"description": description, "ge": ge, "gt": gt, "le": le, "choices": choices}
     return field(default=default, metadata=meta)
 
 
@@ -57,6 +58,8 @@ def _check_ranges(section: object) -> None:
 
 
 def _range_problem(value: object, meta: Mapping[str, Any]) -> str:
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"must be one of {', '.join(meta['choices'])} (got {value!r})"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return ""
     if meta.get("ge") is not None and not value >= meta["ge"]:
@@ -175,6 +178,11 @@ class EdgePipelineSettings:
     enabled: bool = _setting(True, "run the pipelines the cloud places on this node")
     max_running_jobs: int = _setting(1, "jobs of different pipelines running at once", ge=1)
     max_file_bytes: int = _setting(1024**3, "largest file `edgeweave edge file put` accepts", ge=1)
+    mount_namespace: str = _setting(
+        "auto",
+        "auto: each datum in a private mount namespace (/pfs, secrets hidden) when root; off",
+        choices=("auto", "off"),
+    )
 
     def __post_init__(self) -> None:
         _check_ranges(self)

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -93,6 +93,11 @@ class PipelineSettings(_Section):
     )
     max_file_bytes: int = Field(
         1 << 30, ge=1, description="largest file one PUT /api/v1/pfs/files request stores"
+    )
+    mount_namespace: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: each datum in a private mount namespace (/pfs, secrets hidden) "
+        "when root on Linux",
     )
 
 

@@ -25,6 +25,12 @@ environment. A process that exits or times out during a datum fails that attempt
 started again; the datums sent after it, which it never began, are sent again to the new
 process without counting an attempt. Cancelling kills the process group. How a job streams
 its datums to its workers is ``batchjob.py``.
+
+With the runner's mount namespace (:mod:`.mountns`) the process runs in one of its own, with
+the node's data directory covered except the job's directory, a minimal ``/dev`` and the
+reduced capabilities — but no ``/pfs``: one process serves many datums, several sent ahead of
+its answers, so no single root can be its ``/pfs``; it reads ``PFS`` from each line.
+``err_cmd`` is a process per datum and gets the datum's root at ``/pfs``.
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from edgeweave.models.pipelines import Transform
+from edgeweave.pipelines.mountns import MountNamespace
 from edgeweave.pipelines.plan import DatumState
 from edgeweave.pipelines.runner import (
     KILL_GRACE_S,
@@ -65,10 +72,17 @@ D = TypeVar("D", bound="BatchDatum")
 class BatchWorker:
     """One long-lived process of a batched pipeline's ``cmd``: datums in, answers out."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        namespace: tuple[MountNamespace, Sequence[str]] | None = None,
+    ) -> None:
         self._argv = list(argv)
         self._env = dict(env)
         self._cwd = cwd
+        self._namespace = namespace  # and its steps: where the process runs
         self._proc: asyncio.subprocess.Process | None = None
         self.starts = 0  # how many times the process was started
 
@@ -83,20 +97,29 @@ class BatchWorker:
         await self.close()
         _note(log, "start " + " ".join(self._argv))
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *self._argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=self._cwd,
-                env=self._env,
-                start_new_session=True,
-                limit=LINE_LIMIT,
-            )
+            self._proc = await self._spawn()
         except OSError as e:
             return f"cannot start {self._argv[0]!r}: {e.strerror or e}"
         self.starts += 1
         return ""
+
+    @property
+    def namespace(self) -> MountNamespace | None:
+        return None if self._namespace is None else self._namespace[0]
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        options: dict[str, Any] = {
+            "stdin": asyncio.subprocess.PIPE,
+            "stdout": asyncio.subprocess.PIPE,
+            "stderr": asyncio.subprocess.STDOUT,
+            "cwd": self._cwd,
+            "start_new_session": True,
+            "limit": LINE_LIMIT,
+        }
+        if self._namespace is None:
+            return await asyncio.create_subprocess_exec(*self._argv, env=self._env, **options)
+        namespace, steps = self._namespace
+        return await namespace.spawn(steps, self._argv, self._env, **options)
 
     def send(self, request: Mapping[str, str]) -> None:
         """Queue one datum's line on the process's stdin (:meth:`answer` flushes it)."""
@@ -249,7 +272,7 @@ async def serve(
                 why = await worker.start(d.log)
                 if why:
                     d.result.attempts += 1
-                    await _failed(d, why, again, finish, transform, settings)
+                    await _failed(d, why, again, finish, transform, settings, worker.namespace)
                     continue
                 if d.result.attempts:  # a retry: its out/ empty again
                     await asyncio.to_thread(_fresh_dir, d.result.root / "out")
@@ -272,7 +295,7 @@ async def serve(
             if not worker.running:  # the datums after it never began: send them again
                 again.extendleft(reversed(sent))
                 sent.clear()
-            await _failed(d, why, again, finish, transform, settings)
+            await _failed(d, why, again, finish, transform, settings, worker.namespace)
     except BaseException:
         for d in held:
             d.log.close()
@@ -286,8 +309,10 @@ async def _failed(
     finish: Callable[[D], None],
     transform: Transform,
     settings: RunSettings,
+    namespace: MountNamespace | None,
 ) -> None:
-    """An attempt of ``d`` failed: try it again first, or after its last try ``err_cmd``."""
+    """An attempt of ``d`` failed: try it again first, or after its last try ``err_cmd``
+    (in ``namespace`` when there is one)."""
     result = d.result
     result.error = f"attempt {result.attempts}/{settings.datum_tries}: {why}"
     _note(d.log, result.error)
@@ -296,7 +321,8 @@ async def _failed(
         return
     if transform.err_cmd:
         cwd = _working_dir(transform, result.root)
-        if await _recover(transform, result.root, d.env, cwd, d.log.file(), settings):
+        log = d.log.file()
+        if await _recover(transform, result.root, d.env, cwd, log, settings, namespace=namespace):
             result.state = DatumState.RECOVERED
     finish(d)
 
@@ -315,4 +341,6 @@ def job_workers(
     job_dir = runner.work_dir / ctx.job_id
     job_dir.mkdir(parents=True, exist_ok=True)
     cwd = _working_dir(transform, job_dir)
-    return [BatchWorker(transform.cmd, env, cwd) for _ in range(settings.parallelism)]
+    ns = runner.namespace  # if any: the data directory hidden but the job's; no /pfs
+    where = None if ns is None else (ns, ns.process_steps(job_dir, cwd))
+    return [BatchWorker(transform.cmd, env, cwd, where) for _ in range(settings.parallelism)]

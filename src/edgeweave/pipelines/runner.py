@@ -24,11 +24,16 @@ Environment: the transform's ``env`` over a small base (``PATH``, ``HOME``, ``LA
 ``<input>_COMMIT`` for each input, and ``<input>`` = the path of the datum's entry (file or
 directory) of that input.
 
-Hard-coded ``/pfs`` paths: arguments and stdin lines that name ``/pfs`` or start with ``/pfs/``
-are rewritten to the datum root, which covers ``cmd: [sh]`` scripts given in ``stdin``. A
-program that builds ``/pfs/...`` paths itself must read ``$PFS`` instead; serving it the real
-``/pfs`` needs a private mount namespace per datum (root on Linux), which this runner does not
-set up (docs/pipelines.md).
+Hard-coded ``/pfs`` paths. Given a :class:`~edgeweave.pipelines.mountns.MountNamespace`
+(root on Linux; the composition root probes for it), each process — ``cmd`` and ``err_cmd`` —
+runs in a private mount namespace of its own where the datum root *is* ``/pfs``: ``PFS`` is
+``/pfs``, ``<input>`` is ``/pfs/<input>/...``, the working directory is ``/pfs`` (or
+``working_dir`` under it), so a program that builds ``/pfs/...`` paths itself works
+unchanged; the namespace also covers the node's data directory with an empty tmpfs, gives a
+minimal ``/dev`` and drops the capabilities that would undo that (:mod:`.mountns`). Without
+one, ``PFS`` is the real datum root and arguments and stdin lines that name ``/pfs`` or start
+with ``/pfs/`` are rewritten to it, which covers ``cmd: [sh]`` scripts given in ``stdin``; a
+program that builds ``/pfs/...`` paths itself must read ``$PFS`` (docs/pipelines.md).
 
 This module must not know about repos beyond :class:`Materializer`, nor about jobs, plans or
 output commits: it returns what the datum wrote and the job decides what to do with it.
@@ -47,10 +52,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from edgeweave.models.pipelines import Transform
 from edgeweave.pipelines.datums import Datum
+from edgeweave.pipelines.mountns import PFS, MountNamespace
 from edgeweave.pipelines.plan import DatumState
 from edgeweave.pipelines.spec import RunSettings
 
@@ -118,12 +124,19 @@ class DatumRunner:
         materializer: Materializer,
         *,
         base_env: Mapping[str, str] | None = None,
+        namespace: MountNamespace | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
         self._materializer = materializer
         if base_env is None:
             base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         self._base_env = dict(base_env)
+        self._namespace = namespace
+
+    @property
+    def namespace(self) -> MountNamespace | None:
+        """The private mount namespace each datum's process runs in; None: ``$PFS`` only."""
+        return self._namespace
 
     @property
     def base_env(self) -> dict[str, str]:
@@ -149,10 +162,7 @@ class DatumRunner:
                 result.attempts = attempt
                 await asyncio.to_thread(_fresh_dir, root / "out")
                 ok, why, code = await _run_process(
-                    _rewrite(transform.cmd, root),
-                    _rewrite(transform.stdin or [], root),
-                    env=env,
-                    cwd=cwd,
+                    _prepare(transform.cmd, transform.stdin, root, env, cwd, self._namespace),
                     log=log,
                     timeout_s=settings.datum_timeout_s,
                     accept=[*(transform.accept_return_code or []), *(settings.drop_codes or [])],
@@ -173,7 +183,9 @@ class DatumRunner:
                 result.error = f"attempt {attempt}/{settings.datum_tries}: {why}"
                 _note(log, result.error)
             else:
-                if transform.err_cmd and await _recover(transform, root, env, cwd, log, settings):
+                if transform.err_cmd and await _recover(
+                    transform, root, env, cwd, log, settings, namespace=self._namespace
+                ):
                     result.state = DatumState.RECOVERED
         result.duration_s = time.monotonic() - started
         result.log_tail = await asyncio.to_thread(_tail, result.log_path)
@@ -231,6 +243,60 @@ def _rewrite(args: Sequence[str], root: Path) -> list[str]:
     return [_PFS_RE.sub(lambda m: m.group(1) + target, arg) for arg in args]
 
 
+@dataclass(frozen=True)
+class _Launch:
+    """A process to run: ``argv`` (none: ``shown[0]`` cannot start), its stdin lines,
+    environment and working directory, the command named in the log, and the namespace
+    ``steps`` when it runs in one."""
+
+    argv: list[str]
+    stdin: list[str]
+    env: dict[str, str]
+    cwd: Path
+    shown: list[str]
+    namespace: MountNamespace | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+def _prepare(
+    cmd: Sequence[str],
+    stdin: Sequence[str] | None,
+    root: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    namespace: MountNamespace | None,
+) -> _Launch:
+    """A datum's process, given its real root, environment and working directory: ``/pfs``
+    rewritten to the root, or, in ``namespace``, the root bound at ``/pfs`` and the paths
+    under it seen from there."""
+    if namespace is None:
+        return _Launch(_rewrite(cmd, root), _rewrite(stdin or [], root), dict(env), cwd, list(cmd))
+    inside = {k: _seen_in(v, root) for k, v in env.items()}
+    seen_cwd = _seen_in(str(cwd), root)
+    if not cmd or not _findable(cmd[0], env.get("PATH", ""), root, seen_cwd):
+        return _Launch([], [], inside, root, list(cmd))  # no program to start: said so
+    steps = namespace.datum_steps(root, seen_cwd)
+    return _Launch(list(cmd), list(stdin or []), inside, root, list(cmd), namespace, steps)
+
+
+def _seen_in(path: str, root: Path) -> str:
+    """``path`` as a process with ``root`` bound at ``/pfs`` sees it."""
+    prefix = str(root)
+    if path == prefix or path.startswith(prefix + "/"):
+        return str(PFS) + path[len(prefix) :]
+    return path
+
+
+def _findable(program: str, search_path: str, root: Path, cwd: str) -> bool:
+    """Whether ``program`` (found as ``execvp`` would, inside the namespace) exists."""
+    if "/" not in program:
+        return shutil.which(program, path=search_path) is not None
+    path = Path(cwd, program)
+    if path.is_relative_to(PFS):
+        path = root / path.relative_to(PFS)
+    return path.exists()
+
+
 def _working_dir(transform: Transform, root: Path) -> Path:
     if not transform.working_dir:
         return root
@@ -239,30 +305,32 @@ def _working_dir(transform: Transform, root: Path) -> Path:
 
 
 async def _run_process(
-    argv: Sequence[str],
-    stdin_lines: Sequence[str],
+    launch: _Launch,
     *,
-    env: Mapping[str, str],
-    cwd: Path,
     log: BinaryIO,
     timeout_s: float | None,
     accept: Sequence[int],
 ) -> tuple[bool, str, int | None]:
-    """Run ``argv`` to the end; ``(success, why not, exit code)``. Kills the group on
+    """Run ``launch`` to the end; ``(success, why not, exit code)``. Kills the group on
     timeout/cancel."""
-    _note(log, "run " + " ".join(argv))
+    shown, stdin_lines = launch.shown, launch.stdin
+    _note(log, "run " + " ".join(shown))
+    if not launch.argv:
+        return False, f"cannot start {shown[0] if shown else ''!r}: No such file or directory", None
+    options: dict[str, Any] = {
+        "stdin": asyncio.subprocess.PIPE if stdin_lines else asyncio.subprocess.DEVNULL,
+        "stdout": log,
+        "stderr": asyncio.subprocess.STDOUT,
+        "cwd": launch.cwd,
+        "start_new_session": True,
+    }
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin_lines else asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,
-        )
+        if launch.namespace is None:
+            proc = await asyncio.create_subprocess_exec(*launch.argv, env=launch.env, **options)
+        else:
+            proc = await launch.namespace.spawn(launch.steps, launch.argv, launch.env, **options)
     except OSError as e:
-        return False, f"cannot start {argv[0]!r}: {e.strerror or e}", None
+        return False, f"cannot start {shown[0]!r}: {e.strerror or e}", None
     try:
         async with asyncio.timeout(timeout_s):
             if stdin_lines and proc.stdin is not None:
@@ -300,14 +368,14 @@ async def _recover(
     cwd: Path,
     log: BinaryIO,
     settings: RunSettings,
+    *,
+    namespace: MountNamespace | None = None,
 ) -> bool:
-    """Run ``err_cmd`` for a failed datum; True when it exits 0 (the datum is recovered)."""
+    """Run ``err_cmd`` for a failed datum; True when it exits 0 (the datum is recovered).
+    ``env`` and ``cwd`` are the real ones; in ``namespace`` they are seen from ``/pfs``."""
     assert transform.err_cmd is not None
     recovered, why, _ = await _run_process(
-        _rewrite(transform.err_cmd, root),
-        _rewrite(transform.err_stdin or [], root),
-        env=env,
-        cwd=cwd,
+        _prepare(transform.err_cmd, transform.err_stdin, root, env, cwd, namespace),
         log=log,
         timeout_s=settings.datum_timeout_s,
         accept=[],

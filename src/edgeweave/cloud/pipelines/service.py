@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -46,11 +47,14 @@ from edgeweave.pipelines.jobreport import JobReport
 from edgeweave.pipelines.jobs import JobRunner
 from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.lineage import trace_lineage
+from edgeweave.pipelines.mountns import MountNamespace, probe_mount_namespace
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
 from edgeweave.pipelines.scheduler import Scheduler, is_cloud_placed
 from edgeweave.pipelines.spec import PipelineDoc, engine_input
 from edgeweave.pipelines.transfer import CommitManifest
+
+log = logging.getLogger(__name__)
 
 LOG_READ_BYTES = 64 * 1024
 WAIT_RECHECK_S = 2.0  # `pipeline wait` looks again at least this often
@@ -86,8 +90,10 @@ class PipelineService:
         store: Store,
         mergers: Mergers,
         workers: CloudWorkers,
+        namespace: MountNamespace | None = None,
     ) -> None:
         self.repos = repos
+        self.namespace = namespace  # where user code runs (for workflow steps too)
         self.mergers = mergers
         self.workers = workers
         self.jobs = jobs
@@ -332,12 +338,15 @@ async def _log_stream(datums: list[DatumInfo]) -> AsyncIterator[bytes]:
 
 @contextlib.asynccontextmanager
 async def open_pipelines(
-    store: Store, root: Path, settings: PipelineSettings
+    store: Store, root: Path, settings: PipelineSettings, hidden: Sequence[Path] = ()
 ) -> AsyncIterator[PipelineService]:
     """Open the repos and job store under ``root``, start the scheduler and the store feed;
-    leaving cancels running jobs (recorded ``killed``) and closes everything."""
+    leaving cancels running jobs (recorded ``killed``) and closes everything. User code
+    does not see the ``hidden`` directories (with the mount namespace, :mod:`.mountns`)."""
     async with open_host_stores(root) as (repos, jobs):
-        runner = JobRunner(repos, DatumRunner(root / "work", repos))
+        namespace, mode = await probe_mount_namespace(settings.mount_namespace, hidden)
+        log.info("pipelines: %s", mode)
+        runner = JobRunner(repos, DatumRunner(root / "work", repos, namespace=namespace))
         async with open_supervisor("pipelines") as supervisor:
             copiers = CopierPublisher(store, repos)
 
@@ -363,7 +372,7 @@ async def open_pipelines(
             mergers = Mergers(store, repos, scheduler.commit_finished, on_merged=timer.merged)
             feed = StoreFeed(store, scheduler, repos, copiers, timer, workers)
             service = PipelineService(
-                repos, jobs, scheduler, feed, root, settings, store, mergers, workers
+                repos, jobs, scheduler, feed, root, settings, store, mergers, workers, namespace
             )
             supervisor.start(feed.run, name="store-feed", restart=True)
             supervisor.start(copiers.run, name="copier-publisher", restart=True)

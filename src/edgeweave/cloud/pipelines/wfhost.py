@@ -32,7 +32,8 @@ async def open_workflows(
 ) -> AsyncIterator[Workflows]:
     """Workflow runs and schedules on ``pipelines``' repos and job store (``root`` is the
     pipeline worker's data directory)."""
-    steps = StepRunner(pipelines.repos, pipelines.jobs, DatumRunner(root / "work", pipelines.repos))
+    datums = DatumRunner(root / "work", pipelines.repos, namespace=pipelines.namespace)
+    steps = StepRunner(pipelines.repos, pipelines.jobs, datums)
     async with open_supervisor("workflows") as supervisor:
         workflows = Workflows(store, steps, supervisor)
         stale = await workflows.interrupt_stale_runs()

@@ -61,6 +61,7 @@ from edgeweave.pipelines.jobreport import (
 )
 from edgeweave.pipelines.jobs import JobResult, JobRunner
 from edgeweave.pipelines.jobstore import JobStore
+from edgeweave.pipelines.mountns import probe_mount_namespace
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.runner import DatumRunner
 from edgeweave.pipelines.scheduler import Scheduler, Status, is_cloud_placed
@@ -200,7 +201,9 @@ async def serve_pipelines(
     root = data_dir / "pipelines"
     async with open_host_stores(root) as (repos, jobs):
         reporter = _Reporter(outbox, jobs, on_status)
-        runner = JobRunner(repos, DatumRunner(root / "work", repos))
+        namespace, mode = await probe_mount_namespace(opts.mount_namespace, [data_dir])
+        log.info("pipelines: %s", mode)
+        runner = JobRunner(repos, DatumRunner(root / "work", repos, namespace=namespace))
         async with open_supervisor("edge-pipelines") as supervisor:
             mergers = EdgeMergers(repos, calls.sign_merge, calls.send, reporter.status)
             located = LocatedRepos(repos, outbox, root)
