@@ -214,5 +214,3 @@ class StepRunner:
             finally:
                 await writer.close()
         return info.id
-
-
