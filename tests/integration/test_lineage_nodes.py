@@ -2,7 +2,8 @@
 PostgreSQL): each node runs a Filter and reports its job the way the outbox carries it, the
 cloud's Merger merges what the nodes delivered, and the cloud traces a merged file back
 through the node branch and the node's job to the input file that stays on the node. A
-cloud worker's pushed output is traced like a cloud job's."""
+cloud worker's pushed output is traced like a cloud job's; an input of a repo located on a
+node says its node."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from edgeweave.cloud.pipelines.located import record_node_commits
 from edgeweave.cloud.pipelines.merger import Mergers
 from edgeweave.cloud.store.base import CloudStore
+from edgeweave.pipelines.commitreport import CommitReport
 from edgeweave.pipelines.jobinfo import LineageNode
 from edgeweave.pipelines.jobreport import decode_job_report, encode_job_report
 from edgeweave.pipelines.jobs import JobResult, JobRunner
@@ -231,3 +234,21 @@ async def test_a_cloud_workers_pushed_output_traces_back_to_the_cloud_input(rig:
     [source] = root.inputs
     assert (source.repo, source.commit, source.path, source.node) == ("docs", docs, "/b.txt", None)
     assert source.size == len(b"beta") and source.pipeline is None  # put in the cloud
+
+
+async def test_an_input_of_a_repo_located_on_the_node_says_its_node_with_its_digest(
+    rig: Rig,
+) -> None:
+    node, cloud = rig.nodes["node-a"], rig.cloud
+    frames = await put(node.repos, "frames", {"/a1.txt": b"person"})
+    manifest = await node.repos.manifest(frames)  # the node's repo.commit report
+    await record_node_commits(cloud.repos, "node-a", [CommitReport("frames", manifest, 0, 0)])
+    job = await run_and_report(node, cloud.jobs, PEOPLE, None)
+    assert job.output_commit is not None
+    output = await node.repos.manifest(job.output_commit)
+    assert await cloud.repos.import_manifest(output, metadata_only=True)
+
+    root = await trace_lineage(cloud.repos, cloud.jobs, "people", job.output_commit, "/a1.txt")
+    [frame] = root.inputs
+    assert (frame.repo, frame.commit, frame.node) == ("frames", frames, "node-a")
+    assert (frame.digest, frame.size) == (root.digest, len(b"person"))  # listed in the cloud

@@ -167,8 +167,9 @@ class OutputOwner:
 class LineageNode:
     """One file and, when a pipeline wrote it, the datum and the input files it came from.
 
-    ``node`` is set on a file whose commit the asking host does not hold (it lives on that
-    edge node): its ``digest`` is "" and its ``size`` None (unknown here). ``merged_from``
+    ``node`` is set on a file whose bytes live on that edge node: a commit the asking host
+    does not hold at all (its ``digest`` is "" and its ``size`` None: unknown here), or one
+    of a repo located on the node (file list here, bytes there). ``merged_from``
     is set on a file a Merger placed in its merged view: its one input is the file in the
     commit of that node branch it was placed from.
     """
@@ -183,7 +184,7 @@ class LineageNode:
     datum: str | None = None  # the datum that wrote it
     datum_job: str | None = None  # the job that ran that datum (an earlier one if skipped)
     job_node: str = ""  # the edge node (or cloud worker) that ran the job ("": this host)
-    node: str | None = None  # the node the file lives on, when this host has not its commit
+    node: str | None = None  # the node the file's bytes live on
     merged_from: str | None = None  # the node branch a Merger placed the file from
     inputs: list[LineageNode] = field(default_factory=list)
     truncated: bool = False  # inputs were left out (depth or file limit)

@@ -13,7 +13,9 @@ names the node-branch commits it was made from in its provenance: a merged file 
 file it was placed from (:mod:`.mergedview`, same digest), whose commit is the output of the
 job the node reported. An input commit this host does not hold (it lives on the node that
 ran the job) ends the chain with a file that says so (``node``), its digest and size unknown
-— unless a job the same node reported made it, which is followed too.
+— unless a job the same node reported made it, which is followed too. A file of a repo
+located on a node (its commits recorded in the cloud from the node's reports) says its node
+as well.
 
 Bounded: at most ``max_depth`` steps back and ``max_files`` files in all; a node whose inputs
 were left out says ``truncated``. Trees and commits are read once per trace.
@@ -26,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgeweave.errors import InvalidObject, NotFound
+from edgeweave.pipelines.commitreport import made_on
 from edgeweave.pipelines.commits import CommitInfo
 from edgeweave.pipelines.datums import parse_part_identity, split_identity
 from edgeweave.pipelines.jobinfo import JobInfo, LineageNode
@@ -92,7 +95,9 @@ async def _expand(trace: _Trace, node: LineageNode, depth: int) -> None:
     job = await trace.jobs.job_for_output(node.commit)
     if job is None:
         if node.node is None:  # put by a user (or copied in), or merged from node branches
-            await _expand_merged(trace, node, depth)
+            info = await trace.info(node.commit)
+            node.node = made_on(info)  # a located repo's commit: its bytes are on the node
+            await _expand_merged(trace, node, info, depth)
         return
     node.pipeline, node.job, node.job_node = job.pipeline, job.id, job.node
     owner = await trace.jobs.output_owner(job, node.path)
@@ -143,10 +148,9 @@ def _commit_of(job: JobInfo, repo: str) -> str:
     return commits.pop() if len(commits) == 1 else ""
 
 
-async def _expand_merged(trace: _Trace, node: LineageNode, depth: int) -> None:
+async def _expand_merged(trace: _Trace, node: LineageNode, info: CommitInfo, depth: int) -> None:
     """A file a Merger placed in its merged view: the file of the node-branch commit (named
     in the merged commit's provenance) it was placed from, with the same digest."""
-    info = await trace.info(node.commit)
     for entry in info.provenance:
         parsed = parse_provenance(entry)
         if parsed is None or parsed[0] != node.repo or parsed[1] == node.commit:
