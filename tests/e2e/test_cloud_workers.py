@@ -2,9 +2,9 @@
 
 A cloud-placed pipeline and a downstream one go to the labelled agent: it fetches the input
 commit from the cloud, runs the jobs (`job list` names the node), and pushes the outputs into
-the cloud's repos, where `file get` reads them. With the agent stopped the node goes NotReady
-(a short grace period here) and the next commit is processed by the cloud's built-in worker,
-downstream included.
+the cloud's repos, where `file get` reads them and `lineage` traces them back to the input.
+With the agent stopped the node goes NotReady (a short grace period here) and the next commit
+is processed by the cloud's built-in worker, downstream included.
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ def test_a_cloud_pipeline_runs_on_the_labelled_agent_and_falls_back_when_it_stop
     [job] = [j for j in jobs(fleet, "upper") if j["node"] == "worker-a"]
     assert head["id"] == job["outputCommit"]  # the worker's commit, with its provenance
     assert any(p.startswith("docs@") for p in head["provenance"])
+    lineage = fleet.cli("lineage", "upper@master:/a.txt").splitlines()  # the worker's job
+    assert f"job {job['id'][:12]} on node worker-a, datum " in lineage[0]
+    assert lineage[1].startswith("  docs@") and lineage[1].endswith(":/a.txt  (put by a user)")
 
     assert fleet.agents["worker-a"] is not None
     fleet.agents["worker-a"].stop()  # NotReady after the grace period: back to the cloud

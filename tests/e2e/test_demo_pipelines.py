@@ -7,6 +7,7 @@ outcome of that run against what the examples' generators put in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from edgeweave.cli.demo import ExamplesRun, run_examples
-from edgeweave.cli.fleet import Fleet
+from edgeweave.cli.fleet import Fleet, wait_until
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pipelines"
@@ -127,6 +128,39 @@ def test_lineage_follows_a_merged_frame_back_to_the_camera_nodes_repo(
     demo: tuple[Fleet, ExamplesRun],
 ) -> None:
     fleet = demo[0]
-    lineage = fleet.cli("lineage", "people-frames@master:/edge-1/lobby-0820.png")
-    print(lineage)  # the chain: extended to the node's repo by the lineage work
-    assert lineage.startswith("people-frames@") and "/edge-1/lobby-0820.png" in lineage, lineage
+    branch = json.loads(fleet.cli("commit", "inspect", "people-frames@edge-1", "-o", "json"))
+
+    def filter_job() -> dict[str, Any] | None:
+        with fleet.client() as client:
+            jobs: list[dict[str, Any]] = client.list_jobs("people", 100)
+        made = [j for j in jobs if j["node"] == "edge-1" and j["outputCommit"] == branch["id"]]
+        return made[0] if made else None
+
+    wait_until(lambda: filter_job() is not None, 60.0, "edge-1's Filter job reported")
+    job = filter_job()
+    assert job is not None
+    [frames] = [i["commit"] for i in job["inputs"] if i["repo"] == "frames"]
+
+    root = json.loads(
+        fleet.cli("lineage", "people-frames@master:/edge-1/lobby-0820.png", "-o", "json")
+    )
+    assert (root["repo"], root["mergedFrom"]) == ("people-frames", "edge-1")
+    [node_file] = root["inputs"]
+    assert (node_file["repo"], node_file["commit"]) == ("people-frames", branch["id"])
+    assert (node_file["path"], node_file["digest"]) == ("/lobby-0820.png", root["digest"])
+    assert (node_file["pipeline"], node_file["jobNode"]) == ("people", "edge-1")
+    assert node_file["job"] == job["id"] and node_file["datum"]
+    [camera] = node_file["inputs"]
+    assert (camera["repo"], camera["commit"], camera["path"]) == (
+        "frames",
+        frames,
+        "/lobby-0820.png",
+    )
+    assert (camera["node"], camera["inputs"]) == ("edge-1", [])
+    assert "truncated" not in json.dumps(root)
+
+    tree = fleet.cli("lineage", "people-frames@master:/edge-1/lobby-0820.png").splitlines()
+    assert tree[0].endswith(":/edge-1/lobby-0820.png  (merged from branch edge-1)")
+    assert tree[1].startswith(f"  people-frames@{branch['id'][:12]}:/lobby-0820.png  (pipeline")
+    assert f"job {job['id'][:12]} on node edge-1" in tree[1]
+    assert tree[2] == f"    frames@{frames[:12]}:/lobby-0820.png  (on node edge-1)"

@@ -163,6 +163,34 @@ def test_pipeline_inputs_and_lineage_print_compactly() -> None:
     ]
 
 
+def test_lineage_across_nodes_prints_the_merge_the_nodes_job_and_where_the_input_lives() -> None:
+    frame = {"repo": "frames", "commit": "f" * 32, "path": "/l.png", "node": "edge-1"}
+    branch = {
+        "repo": "people-frames",
+        "commit": "b" * 32,
+        "path": "/l.png",
+        "pipeline": "people",
+        "job": "j" * 32,
+        "jobNode": "edge-1",
+        "datum": "d" * 64,
+        "datumJob": "j" * 32,
+        "inputs": [{**frame, "inputs": []}],
+    }
+    view = {
+        "repo": "people-frames",
+        "commit": "m" * 32,
+        "path": "/edge-1/l.png",
+        "mergedFrom": "edge-1",
+        "inputs": [branch],
+    }
+    assert tree_lines(view) == [
+        "people-frames@mmmmmmmmmmmm:/edge-1/l.png  (merged from branch edge-1)",
+        "  people-frames@bbbbbbbbbbbb:/l.png  (pipeline people, job jjjjjjjjjjjj on node "
+        "edge-1, datum dddddddddddd)",
+        "    frames@ffffffffffff:/l.png  (on node edge-1)",
+    ]
+
+
 def test_pipeline_create_reports_a_bad_spec_before_contacting_a_cloud(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

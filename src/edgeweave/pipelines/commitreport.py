@@ -5,8 +5,9 @@ repo lives. A node reports each finished commit of a repo located on it, in orde
 outbox: the commit's manifest (:class:`~edgeweave.pipelines.transfer.CommitManifest`: its
 metadata, file list and objects, no chunk bytes). The cloud records it without the chunks, so
 ``commit list`` and ``file list`` answer there and ``file get`` says which node holds the
-bytes. A manifest over :data:`MAX_REPORT_BYTES` (about 1,500 files) is reported without its
-files, with their count and size, so the outbox entry stays small.
+bytes (:func:`made_on` reads the node back from the commit's provenance). A manifest over
+:data:`MAX_REPORT_BYTES` (about 1,500 files) is reported without its files, with their count
+and size, so the outbox entry stays small.
 
 :func:`decode_commit_report` checks everything (the payload comes from a node) and raises
 :class:`BadRequest` naming the field. Pure data: must not do I/O.
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeweave.errors import BadRequest
+from edgeweave.pipelines.commits import CommitInfo
 from edgeweave.pipelines.transfer import CommitManifest, manifest_from_json
 
 COMMIT_TOPIC = "repo.commit"
+NODE_MARK = "node:"  # in the provenance of a reported commit recorded in the cloud: its node
 MAX_REPORT_BYTES = 192 * 1024  # under the outbox's payload limit (256 KiB)
 
 
@@ -63,3 +66,11 @@ def decode_commit_report(payload: Any) -> CommitReport:
             raise BadRequest(f"repo.commit.{key}: must be a non-negative integer")
         counts.append(value)
     return CommitReport(repo, manifest, counts[0], counts[1])
+
+
+def made_on(info: CommitInfo) -> str | None:
+    """The node a commit recorded from a node's report lives on (None: not such a commit)."""
+    for mark in info.provenance:
+        if mark.startswith(NODE_MARK):
+            return mark[len(NODE_MARK) :]
+    return None

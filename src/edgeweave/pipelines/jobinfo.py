@@ -165,17 +165,27 @@ class OutputOwner:
 
 @dataclass
 class LineageNode:
-    """One file and, when a pipeline wrote it, the datum and the input files it came from."""
+    """One file and, when a pipeline wrote it, the datum and the input files it came from.
+
+    ``node`` is set on a file whose bytes live on that edge node: a commit the asking host
+    does not hold at all (its ``digest`` is "" and its ``size`` None: unknown here), or one
+    of a repo located on the node (file list here, bytes there). ``merged_from``
+    is set on a file a Merger placed in its merged view: its one input is the file in the
+    commit of that node branch it was placed from.
+    """
 
     repo: str
     commit: str
     path: str
     digest: str
-    size: int
+    size: int | None
     pipeline: str | None = None
     job: str | None = None  # the job that made the commit holding the file
     datum: str | None = None  # the datum that wrote it
     datum_job: str | None = None  # the job that ran that datum (an earlier one if skipped)
+    job_node: str = ""  # the edge node (or cloud worker) that ran the job ("": this host)
+    node: str | None = None  # the node the file's bytes live on
+    merged_from: str | None = None  # the node branch a Merger placed the file from
     inputs: list[LineageNode] = field(default_factory=list)
     truncated: bool = False  # inputs were left out (depth or file limit)
 
@@ -187,9 +197,15 @@ class LineageNode:
             "digest": self.digest,
             "size": self.size,
         }
+        if self.node is not None:
+            out["node"] = self.node
         if self.pipeline is not None:
             out.update(pipeline=self.pipeline, job=self.job, datum=self.datum)
             out["datumJob"] = self.datum_job
+            if self.job_node:
+                out["jobNode"] = self.job_node
+        if self.merged_from is not None:
+            out["mergedFrom"] = self.merged_from
         out["inputs"] = [n.as_json() for n in self.inputs]
         if self.truncated:
             out["truncated"] = True

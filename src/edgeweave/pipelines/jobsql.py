@@ -15,6 +15,10 @@ Tables (``DATA/jobs.db``, beside the repo store's ``repos.db``):
   is one valid at S with ``from_seq`` < S.
 - ``outputs``: the output paths of each history version — file-level lineage: which datum
   (and so which input files) wrote a path in the output commit of job S.
+- ``reported_outputs``: the same for jobs edge nodes (and cloud workers) reported: the paths
+  each reported datum wrote, with its identity (the reporting node keeps the history; a path
+  in a reported job's commit was written by the newest reported job of that pipeline on that
+  node, up to it, that wrote it).
 
 Every function takes the worker's connection (inside a transaction when it writes). Must not
 be called from the event loop or import :mod:`sqlite3`.
@@ -31,7 +35,7 @@ from edgeweave.aio.sqlite import Connection
 from edgeweave.errors import BadRequest, NotFound
 from edgeweave.pipelines.datums import describe_identity
 from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner, TaskRef
-from edgeweave.pipelines.jobreport import JobReport
+from edgeweave.pipelines.jobreport import DatumLineage, JobReport
 from edgeweave.pipelines.plan import DatumRecord, DatumState
 
 SCHEMA = """
@@ -67,6 +71,11 @@ CREATE TABLE IF NOT EXISTS outputs (
     PRIMARY KEY (pipeline, path, history_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outputs_history ON outputs (history_id);
+CREATE TABLE IF NOT EXISTS reported_outputs (
+    job_seq INTEGER NOT NULL, path TEXT NOT NULL, datum_id TEXT NOT NULL, identity TEXT NOT NULL,
+    PRIMARY KEY (path, job_seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reported_outputs_job ON reported_outputs (job_seq);
 """
 
 JOB_COLUMNS = (
@@ -252,6 +261,37 @@ def owner_at(db: Connection, pipeline: str, seq: int, path: str) -> OutputOwner 
     return OutputOwner(str(row[0]), str(row[1]), str(row[2]), str(row[3]))
 
 
+def reported_owner_at(db: Connection, job: JobInfo, path: str) -> OutputOwner | None:
+    """The reported datum that wrote ``path`` into reported ``job``'s output commit: in that
+    job, or in the newest successful earlier job of the pipeline on the same node (skipped)."""
+    row = db.execute(
+        "SELECT r.datum_id, r.identity, j.id FROM reported_outputs r "
+        "JOIN jobs j ON j.seq = r.job_seq WHERE r.path = ? AND r.job_seq <= ? "
+        "AND j.pipeline = ? AND j.node = ? AND j.state = 'success' "
+        "ORDER BY r.job_seq DESC LIMIT 1",
+        (path, job.seq, job.pipeline, job.node),
+    ).fetchone()
+    if row is None:
+        return None
+    return OutputOwner(str(row[0]), str(row[1]), "success", str(row[2]))
+
+
+def datum_lineage(db: Connection, job: JobInfo) -> dict[str, DatumLineage]:
+    """Identity and output paths of each datum a successful job ran (from its history
+    versions), as a job report carries them."""
+    out: dict[str, DatumLineage] = {}
+    rows = db.execute(
+        "SELECT h.datum_id, h.identity, o.path FROM history h "
+        "LEFT JOIN outputs o ON o.history_id = h.id WHERE h.pipeline = ? AND h.from_seq = ? "
+        "ORDER BY h.datum_id, o.path",
+        (job.pipeline, job.seq),
+    )
+    for datum_id, identity, path in rows:
+        _, paths = out.get(str(datum_id), (str(identity), ()))
+        out[str(datum_id)] = (str(identity), (*paths, str(path)) if path is not None else paths)
+    return out
+
+
 def upsert_reported(db: Connection, node: str, report: JobReport) -> None:
     """One job an edge node reported (see ``JobStore.record_reported``)."""
     job = report.job
@@ -276,13 +316,14 @@ def upsert_reported(db: Connection, node: str, report: JobReport) -> None:
         int(job.incremental),
         job.error,
         filter_json(job.filter),
+        json.dumps(job.input_commits),
     )
     if row is None:
         seq = db.execute(
             "INSERT INTO jobs (pipeline, version, state, started_at, finished_at, output_commit, "
             "inputs, total, processed, skipped, failed, recovered, bytes_in, bytes_out, "
-            "incremental, error, filter, id, node, input_commits) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+            "incremental, error, filter, input_commits, id, node) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*values, job.id, node),
         ).lastrowid
     else:
@@ -291,10 +332,19 @@ def upsert_reported(db: Connection, node: str, report: JobReport) -> None:
             "UPDATE jobs SET pipeline = ?, version = ?, state = ?, started_at = ?, "
             "finished_at = ?, output_commit = ?, inputs = ?, total = ?, processed = ?, "
             "skipped = ?, failed = ?, recovered = ?, bytes_in = ?, bytes_out = ?, "
-            "incremental = ?, error = ?, filter = ? WHERE seq = ?",
+            "incremental = ?, error = ?, filter = ?, input_commits = ? WHERE seq = ?",
             (*values, seq),
         )
     db.execute("DELETE FROM datums WHERE job_seq = ?", (seq,))
+    db.execute("DELETE FROM reported_outputs WHERE job_seq = ?", (seq,))
+    db.executemany(
+        "INSERT OR IGNORE INTO reported_outputs VALUES (?, ?, ?, ?)",
+        [
+            (seq, path, datum_id, identity)
+            for datum_id, (identity, outputs) in report.lineage.items()
+            for path in outputs
+        ],
+    )
     db.executemany(
         "INSERT INTO datums VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
         [

@@ -10,10 +10,12 @@ stopped host left ``running`` as ``killed``.
 
 The cloud also keeps the jobs edge nodes report (:meth:`JobStore.record_reported`, from
 ``jobreport.py``): stored with the node's name, listed with the cloud's own jobs, never
-planned against, interrupted or used for lineage here (their commits live on the node).
+planned against or interrupted here. Their datums' output paths are kept for lineage (a
+Merger's node-branch commit, a cloud worker's pushed output, is a reported job's output
+commit); :meth:`JobStore.datum_lineage` gives the node what to report.
 
-Lineage (``lineage.py``) asks :meth:`JobStore.job_for_output` which job made a commit and
-:meth:`JobStore.output_owner` which datum wrote a path in it.
+Lineage (``lineage.py``) asks :meth:`JobStore.job_for_output` which job (of this host, or
+reported) made a commit and :meth:`JobStore.output_owner` which datum wrote a path in it.
 
 Must not: read or write repos (the caller deletes the output commits of killed jobs), run
 anything, or import :mod:`sqlite3` (the SQLite kit does).
@@ -29,18 +31,20 @@ from pathlib import Path
 from edgeweave.aio.sqlite import SQLiteThread
 from edgeweave.pipelines.datums import TreeKey
 from edgeweave.pipelines.jobinfo import DatumInfo, FilterCounts, JobInfo, OutputOwner, TaskRef
-from edgeweave.pipelines.jobreport import JobReport
+from edgeweave.pipelines.jobreport import DatumLineage, JobReport
 from edgeweave.pipelines.jobs import DatumSummary, JobResult, JobRunner
 from edgeweave.pipelines.jobsql import (
     JOB_SELECT,
     SCHEMA,
     current_history,
+    datum_lineage,
     datum_rows,
     filter_json,
     find_job,
     job_info,
     migrate,
     owner_at,
+    reported_owner_at,
     upsert_reported,
     write_history,
 )
@@ -304,11 +308,13 @@ class JobStore:
         return await self._sql.run(run)
 
     async def job_for_output(self, commit_id: str) -> JobInfo | None:
-        """The job whose output commit is ``commit_id`` (None: a commit no job made)."""
+        """The job whose output commit is ``commit_id``, this host's before a reported one
+        (None: a commit no job made)."""
 
         def run() -> JobInfo | None:
             row = self._sql.connection.execute(
-                f"{JOB_SELECT} WHERE output_commit = ? AND state = 'success' AND node = ''",
+                f"{JOB_SELECT} WHERE output_commit = ? AND state = 'success' "
+                "ORDER BY node != '', seq DESC LIMIT 1",
                 (commit_id,),
             ).fetchone()
             return None if row is None else job_info(row)
@@ -317,9 +323,24 @@ class JobStore:
 
     async def output_owner(self, job: JobInfo, path: str) -> OutputOwner | None:
         """The datum that wrote ``path`` into ``job``'s output commit (ran there or earlier)."""
-        return await self._sql.run(
-            lambda: owner_at(self._sql.connection, job.pipeline, job.seq, path)
-        )
+
+        def run() -> OutputOwner | None:
+            db = self._sql.connection
+            if job.node:  # reported: the node keeps the history, the cloud its outputs
+                return reported_owner_at(db, job, path)
+            return owner_at(db, job.pipeline, job.seq, path)
+
+        return await self._sql.run(run)
+
+    async def datum_lineage(self, job_id: str) -> dict[str, DatumLineage]:
+        """Identity and output paths of each datum a successful job ran (for its report)."""
+
+        def run() -> dict[str, DatumLineage]:
+            db = self._sql.connection
+            job = find_job(db, job_id)
+            return datum_lineage(db, job) if job.state == "success" else {}
+
+        return await self._sql.run(run)
 
 
 def filter_counts(datums: list[DatumSummary]) -> FilterCounts | None:

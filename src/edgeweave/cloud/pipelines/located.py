@@ -19,11 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgeweave.errors import Conflict, NotFound
-from edgeweave.pipelines.commitreport import CommitReport
+from edgeweave.pipelines.commitreport import NODE_MARK, CommitReport, made_on
 from edgeweave.pipelines.commits import CommitInfo
 from edgeweave.pipelines.repo import Repos
 
-NODE_PREFIX = "node:"
 OMITTED_PREFIX = "files-on-node:"
 
 
@@ -53,7 +52,7 @@ async def record_node_commits(repos: Repos, node: str, reports: list[CommitRepor
     new = 0
     for report in reports:
         info = report.manifest.info
-        marks = [f"{NODE_PREFIX}{node}"]
+        marks = [f"{NODE_MARK}{node}"]
         if report.omitted_files:
             marks.append(f"{OMITTED_PREFIX}{report.omitted_files}")
         info = dataclasses.replace(info, provenance=(*info.provenance, *marks))
@@ -61,13 +60,6 @@ async def record_node_commits(repos: Repos, node: str, reports: list[CommitRepor
         if await repos.import_manifest(manifest, metadata_only=True):
             new += 1
     return new
-
-
-def made_on(info: CommitInfo) -> str | None:
-    for mark in info.provenance:
-        if mark.startswith(NODE_PREFIX):
-            return mark[len(NODE_PREFIX) :]
-    return None
 
 
 def check_files_listed(info: CommitInfo) -> None:

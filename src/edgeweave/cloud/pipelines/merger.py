@@ -11,9 +11,11 @@ Completion is evaluated per key (:mod:`.mergestate`, kept in ``status.merger``).
 is complete, its files from every node that delivered it are placed on branch ``master`` of
 the same repo — ``/<node>/...`` under node keying, ``/<key>/<node>/...`` under a correlation
 key — as a new commit (the files are referenced, not copied) that wakes the cloud pipelines
-reading the repo. Later deliveries update complete keys in the same way. :meth:`Mergers.check`
-re-evaluates a Merger without a delivery: the timer (:mod:`.mergetimer`) calls it when a
-``timeoutSeconds`` deadline passes.
+reading the repo; its provenance names the node-branch commits it was made from (lineage
+follows a merged file back through them, :mod:`edgeweave.pipelines.mergedview`). Later
+deliveries update complete keys in the same way. :meth:`Mergers.check` re-evaluates a Merger
+without a delivery: the timer (:mod:`.mergetimer`) calls it when a ``timeoutSeconds``
+deadline passes.
 
 Must not talk HTTP (the API's merge routes call it) or decide placement (``hub.placed``).
 """
@@ -30,6 +32,7 @@ from edgeweave.cloud.pipelines.mergespec import NODE_KEY, MergerSpec, check_merg
 from edgeweave.cloud.pipelines.mergestate import MergeState
 from edgeweave.cloud.store.base import JSONObject, Store
 from edgeweave.errors import BadRequest, Conflict, NotFound
+from edgeweave.pipelines.mergedview import provenance_entry
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.transfer import CommitManifest
 
@@ -159,19 +162,23 @@ class Mergers:
         if not complete:
             return head
         wanted: dict[str, tuple[str, int]] = {}
+        sources: list[str] = []  # the node-branch commits the view is made from
         for node, commit in sorted(branches.items()):
             if node == MERGED_BRANCH or commit is None:
                 continue
             tree = await self._repos.tree(commit)
+            placed = len(wanted)
             for path, digest, size in zip(tree.paths, tree.digests, tree.sizes, strict=True):
                 key = state.spec.key_of(path)
                 if key is not None and key in complete:
                     wanted[merged_path(key, node, path)] = (digest, size)
+            if len(wanted) > placed:
+                sources.append(provenance_entry(repo, commit))
         if wanted == current:
             return head
         keys = "all sources" if complete == {NODE_KEY} else f"{len(complete)} key(s)"
         info = await self._repos.start_commit(
-            repo, MERGED_BRANCH, origin="auto", description=f"merged: {keys}"
+            repo, MERGED_BRANCH, origin="auto", description=f"merged: {keys}", provenance=sources
         )
         try:
             puts = [(p, d, s) for p, (d, s) in wanted.items() if current.get(p) != (d, s)]

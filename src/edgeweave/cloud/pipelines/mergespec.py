@@ -28,8 +28,9 @@ from typing import Any
 
 from edgeweave.errors import InvalidObject
 from edgeweave.pipelines.glob import Glob, expand_template, template_groups
+from edgeweave.pipelines.mergedview import NODE_KEY, merged_path
 
-NODE_KEY = ""  # the one key of a merge keyed by node
+__all__ = ["NODE_KEY", "MergerSpec", "check_merger", "is_complete", "merged_path"]
 KEY_RE = re.compile(r"^[A-Za-z0-9_.=+@-]{1,128}$")
 _COMPLETE_HINT = "one of {sources: all}, {count: N}, {timeoutSeconds: T}"
 _KEY_HINT = 'node, or {path: GLOB with a capture group, template: "$1"}'
@@ -138,8 +139,3 @@ def is_complete(
             bool(sources) and set(sources) <= set(received)
         )
     return bool(sources) and set(sources) <= set(received)
-
-
-def merged_path(key: str, node: str, path: str) -> str:
-    """Where ``node``'s file ``path`` of ``key`` lands in the merged view."""
-    return f"/{node}{path}" if key == NODE_KEY else f"/{key}/{node}{path}"

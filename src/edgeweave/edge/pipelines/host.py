@@ -19,7 +19,8 @@ cloud-placed pipeline the cloud handed to this node as a cloud worker (annotatio
 from the cloud and pushes its output commits back.
 Upstream, through the outbox: ``pipeline.status`` (the scheduler's status, coalesced per
 pipeline) and ``pipeline.job`` after each job that ran to an end (the job and its datum
-records, :mod:`edgeweave.pipelines.jobreport`).
+records with the paths each wrote, :mod:`edgeweave.pipelines.jobreport` — the cloud's lineage
+follows them).
 ``on_status`` mirrors the statuses into the agent's status file (`edgeweave edge status`).
 
 Must not talk to the link itself, or run anything but through the engine's scheduler.
@@ -95,8 +96,10 @@ class _Reporter:
     async def job(self, job: JobResult) -> None:
         info = await self._jobs.job(job.id)
         datums = await self._jobs.datums(job.id, limit=MAX_REPORTED_DATUMS)
+        lineage = await self._jobs.datum_lineage(job.id)  # what lets the cloud trace files
         namespace = self.namespaces.get(job.pipeline, "default")
-        self._outbox.append_nowait(JOB_TOPIC, encode_job_report(namespace, info, datums))
+        report = encode_job_report(namespace, info, datums, lineage)
+        self._outbox.append_nowait(JOB_TOPIC, report)
 
 
 async def _put(
