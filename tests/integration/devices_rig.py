@@ -137,7 +137,7 @@ class Rig:
             ref = ResourceRef(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
             upserts.append((ref, self.rv, obj))
         await self.store.apply_batch(upserts, [])
-        self.host.changes.update((ref, (rv, obj)) for ref, rv, obj in upserts)
+        self.host.changed_refs.update(ref for ref, _rv, _obj in upserts)
         self.host.changed.set()
 
     async def entries(self, topic: str) -> list[dict[str, Any]]:

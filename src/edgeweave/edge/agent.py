@@ -262,7 +262,7 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         agent.store,
         agent.outbox,
         sync.devices_changed,
-        sync.device_changes,
+        sync.device_refs,
         devices,
         on_bus=on_bus,
         on_mappers=sync.changed.set,

@@ -4,12 +4,6 @@ wake the reconciler that turns the held desired state into running apps.
 Persist-then-ack: :meth:`Sync.persist` returns the acks only after the batch is on disk in one
 transaction. The reconciler runs from the local store alone, so it is the same code path with
 the cloud reachable or not (that is local autonomy).
-
-Device and DeviceModel objects are the one exception to "from the store": they are handed to
-the twin host (``device_changes``) *before* the write, so a desired value reaches the device's
-mapper while the transaction commits rather than after (set -> reported latency). The ack still
-waits for the write. If the agent dies before the commit, the cloud re-sends the unacked object
-and the twin host applies it again; a desired value is idempotent.
 """
 
 from __future__ import annotations
@@ -21,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from edgeweave.aio.backoff import Backoff
-from edgeweave.edge.store import EdgeStore, JSONObject
+from edgeweave.edge.store import EdgeStore
 from edgeweave.protocol import messages as m
 from edgeweave.protocol.refs import ResourceRef, Versioned
 
@@ -43,8 +37,7 @@ class Sync:
         self.store = store
         self.changed = asyncio.Event()  # set when held workload objects changed
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
-        # ... which ones, as sent (None: deleted) with their rv; the twin host takes them
-        self.device_changes: dict[ResourceRef, tuple[int, JSONObject | None]] = {}
+        self.device_refs: set[ResourceRef] = set()  # ... which ones (the twin host takes them)
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
         self.pipelines_changed = asyncio.Event()  # ... held Pipelines or Repos
 
@@ -57,18 +50,12 @@ class Sync:
     async def persist(self, batch: Sequence[m.Upsert | m.Delete]) -> list[Versioned]:
         upserts = [(u.ref, u.rv, u.object) for u in batch if isinstance(u, m.Upsert)]
         deletes = [Versioned(d.ref, d.rv) for d in batch if isinstance(d, m.Delete)]
-        devices = [msg for msg in batch if msg.ref.kind in DEVICE_KINDS]
-        for msg in devices:  # before the write (see the module docstring); newest rv wins
-            seen = self.device_changes.get(msg.ref)
-            if seen is None or msg.rv >= seen[0]:
-                obj = msg.object if isinstance(msg, m.Upsert) else None
-                self.device_changes[msg.ref] = (msg.rv, obj)
-        if devices:
-            self.devices_changed.set()
         await self.store.apply_batch(upserts, deletes)
         if any(msg.ref.kind in WORKLOAD_KINDS for msg in batch):
             self.changed.set()
-        if devices:  # again: waiters that look in the store (the agent's lazy start) see it now
+        devices = [msg.ref for msg in batch if msg.ref.kind in DEVICE_KINDS]
+        if devices:
+            self.device_refs.update(devices)
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()

@@ -88,14 +88,9 @@ class MqttClient:
             raise BusError(f"connection to {self.url} lost: {e}") from e
 
     def publish_nowait(self, topic: str, payload: bytes) -> None:
-        """A QoS 0 publish, written to the socket now (non-blocking; what the socket cannot
-        take yet is written when it is ready, in order) rather than on the loop's next writer
-        callback, which a busy loop delays by a millisecond or more (the twin host's deltas
-        and replies, a mapper's reports)."""
-        client = self._client._client  # the paho client
-        info = client.publish(topic, payload, 0, False)
-        if info.rc == paho.MQTT_ERR_SUCCESS:
-            info.rc = client.loop_write()
+        """Queue a QoS 0 publish without waiting for it to be written: many in a row go out
+        in order, with no event-loop round trip each (the twin host's replies)."""
+        info = self._client._client.publish(topic, payload, 0, False)  # the paho client
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise BusError(f"publish to {topic} on {self.url} failed: {paho.error_string(info.rc)}")
         self.published += 1

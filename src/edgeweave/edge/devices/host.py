@@ -98,10 +98,7 @@ class DeviceHost:
         self.held: dict[ResourceRef, HeldTwin] = {}
         self.infos: dict[ResourceRef, DeviceInfo] = {}
         self.changed = asyncio.Event()  # set by the sync when Device/DeviceModel objects change
-        # ... which, as the cloud sent them (None: deleted), with their rv; the sync adds,
-        # the host takes (they may not be committed yet: see edgeweave.edge.sync)
-        self.changes: dict[ResourceRef, tuple[int, JSONObject | None]] = {}
-        self._models: dict[tuple[str, str], JSONObject] = {}  # DeviceModels, as last read
+        self.changed_refs: set[ResourceRef] = set()  # ... and which (the sync adds to it)
         # told the node's devices after a reconcile, with the protocols whose devices changed
         # (None: all); True: the mapper configs changed
         self.on_devices: OnDevices | None = None
@@ -277,56 +274,41 @@ class DeviceHost:
 
     async def run_reconcile(self) -> None:
         """Apply every held Device at start, then the changed ones (coalesced) after each
-        change the sync received: ``changes`` holds them."""
-        given: dict[ResourceRef, JSONObject | None] | None = None  # None: all of them
+        change the sync persisted: ``changed_refs`` names them."""
+        refs: set[ResourceRef] | None = None  # None: all of them
         while True:
             try:
-                await self.reconcile(given)
+                await self.reconcile(refs)
             except Exception:  # a bad object must not stop the twin host
                 log.exception("applying the node's devices failed")
             await self.changed.wait()
             self.changed.clear()
-            given = {ref: obj for ref, (_rv, obj) in self.changes.items()}
-            self.changes.clear()  # the sync's dict: read and clear in place
+            refs = set(self.changed_refs)  # the sync's set: read and clear in place
+            self.changed_refs.clear()
 
     async def _devices_for(
-        self, given: Mapping[ResourceRef, JSONObject | None] | None
+        self, refs: set[ResourceRef] | None
     ) -> tuple[list[JSONObject], dict[tuple[str, str], JSONObject], set[ResourceRef]]:
-        """The Device objects to look at, the models they need, and the refs looked at.
-        Objects in ``given`` are used as they are; others are read from the store."""
-        if given is None:
+        """The Device objects to look at, the models they need, and the refs looked at."""
+        if refs is None:
             devices = await self._objects.list("Device")
-            self._models = {
-                (_ns(m), m["metadata"]["name"]): m for m in await self._objects.list(MODEL)
-            }
+            models = await self._objects.list("DeviceModel")
             looked = {device_ref(_ns(d), d["metadata"]["name"]) for d in devices} | set(self.held)
-            return devices, dict(self._models), looked
-        changed_models = set()
-        for ref, obj in given.items():
-            if ref.kind == MODEL:
-                key = (ref.namespace or "default", ref.name)
-                changed_models.add(key)
-                if obj is None:
-                    self._models.pop(key, None)
-                else:
-                    self._models[key] = obj
-        looked = {r for r in given if r.kind == "Device"}
-        looked |= {
-            ref
-            for ref, info in self.infos.items()
-            if (ref.namespace, model_name(info.device)) in changed_models
-        }
-        devices = []
-        for ref in sorted(looked, key=str):
-            device = given[ref] if ref in given else await self._get(ref)
-            if device is not None:
-                devices.append(device)
-        for ns, name in {(_ns(d), model_name(d)) for d in devices}:
-            if name is not None and (ns, name) not in self._models:
-                model = await self._get(ResourceRef(MODEL, ns, name))
-                if model is not None:
-                    self._models[(ns, name)] = model
-        return devices, dict(self._models), looked
+        else:
+            changed_models = {(r.namespace or "default", r.name) for r in refs if r.kind == MODEL}
+            looked = {r for r in refs if r.kind == "Device"}
+            looked |= {
+                ref
+                for ref, info in self.infos.items()
+                if (ref.namespace, model_name(info.device)) in changed_models
+            }
+            devices = [d for d in [await self._get(ref) for ref in sorted(looked, key=str)] if d]
+            names = {(_ns(d), model_name(d)) for d in devices}
+            models = [
+                m for m in [await self._get(ResourceRef(MODEL, ns, n)) for ns, n in names] if m
+            ]
+        by_name = {(_ns(m), m["metadata"]["name"]): m for m in models}
+        return devices, by_name, looked
 
     async def _get(self, ref: ResourceRef) -> JSONObject | None:
         try:
@@ -334,10 +316,9 @@ class DeviceHost:
         except NotFound:
             return None
 
-    async def reconcile(self, given: Mapping[ResourceRef, JSONObject | None] | None = None) -> None:
-        """Bring the twins in line with the held Device objects: all of them, or only the
-        changed objects in ``given`` (and the Devices of changed models)."""
-        devices, models, looked = await self._devices_for(given)
+    async def reconcile(self, refs: set[ResourceRef] | None = None) -> None:
+        """Bring the twins in line with the held Device objects (``refs``: only these)."""
+        devices, models, looked = await self._devices_for(refs)
         now = self._now_ms()
         seen: set[ResourceRef] = set()
         added: list[MembershipDevice] = []
@@ -375,8 +356,8 @@ class DeviceHost:
         if removed:
             self._flush_wake.set()
         configs_changed = False
-        if self.on_devices is not None and (touched or given is None):
-            configs_changed = self.on_devices(self.infos, None if given is None else touched)
+        if self.on_devices is not None and (touched or refs is None):
+            configs_changed = self.on_devices(self.infos, None if refs is None else touched)
         if added or gone or configs_changed:  # mappers reload their config on this
             note = MembershipUpdated(uuid.uuid4().hex, now, added, gone)
             topic = node_topic(self.node, NodeAction.MEMBERSHIP_UPDATED)

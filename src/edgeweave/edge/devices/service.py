@@ -28,7 +28,7 @@ from edgeweave.edge.devices.mapperapps import MapperApps
 from edgeweave.edge.devices.reporter import Reporter
 from edgeweave.edge.devices.twinstore import open_twin_store
 from edgeweave.edge.outbox import Outbox
-from edgeweave.edge.store import EdgeStore, JSONObject
+from edgeweave.edge.store import EdgeStore
 from edgeweave.protocol.refs import ResourceRef
 
 log = logging.getLogger(__name__)
@@ -50,16 +50,16 @@ async def serve_devices(
     store: EdgeStore,
     outbox: Outbox,
     changed: asyncio.Event,
-    changes: dict[ResourceRef, tuple[int, JSONObject | None]],
+    changed_refs: set[ResourceRef],
     devices: Devices,
     *,
     on_bus: Callable[[str], None],
     on_mappers: Callable[[], None],
 ) -> None:
     """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change, and
-    ``changes`` holds which ones (the sync adds, the twin host takes them)."""
+    ``changed_refs`` holds which ones (the sync adds, the twin host takes them)."""
     changed.clear()  # the host starts with a full reconcile
-    changes.clear()
+    changed_refs.clear()
     async with contextlib.AsyncExitStack() as stack:
         twins = await open_twin_store(data_dir / "twins.db")
         stack.push_async_callback(twins.aclose)
@@ -80,7 +80,7 @@ async def serve_devices(
         host = DeviceHost(
             node, store, twins, reporter, emit_event, max_payload_bytes=opts.max_payload_bytes
         )
-        host.changed, host.changes = changed, changes
+        host.changed, host.changed_refs = changed, changed_refs
         await host.load()
         if opts.start_mappers:
             host.on_devices = _mapper_updater(
