@@ -20,7 +20,12 @@ from typing import Any
 import pytest
 
 from edgeweave.pipelines.jobs import JobResult, JobRunner
-from edgeweave.pipelines.mountns import MountNamespace, hidden_dirs, probe_mount_namespace
+from edgeweave.pipelines.mountns import (
+    FastPath,
+    MountNamespace,
+    hidden_dirs,
+    probe_mount_namespace,
+)
 from edgeweave.pipelines.plan import DatumState
 from edgeweave.pipelines.repo import Repos, open_repos
 from edgeweave.pipelines.runner import DatumRunner
@@ -276,3 +281,38 @@ async def test_the_setting_off_and_a_bad_mode(tmp_path: Path) -> None:
     assert ns is None and "off (setting)" in why and "$PFS" in why
     with pytest.raises(ValueError, match="mount_namespace"):
         await probe_mount_namespace("on", [])
+
+
+def test_the_fast_path_escapes_fstab_fields_and_leaves_what_it_cannot_to_nsexec() -> None:
+    fast = FastPath("unshare", "sh", "mount", "setpriv", "env", Path("/run/x/dev"))
+    ns = MountNamespace("python", hidden=(Path("/d\\ir\n#"),), fast=fast)
+    fstab, cwd = fast.fstab(ns.datum_steps(Path("/a b"), "/pfs")) or ("", "")
+    assert cwd == "/pfs" and fstab.splitlines() == [
+        "/a\\040b /pfs none bind 0 0",
+        "/run/x/dev /dev none bind,ro,nosuid,noexec 0 0",
+        "edgeweave-shm /dev/shm tmpfs nosuid,nodev,mode=1777 0 0",
+        "edgeweave-hidden /run/x tmpfs ro,nosuid,nodev,noexec,size=4k 0 0",
+        "edgeweave-hidden /d\\134ir\\012\\043 tmpfs ro,nosuid,nodev,noexec,size=4k 0 0",
+    ]
+    assert fast.fstab(ns.process_steps(Path("/d\\ir\n#/k"), Path("/"))) is None  # nsexec
+
+
+async def test_a_datum_process_is_the_runner_s_child_with_no_stray_descriptor(
+    namespace: MountNamespace, tmp_path: Path
+) -> None:
+    for ns in {namespace, dataclasses.replace(namespace, fast=None)}:  # the fast path, nsexec
+        proc = await ns.spawn(
+            ns.datum_steps(tmp_path, "/pfs"),
+            [
+                sys.executable,
+                "-c",
+                "import os; print(os.getpid(), sorted(os.listdir('/proc/self/fd')))",
+            ],
+            {"my-images": "/pfs/x", "PATH": os.environ["PATH"]},
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out, _ = await proc.communicate()
+        pid, fds = out.decode().split(" ", 1)
+        assert int(pid) == proc.pid and fds.strip() == "['0', '1', '2', '3']", (ns.fast, out)
