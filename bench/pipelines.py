@@ -292,6 +292,7 @@ async def bench_process_per_datum(tmp: Path, m: int) -> dict[str, Any]:
         "targets": [target(round(per_datum_ms, 2), PROCESS_TARGET_MS, "ms", "per datum")],
     }
     # as root on Linux each datum also gets its own mount namespace (/pfs, hidden data dir)
+    (tmp / "hidden").mkdir(exist_ok=True)  # as the agent's data dir would be
     ns, why = await probe_mount_namespace("auto", [tmp / "hidden"])
     out["mount_namespace"] = why
     if ns is not None:
