@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,22 @@ class _Pipeline:
 def is_cloud_placed(doc: PipelineDoc) -> bool:
     placement = doc.pipeline.spec.placement
     return placement is None or placement == "cloud"
+
+
+def upstream_of(names: Iterable[str], reads: Callable[[str], Iterable[str] | None]) -> set[str]:
+    """``names`` and every pipeline they read from, transitively; ``reads(name)`` gives the
+    repos a pipeline reads (a pipeline's output repo has its name), None for a repo that no
+    pipeline writes."""
+    found: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        inputs = None if name in found else reads(name)
+        if inputs is None:
+            continue
+        found.add(name)
+        todo.extend(inputs)
+    return found
 
 
 class Scheduler:
@@ -204,15 +220,8 @@ class Scheduler:
     def _upstream(self, names: list[str] | None) -> set[str]:
         if names is None:
             return set(self._pipelines)
-        found: set[str] = set()
-        todo = list(names)
-        while todo:
-            name = todo.pop()
-            if name in found or name not in self._pipelines:
-                continue
-            found.add(name)
-            todo.extend(self._pipelines[name].reads())
-        return found
+        pipelines = self._pipelines
+        return upstream_of(names, lambda n: pipelines[n].reads() if n in pipelines else None)
 
     # ---- the loops -------------------------------------------------------------------------
 

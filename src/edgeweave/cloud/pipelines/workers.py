@@ -52,7 +52,7 @@ from edgeweave.pipelines.cloudworkers import choose_worker, encode_inputs
 from edgeweave.pipelines.datums import TreeKey, members_of, tree_keys
 from edgeweave.pipelines.jobstore import JobStore
 from edgeweave.pipelines.repo import Repos
-from edgeweave.pipelines.scheduler import is_cloud_placed
+from edgeweave.pipelines.scheduler import is_cloud_placed, upstream_of
 from edgeweave.pipelines.spec import PipelineDoc
 from edgeweave.pipelines.transfer import CommitManifest
 
@@ -317,13 +317,10 @@ class CloudWorkers:
     def _upstream(self, names: list[str] | None) -> set[str]:
         if names is None:
             return set(self._pipelines)
-        found: set[str] = set()
-        todo = list(names)
-        while todo:
-            name = todo.pop()
-            p = self._pipelines.get(name)
-            if name in found or p is None:
-                continue
-            found.add(name)
-            todo.extend(repo for repo, _ in p.inputs)
-        return found
+        pipelines = self._pipelines
+
+        def reads(name: str) -> list[str] | None:
+            p = pipelines.get(name)
+            return None if p is None else [repo for repo, _ in p.inputs]
+
+        return upstream_of(names, reads)
