@@ -18,7 +18,6 @@ Must not know the link or HTTP beyond the two callables it is given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from edgeweave.aio.backoff import Backoff
+from edgeweave.aio.rounds import run_rounds
 from edgeweave.errors import EdgeweaveError, NotFound
 from edgeweave.pipelines.commits import CopyReport
 from edgeweave.pipelines.repo import Repos
@@ -101,29 +101,25 @@ class EdgeCopiers:
 
     async def run(self) -> None:
         """Until cancelled."""
-        while True:
-            self._wake.clear()
-            pending = [
-                (name, w)
-                for name, w in self._wanted.items()
-                if w.commit is not None and self._done.get(name) != w.commit
-            ]
-            failed = False
-            for name, want in pending:
-                assert want.commit is not None
-                try:
-                    await self._copy(name, want.namespace, want.commit)
-                except EdgeweaveError as e:
-                    failed = True
-                    message = f"copying commit {want.commit}: {e.message}; retrying"
-                    status: Status = {"state": "waiting", "message": message}
-                    await self._report(want.namespace, name, status)
-            if not failed:
-                self._backoff.reset()
-                await self._wake.wait()
-                continue
-            with contextlib.suppress(TimeoutError):  # a retry timer, or a new commit sooner
-                await asyncio.wait_for(self._wake.wait(), self._backoff.next_delay())
+        await run_rounds(self._wake, self._backoff, self._round)
+
+    async def _round(self) -> bool:
+        pending = [
+            (name, w)
+            for name, w in self._wanted.items()
+            if w.commit is not None and self._done.get(name) != w.commit
+        ]
+        ok = True
+        for name, want in pending:
+            assert want.commit is not None
+            try:
+                await self._copy(name, want.namespace, want.commit)
+            except EdgeweaveError as e:
+                ok = False
+                message = f"copying commit {want.commit}: {e.message}; retrying"
+                status: Status = {"state": "waiting", "message": message}
+                await self._report(want.namespace, name, status)
+        return ok
 
     async def _copy(self, name: str, namespace: str, commit: str) -> None:
         manifest, report = await fetch_commit(self._repos, self._sign, self._fetch, commit)

@@ -17,7 +17,6 @@ Must not know the link or HTTP beyond the two callables it is given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeweave.aio.backoff import Backoff
+from edgeweave.aio.rounds import run_rounds
 from edgeweave.edge.pipelines.copier import Report, under
 from edgeweave.errors import BadRequest, EdgeweaveError, NotFound
 from edgeweave.pipelines.repo import Repos
@@ -71,22 +71,18 @@ class EdgeMergers:
 
     async def run(self) -> None:
         """Until cancelled."""
-        while True:
-            self._wake.clear()
-            failed = False
-            for name, want in list(self._wanted.items()):
-                try:
-                    await self._deliver_newest(name, want)
-                except EdgeweaveError as e:
-                    failed = True
-                    status: Status = {"state": "waiting", "message": f"{e.message}; retrying"}
-                    await self._report(want.namespace, name, status)
-            if not failed:
-                self._backoff.reset()
-                await self._wake.wait()
-                continue
-            with contextlib.suppress(TimeoutError):  # a retry timer, or a new commit sooner
-                await asyncio.wait_for(self._wake.wait(), self._backoff.next_delay())
+        await run_rounds(self._wake, self._backoff, self._round)
+
+    async def _round(self) -> bool:
+        ok = True
+        for name, want in list(self._wanted.items()):
+            try:
+                await self._deliver_newest(name, want)
+            except EdgeweaveError as e:
+                ok = False
+                status: Status = {"state": "waiting", "message": f"{e.message}; retrying"}
+                await self._report(want.namespace, name, status)
+        return ok
 
     async def _deliver_newest(self, name: str, want: MergeWanted) -> None:
         try:

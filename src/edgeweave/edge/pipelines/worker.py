@@ -25,12 +25,12 @@ and retried with capped backoff. Must not know the link or HTTP beyond the calla
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgeweave.aio.backoff import Backoff
+from edgeweave.aio.rounds import run_rounds
 from edgeweave.edge.pipelines.copier import Fetch, Sign, fetch_commit
 from edgeweave.edge.pipelines.merger import Send, SignMerge, push_commit
 from edgeweave.errors import EdgeweaveError, NotFound
@@ -83,22 +83,18 @@ class EdgeWorkers:
 
     async def run(self) -> None:
         """Until cancelled."""
-        while True:
-            self._wake.clear()
-            failed = False
-            for name, want in list(self._wanted.items()):
-                try:
-                    await self._fetch_inputs(want)
-                    await self._push_output(name, want)
-                except EdgeweaveError as e:
-                    failed = True
-                    log.warning("cloud worker: pipeline %s: %s; retrying", name, e.message)
-            if not failed:
-                self._backoff.reset()
-                await self._wake.wait()
-                continue
-            with contextlib.suppress(TimeoutError):  # a retry timer, or news sooner
-                await asyncio.wait_for(self._wake.wait(), self._backoff.next_delay())
+        await run_rounds(self._wake, self._backoff, self._round)
+
+    async def _round(self) -> bool:
+        ok = True
+        for name, want in list(self._wanted.items()):
+            try:
+                await self._fetch_inputs(want)
+                await self._push_output(name, want)
+            except EdgeweaveError as e:
+                ok = False
+                log.warning("cloud worker: pipeline %s: %s; retrying", name, e.message)
+        return ok
 
     async def _fetch_inputs(self, want: WorkerWanted) -> None:
         for commit in sorted(want.inputs):
