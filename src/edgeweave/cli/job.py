@@ -100,12 +100,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     with open_client(args) as client:
         jobs = client.list_jobs(args.pipeline, args.limit)
-    if args.output == "json":
-        print(out.to_json({"items": jobs}))
-    elif not jobs:
-        print("No jobs found.", file=sys.stderr)
-    else:
-        print(out.render_table(job_rows(jobs)))
+    out.print_listing(args.output, jobs, job_rows, "jobs")
     return 0
 
 

@@ -9,6 +9,7 @@ Only argparse and light helpers at module level (see :mod:`edgeweave.cli.main`).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from edgeweave.cli.context import add_global_options, open_client
 
@@ -54,19 +55,18 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    import sys
-
     from edgeweave.cli import output as out
-    from edgeweave.cli.pfs import format_ago, format_bytes
 
     with open_client(args) as client:
         repos = client.list_repos()
-    if args.output == "json":
-        print(out.to_json({"items": repos}))
-        return 0
-    if not repos:
-        print("No repos found.", file=sys.stderr)
-        return 0
+    out.print_listing(args.output, repos, repo_rows, "repos")
+    return 0
+
+
+def repo_rows(repos: list[dict[str, Any]]) -> list[list[str]]:
+    from edgeweave.cli import output as out
+    from edgeweave.cli.pfs import format_ago, format_bytes
+
     rows = [list(REPO_COLUMNS)]
     for r in repos:
         rows.append(
@@ -79,8 +79,7 @@ def run_list(args: argparse.Namespace) -> int:
                 out.cell(r.get("description")),
             ]
         )
-    print(out.render_table(rows))
-    return 0
+    return rows
 
 
 def run_inspect(args: argparse.Namespace) -> int:
