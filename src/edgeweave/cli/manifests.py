@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edgeweave.errors import ConfigError, InvalidObject
+from edgeweave.models.yamldocs import yaml_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -103,26 +104,9 @@ def _parse_json(text: str, source: str) -> list[Document]:
 
 
 def _parse_yaml(text: str, source: str) -> list[Document]:
-    import yaml
-
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_cls(text)
     docs: list[Document] = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                break
-            value = loader.construct_document(node)
-            docs.extend(_expand(value, source, node.start_mark.line + 1))
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise InvalidObject(f"{where}: {e.problem or e.context or 'invalid YAML'}") from e
-    except yaml.YAMLError as e:
-        raise InvalidObject(f"{source}: {e}") from e
-    finally:
-        loader.dispose()
+    for value, line in yaml_documents(text, source):
+        docs.extend(_expand(value, source, line))
     return docs
 
 

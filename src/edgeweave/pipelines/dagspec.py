@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from edgeweave.errors import InvalidObject
 from edgeweave.models.validation import invalid_from_problems, problems_of
 from edgeweave.models.workflows import PARAM_REF_RE, Step, Workflow
+from edgeweave.models.yamldocs import yaml_documents
 from edgeweave.pipelines.cron import Schedule, parse_schedule
 
 MAX_PARAM_VALUE = 4096
@@ -41,14 +42,7 @@ SHORT_FORM_KEYS = frozenset({"workflow", "params", "schedule", "steps", "descrip
 
 def parse_workflow_file(text: str, source: str = "<workflow>") -> list[Workflow]:
     """Every workflow in ``text``; raises :class:`InvalidObject` at the first bad one."""
-    import yaml
-
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise InvalidObject(f"{where}: {getattr(e, 'problem', None) or e}") from None
+    docs = [d for d, _line in yaml_documents(text, source) if d is not None]
     out = []
     for doc in docs:
         short = isinstance(doc, dict) and "apiVersion" not in doc and "kind" not in doc

@@ -47,6 +47,7 @@ from edgeweave.models.pipelines import (
 )
 from edgeweave.models.quantities import parse_duration_s
 from edgeweave.models.validation import invalid_object
+from edgeweave.models.yamldocs import yaml_documents
 from edgeweave.pipelines.cron import parse_schedule
 from edgeweave.pipelines.glob import Glob, template_groups
 
@@ -291,27 +292,9 @@ def _json_documents(text: str, source: str) -> Iterator[tuple[Any, int]]:
 
 
 def _yaml_documents(text: str, source: str) -> Iterator[tuple[Any, int]]:
-    import yaml
-
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_cls(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                break
-            value = loader.construct_document(node)
-            line = node.start_mark.line + 1
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                raise InvalidObject(f"{source}:{line}: a pipeline spec must be a mapping")
-            yield value, line
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise InvalidObject(f"{where}: {e.problem or e.context or 'invalid YAML'}") from None
-    except yaml.YAMLError as e:
-        raise InvalidObject(f"{source}: {e}") from None
-    finally:
-        loader.dispose()
+    for value, line in yaml_documents(text, source):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise InvalidObject(f"{source}:{line}: a pipeline spec must be a mapping")
+        yield value, line
