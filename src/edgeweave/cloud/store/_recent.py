@@ -27,7 +27,6 @@ class RecentChanges:
     def __init__(self, floor: int, compacted: int, capacity: int = DEFAULT_CAPACITY) -> None:
         self._lock = threading.Lock()
         self._rows: list[ChangeRow] = []
-        self._rvs: list[int] = []
         self._capacity = capacity
         self.floor = floor  # every row with rv > floor is held
         self.compacted = compacted  # the log's own compaction mark, as last set
@@ -39,11 +38,10 @@ class RecentChanges:
             return
         with self._lock:
             self._rows.extend(rows)
-            self._rvs.extend(row[0] for row in rows)
             excess = len(self._rows) - self._capacity
             if excess > self._capacity // 4:  # trim in steps, not on every add
-                self.floor = self._rvs[excess - 1]
-                del self._rows[:excess], self._rvs[:excess]
+                self.floor = self._rows[excess - 1][0]
+                del self._rows[:excess]
 
     def fetch(self, after: int, limit: int) -> tuple[int, Sequence[ChangeRow]] | None:
         """``(compacted, rows with rv > after)`` like the table's answer, or None when rows
@@ -51,6 +49,10 @@ class RecentChanges:
         with self._lock:
             if after < self.floor:
                 return None
-            start = bisect.bisect_right(self._rvs, after)
+            start = bisect.bisect_right(self._rows, after, key=_rv)
             self.served += 1
             return self.compacted, self._rows[start : start + limit]
+
+
+def _rv(row: ChangeRow) -> int:
+    return row[0]
