@@ -43,14 +43,13 @@ from edgeweave.cloud.endpoints.derive import (
     same_endpoints,
     service_view,
 )
-from edgeweave.cloud.store.base import Store
+from edgeweave.cloud.store.base import Store, iter_objects
 from edgeweave.errors import AlreadyExists, Conflict, Gone, NotFound, StoreError
 
 log = logging.getLogger(__name__)
 
 SERVICE, APP, NODE = "Service", "App", "Node"
 KINDS = (SERVICE, APP, NODE, ENDPOINTS)
-LIST_PAGE = 1000
 RETRY_DELAY_S = 1.0
 Key = tuple[str, str]  # (namespace, service name)
 
@@ -100,13 +99,7 @@ class EndpointsController:
         since = await self._store.current_resource_version()
         listed: list[JSONObject] = []
         for kind in KINDS:
-            token: str | None = None
-            while True:
-                page = await self._store.list(kind, limit=LIST_PAGE, continue_token=token)
-                listed.extend(page.items)
-                token = page.continue_token
-                if not token:
-                    break
+            listed.extend([obj async for obj in iter_objects(self._store, kind)])
         # swapped in without an await, so the writer never sees half a list
         self._services.clear()
         self._apps.clear()

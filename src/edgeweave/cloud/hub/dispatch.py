@@ -18,12 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from edgeweave.cloud.hub.index import DEVICE, NODE, RELEVANT_KINDS, DesiredIndex, Marks
-from edgeweave.cloud.store.base import Store
+from edgeweave.cloud.store.base import Store, iter_objects
 from edgeweave.errors import Gone, StoreError
 
 log = logging.getLogger(__name__)
 
-LIST_PAGE = 1000
 RETRY_DELAY_S = 1.0
 
 
@@ -62,14 +61,8 @@ class Dispatcher:
         since = await self._store.current_resource_version()
         index = DesiredIndex()
         for kind in RELEVANT_KINDS:
-            token: str | None = None
-            while True:
-                page = await self._store.list(kind, limit=LIST_PAGE, continue_token=token)
-                for obj in page.items:
-                    index.apply("ADDED", obj, _rv_of(obj))
-                token = page.continue_token
-                if not token:
-                    break
+            async for obj in iter_objects(self._store, kind):
+                index.apply("ADDED", obj, _rv_of(obj))
         index.rv = max(index.rv, since)
         self.index = index
         self._since = since

@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from edgeweave.cloud.store.base import CloudStore
+from edgeweave.cloud.store.base import CloudStore, iter_objects
 from edgeweave.errors import EdgeweaveError
 
 log = logging.getLogger(__name__)
 
 DEVICE = "Device"
-LIST_PAGE = 1000
 MAX_PENDING = 10_000
 RETRY_S = 5.0
 
@@ -57,17 +56,10 @@ class HistoryPruner:
         with_history = await self._store.twin_history_devices()
         if not with_history:
             return
-        existing: set[tuple[str, str]] = set()
-        token: str | None = None
-        while True:
-            page = await self._store.list(DEVICE, limit=LIST_PAGE, continue_token=token)
-            existing.update(
-                (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
-                for obj in page.items
-            )
-            token = page.continue_token
-            if token is None:
-                break
+        existing = {
+            (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+            async for obj in iter_objects(self._store, DEVICE)
+        }
         for namespace, name in with_history:
             if (namespace, name) not in existing:
                 self.note(namespace, name)

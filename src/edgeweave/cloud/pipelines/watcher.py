@@ -31,7 +31,7 @@ from edgeweave.cloud.pipelines.copier import CopierPublisher
 from edgeweave.cloud.pipelines.located import location_of
 from edgeweave.cloud.pipelines.mergetimer import MergeTimer
 from edgeweave.cloud.pipelines.workers import CloudWorkers
-from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter
+from edgeweave.cloud.store.base import JSONObject, Store, WatchFilter, iter_objects
 from edgeweave.errors import AlreadyExists, Conflict, EdgeweaveError, Gone, NotFound, StoreError
 from edgeweave.pipelines.repo import Repos
 from edgeweave.pipelines.scheduler import Scheduler, Status
@@ -118,16 +118,11 @@ class StoreFeed:
 
     async def _list(self, kind: str, handle: Handler) -> set[tuple[str, str]]:
         seen: set[tuple[str, str]] = set()
-        token: str | None = None
-        while True:
-            page = await self._store.list(kind, limit=LIST_PAGE, continue_token=token)
-            for obj in page.items:
-                namespace, name, _ = _meta(obj)
-                seen.add((namespace, name))
-                await handle("ADDED", obj)
-            token = page.continue_token
-            if not token:
-                return seen
+        async for obj in iter_objects(self._store, kind, LIST_PAGE):
+            namespace, name, _ = _meta(obj)
+            seen.add((namespace, name))
+            await handle("ADDED", obj)
+        return seen
 
     async def _on_pipeline(self, event_type: str, obj: JSONObject) -> None:
         namespace, name, generation = _meta(obj)

@@ -239,3 +239,21 @@ class NodeSyncStore(Protocol):
 
 class CloudStore(Store, NodeSyncStore, Protocol):
     """What the cloud's composition root opens: objects plus node sync tables."""
+
+
+LIST_PAGE = 1000  # objects per page when a caller reads a whole kind
+
+
+async def iter_objects(
+    store: Store, kind: str, page_size: int = LIST_PAGE
+) -> AsyncIterator[JSONObject]:
+    """Every object of ``kind``, page by page (a caller that lists a whole kind never holds
+    an unbounded result set from one call)."""
+    token: str | None = None
+    while True:
+        page = await store.list(kind, limit=page_size, continue_token=token)
+        for obj in page.items:
+            yield obj
+        token = page.continue_token
+        if not token:
+            return
