@@ -92,11 +92,3 @@ class ChunkDir:
                 entry.unlink()
                 removed += 1
         return removed
-
-    def usage_bytes(self) -> int:
-        """Bytes held by chunk files (a walk: for tests and reports, not hot paths)."""
-        total = 0
-        for sub in self.root.iterdir() if self.root.exists() else ():
-            if sub.is_dir() and sub.name != "tmp":
-                total += sum(f.stat().st_size for f in sub.iterdir())
-        return total

@@ -283,10 +283,6 @@ class Repos:
         _, _, chunks = await self._db.file_object(check_commit_id(commit_id), normalize_path(path))
         return len(await self.held_chunks(chunks)) == len(set(chunks))
 
-    async def read_object(self, digest: str) -> bytes:
-        """The content whose sha256 is ``digest`` (as a tree lists it)."""
-        return b"".join([await self._chunk(d) for d in await self._db.object_chunks(digest)])
-
     async def write_object(self, digest: str, dest: Path) -> None:
         """Write the content ``digest`` to ``dest`` (a new file)."""
         await self.write_objects([(digest, dest)])
