@@ -13,6 +13,9 @@ Side by side in one run, on loopback:
     going straight to a subscriber through the broker. Run with mosquitto as the agent's
     external broker (``--mqtt``), and with the embedded broker.
 
+During (a) the CPU time each process on its path uses (user + system, from ``/proc``) is
+recorded per round: where the round's work goes, which on 2 shared cores bounds the latency.
+
 Targets: (a) p50 ≤ 5 ms, p99 ≤ 20 ms; (c) with mosquitto, the overhead (through the agent
 minus direct, p50) ≤ 3x the broker floor (b).
 Prints one JSON document on stdout, progress on stderr.
@@ -25,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -173,6 +178,29 @@ async def one_way(url: str, rounds: int, through_agent: bool) -> list[float]:
         return samples
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def processes(fleet: Fleet, mqtt: str | None) -> dict[str, int]:
+    """The processes on (a)'s path: cloud, agent, mapper, broker (when external), this one."""
+    pids = {"cloud": fleet.cloud.pid if fleet.cloud else 0, "agent": fleet.agents["node-a"].pid}
+    pids.update({name.rsplit("/", 1)[-1]: pid for name, pid in fleet.app_pids("node-a").items()})
+    if mqtt:
+        found = subprocess.run(
+            ["pgrep", "-x", "mosquitto"], check=False, capture_output=True, text=True
+        ).stdout.split()
+        if found:  # a local mosquitto, the broker of (a)
+            pids["mosquitto"] = int(found[0])
+    pids["bench"] = os.getpid()
+    return pids
+
+
 def start_fleet(root: Path, mqtt: str | None) -> tuple[Fleet, str]:
     fleet = Fleet(root)
     fleet.start_cloud()
@@ -199,7 +227,13 @@ async def run_broker(root: Path, mqtt: str | None, rounds: int) -> dict[str, Any
         log(f"{url}: warming up")
         await set_to_reported(fleet, 20)
         log(f"{url}: (a) set -> reported, {rounds} rounds")
+        pids = processes(fleet, mqtt)
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         a = await set_to_reported(fleet, rounds)
+        cpu = {
+            name: round((cpu_seconds(pid) - before[name]) * 1000 / rounds, 3)
+            for name, pid in pids.items()
+        }
         log(f"{url}: (b) broker floor")
         b = await broker_floor(url, rounds)
         log(f"{url}: (c) device -> subscriber, through the agent and direct")
@@ -213,6 +247,7 @@ async def run_broker(root: Path, mqtt: str | None, rounds: int) -> dict[str, Any
     return {
         "broker": mqtt or "embedded",
         "a_set_to_reported": sa,
+        "a_cpu_ms_per_round": cpu,
         "a_targets": [
             target(sa["p50_ms"], 5.0, "ms", "set -> reported p50"),
             target(sa["p99_ms"], 20.0, "ms", "set -> reported p99"),
