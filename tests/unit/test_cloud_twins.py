@@ -49,6 +49,8 @@ def test_desired_values_and_writing_them_back() -> None:
     assert desired_values(DEVICE) == {"temp": None, "target": "21"}
     changed = with_desired(DEVICE, {"target": "23", "on": "true", "temp": None, "gone": None})
     assert before == DEVICE  # the argument is left alone
+    changed["metadata"]["resourceVersion"] = "8"  # as the API's compare-and-set does
+    assert DEVICE["metadata"]["resourceVersion"] == "7"
     props = changed["spec"]["properties"]
     assert props[1] == {"name": "target", "desired": {"value": "23", "metadata": {"type": "int"}}}
     assert props[2] == {"name": "on", "desired": {"value": "true"}}

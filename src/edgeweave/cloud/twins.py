@@ -16,7 +16,6 @@ Pure: no I/O and no store; must not mutate its arguments.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,12 +57,20 @@ def desired_values(device: Mapping[str, Any]) -> dict[str, str | None]:
 
 def with_desired(device: Mapping[str, Any], values: Mapping[str, str | None]) -> JSONObject:
     """A copy of ``device`` whose properties carry ``values`` as desired values (``desired``
-    metadata is kept; None removes ``desired``; unlisted properties are appended)."""
-    out = copy.deepcopy(dict(device))
-    spec = out.setdefault("spec", {})
+    metadata is kept; None removes ``desired``; unlisted properties are appended).
+
+    Only what may change is copied — the object, its metadata, spec, property list and
+    properties — and the rest is shared with ``device``: a deep copy of every Device cost
+    more than the rest of a ``twin set``."""
+    out = dict(device)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        out["metadata"] = dict(meta)
+    spec = out["spec"] = dict(_spec(device))
     props = spec.get("properties")
-    if not isinstance(props, list):
-        props = spec["properties"] = []
+    props = spec["properties"] = (
+        [dict(p) if isinstance(p, dict) else p for p in props] if isinstance(props, list) else []
+    )
     by_name = {p.get("name"): p for p in props if isinstance(p, dict)}
     for name, value in values.items():
         prop = by_name.get(name)
