@@ -80,11 +80,11 @@ class MapperApps:
             devices = by_protocol.setdefault(info.protocol, [])
             if touched is None or info.protocol in touched:  # else: in use, file unchanged
                 devices.append({"device": _config_of(info.device), "model": _config_of(info.model)})
-        docs = {
+        docs = {  # compact and with the C encoder: this runs on every Device change
             protocol: (
                 json.dumps(
                     {"node": self._node, "protocol": protocol, "devices": devices},
-                    indent=1,
+                    separators=(",", ":"),
                     sort_keys=True,
                 ).encode()
                 if touched is None or protocol in touched
@@ -96,7 +96,8 @@ class MapperApps:
         for protocol, data in docs.items():
             if self._written.get(protocol) != data:
                 self._dir.mkdir(parents=True, exist_ok=True)
-                write_file_atomic(self.config_path(protocol), data)
+                pretty = json.dumps(json.loads(data), indent=1, sort_keys=True).encode()
+                write_file_atomic(self.config_path(protocol), pretty)
                 changed = True
         self._written = docs
         return changed
