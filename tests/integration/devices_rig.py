@@ -138,6 +138,7 @@ class Rig:
             upserts.append((ref, self.rv, obj))
         await self.store.apply_batch(upserts, [])
         self.host.changed_refs.update(ref for ref, _rv, _obj in upserts)
+        self.host.changed_objects.update((ref, obj) for ref, _rv, obj in upserts)  # as Sync
         self.host.changed.set()
 
     async def entries(self, topic: str) -> list[dict[str, Any]]:

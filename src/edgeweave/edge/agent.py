@@ -263,6 +263,7 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         agent.outbox,
         sync.devices_changed,
         sync.device_refs,
+        sync.device_objects,
         devices,
         on_bus=on_bus,
         on_mappers=sync.changed.set,

@@ -38,6 +38,9 @@ class Sync:
         self.changed = asyncio.Event()  # set when held workload objects changed
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
         self.device_refs: set[ResourceRef] = set()  # ... which ones (the twin host takes them)
+        # ... and those objects as persisted (None: deleted), so the twin host need not read
+        # back from the store what was just written
+        self.device_objects: dict[ResourceRef, dict[str, Any] | None] = {}
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
         self.pipelines_changed = asyncio.Event()  # ... held Pipelines or Repos
 
@@ -53,9 +56,18 @@ class Sync:
         await self.store.apply_batch(upserts, deletes)
         if any(msg.ref.kind in WORKLOAD_KINDS for msg in batch):
             self.changed.set()
-        devices = [msg.ref for msg in batch if msg.ref.kind in DEVICE_KINDS]
-        if devices:
-            self.device_refs.update(devices)
+        newest: dict[ResourceRef, m.Upsert | m.Delete] = {}
+        for msg in batch:  # per ref the highest rv wins, as in the store
+            if msg.ref.kind in DEVICE_KINDS and (
+                msg.ref not in newest or newest[msg.ref].rv <= msg.rv
+            ):
+                newest[msg.ref] = msg
+        if newest:
+            self.device_refs.update(newest)
+            self.device_objects.update(
+                (ref, msg.object if isinstance(msg, m.Upsert) else None)
+                for ref, msg in newest.items()
+            )
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()

@@ -99,6 +99,8 @@ class DeviceHost:
         self.infos: dict[ResourceRef, DeviceInfo] = {}
         self.changed = asyncio.Event()  # set by the sync when Device/DeviceModel objects change
         self.changed_refs: set[ResourceRef] = set()  # ... and which (the sync adds to it)
+        # ... and, for the refs the sync persisted, the objects themselves (None: deleted)
+        self.changed_objects: dict[ResourceRef, JSONObject | None] = {}
         # told the node's devices after a reconcile, with the protocols whose devices changed
         # (None: all); True: the mapper configs changed
         self.on_devices: OnDevices | None = None
@@ -274,22 +276,29 @@ class DeviceHost:
 
     async def run_reconcile(self) -> None:
         """Apply every held Device at start, then the changed ones (coalesced) after each
-        change the sync persisted: ``changed_refs`` names them."""
+        change the sync persisted: ``changed_refs`` names them, ``changed_objects`` holds
+        the objects the sync wrote (the rest are read from the store)."""
         refs: set[ResourceRef] | None = None  # None: all of them
+        persisted: dict[ResourceRef, JSONObject | None] = {}
         while True:
             try:
-                await self.reconcile(refs)
+                await self.reconcile(refs, persisted)
             except Exception:  # a bad object must not stop the twin host
                 log.exception("applying the node's devices failed")
             await self.changed.wait()
             self.changed.clear()
-            refs = set(self.changed_refs)  # the sync's set: read and clear in place
+            refs = set(self.changed_refs)  # the sync's set and dict: read and clear in place
             self.changed_refs.clear()
+            persisted = dict(self.changed_objects)
+            self.changed_objects.clear()
 
     async def _devices_for(
-        self, refs: set[ResourceRef] | None
+        self, refs: set[ResourceRef] | None, persisted: Mapping[ResourceRef, JSONObject | None]
     ) -> tuple[list[JSONObject], dict[tuple[str, str], JSONObject], set[ResourceRef]]:
-        """The Device objects to look at, the models they need, and the refs looked at."""
+        """The Device objects to look at, the models they need, and the refs looked at.
+
+        An object in ``persisted`` is taken from there; an unchanged model from the devices
+        already known; anything else is read from the store."""
         if refs is None:
             devices = await self._objects.list("Device")
             models = await self._objects.list("DeviceModel")
@@ -302,11 +311,24 @@ class DeviceHost:
                 for ref, info in self.infos.items()
                 if (ref.namespace, model_name(info.device)) in changed_models
             }
-            devices = [d for d in [await self._get(ref) for ref in sorted(looked, key=str)] if d]
+            known = {
+                (ref.namespace, model_name(info.device)): info.model
+                for ref, info in self.infos.items()
+                if info.model
+            }
+
+            async def read(ref: ResourceRef) -> JSONObject | None:
+                if ref in persisted:
+                    return persisted[ref]
+                if ref.kind == MODEL and ref not in refs:
+                    cached = known.get((ref.namespace or "default", ref.name))
+                    if cached is not None:
+                        return dict(cached)
+                return await self._get(ref)
+
+            devices = [d for d in [await read(ref) for ref in sorted(looked, key=str)] if d]
             names = {(_ns(d), model_name(d)) for d in devices}
-            models = [
-                m for m in [await self._get(ResourceRef(MODEL, ns, n)) for ns, n in names] if m
-            ]
+            models = [m for m in [await read(ResourceRef(MODEL, ns, n)) for ns, n in names] if m]
         by_name = {(_ns(m), m["metadata"]["name"]): m for m in models}
         return devices, by_name, looked
 
@@ -316,9 +338,14 @@ class DeviceHost:
         except NotFound:
             return None
 
-    async def reconcile(self, refs: set[ResourceRef] | None = None) -> None:
-        """Bring the twins in line with the held Device objects (``refs``: only these)."""
-        devices, models, looked = await self._devices_for(refs)
+    async def reconcile(
+        self,
+        refs: set[ResourceRef] | None = None,
+        persisted: Mapping[ResourceRef, JSONObject | None] | None = None,
+    ) -> None:
+        """Bring the twins in line with the held Device objects (``refs``: only these;
+        ``persisted``: some of them as just persisted)."""
+        devices, models, looked = await self._devices_for(refs, persisted or {})
         now = self._now_ms()
         seen: set[ResourceRef] = set()
         added: list[MembershipDevice] = []

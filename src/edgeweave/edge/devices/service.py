@@ -51,15 +51,18 @@ async def serve_devices(
     outbox: Outbox,
     changed: asyncio.Event,
     changed_refs: set[ResourceRef],
+    changed_objects: dict[ResourceRef, dict[str, Any] | None],
     devices: Devices,
     *,
     on_bus: Callable[[str], None],
     on_mappers: Callable[[], None],
 ) -> None:
     """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change, and
-    ``changed_refs`` holds which ones (the sync adds, the twin host takes them)."""
+    ``changed_refs`` holds which ones (the sync adds, the twin host takes them) and
+    ``changed_objects`` the objects persisted (None: deleted)."""
     changed.clear()  # the host starts with a full reconcile
     changed_refs.clear()
+    changed_objects.clear()
     async with contextlib.AsyncExitStack() as stack:
         twins = await open_twin_store(data_dir / "twins.db")
         stack.push_async_callback(twins.aclose)
@@ -81,6 +84,7 @@ async def serve_devices(
             node, store, twins, reporter, emit_event, max_payload_bytes=opts.max_payload_bytes
         )
         host.changed, host.changed_refs = changed, changed_refs
+        host.changed_objects = changed_objects
         await host.load()
         if opts.start_mappers:
             host.on_devices = _mapper_updater(
