@@ -143,6 +143,51 @@ async def test_bad_appends_are_refused_without_using_a_seq(outbox: Outbox) -> No
     assert outbox.append_nowait("event", {}) == 1
 
 
+def on_file(path: Path, after: int) -> list[tuple[int, str, str]]:
+    """What the file holds after ``after``, read past the outbox."""
+    with sqlite3.connect(path) as db:
+        query = "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq"
+        return [
+            (int(seq), str(topic), str(text)) for seq, topic, text in db.execute(query, (after,))
+        ]
+
+
+async def test_peeks_of_the_last_flush_match_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = await open_outbox(path, flush_interval_s=LONG_S, max_entries=7)
+    try:
+        box.append_nowait("app.status", {"phase": "Pending"}, key="a")
+        box.append_nowait("event", {"n": 0})
+        await box.flush()
+        first = box.statistics().durable_seq
+        box.append_nowait("app.status", {"phase": "Running"}, key="a")  # replaces seq 1
+        box.append_nowait("event", {"n": 1})
+        box.append_nowait("app.status", {"phase": "Pending"}, key="b")
+        box.append_nowait("event", {"n": 2})
+        await box.flush()
+        for after in range(first + 4):  # behind the last flush (read from the file) and in it
+            got = [(e.seq, e.topic, e.payload_json) for e in await drain(box, after)]
+            assert got == on_file(path, after), after
+        one = len('{"n":1}')
+        assert [e.seq for e in await box.peek(first, max_entries=2, max_bytes=1000)] == [3, 4]
+        assert [e.seq for e in await box.peek(first + 1, max_entries=9, max_bytes=one)] == [4]
+        assert [e.seq for e in await box.peek(first, max_entries=9, max_bytes=1)] == [3]
+        await box.ack(first + 2)  # into the last flush: peeks from before it skip what went
+        for after in range(first + 4):
+            got = [(e.seq, e.topic, e.payload_json) for e in await drain(box, after)]
+            assert got == on_file(path, after), after
+
+        for i in range(3, 12):  # over max_entries: the policy drops, and peeks read the file
+            box.append_nowait("log", {"n": i})
+        await box.flush()
+        assert box.statistics().dropped_by_topic
+        for after in range(box.statistics().durable_seq + 1):
+            got = [(e.seq, e.topic, e.payload_json) for e in await drain(box, after)]
+            assert got == on_file(path, after), after
+    finally:
+        await box.aclose()
+
+
 async def test_when_full_logs_and_metrics_go_first_then_events(tmp_path: Path) -> None:
     box = await open_outbox(tmp_path / "o.db", flush_interval_s=LONG_S, max_entries=6)
     for topic in ["event", "log", "app.status", "metric.cpu", "event", "log.app", "twin.report"]:

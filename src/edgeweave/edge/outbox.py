@@ -12,7 +12,8 @@ the row in memory; one named background task writes the buffer in ONE transactio
 ``flush_interval_s`` (5 ms) or as soon as ``flush_max`` (5,000) rows wait, whichever comes
 first. A caller that needs the entry on disk now awaits :meth:`Outbox.flush` or
 :meth:`Outbox.wait_durable`. :meth:`Outbox.peek` returns flushed entries only, so nothing is
-sent upstream that a crash could take back. The file is separate from the desired-object store
+sent upstream that a crash could take back; the last flush's entries are kept in memory too,
+so a link that keeps up peeks them without reading back what was just written. The file is separate from the desired-object store
 so heavy upstream traffic never delays a downstream persist. WAL with ``synchronous=FULL``: a
 flushed entry survives power loss (a lost tail would make the agent reuse seqs the cloud
 already committed); while appends stream in, the fsync overlaps the next batch's encoding.
@@ -34,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,10 @@ class Outbox:
         self._round = _Round()
         self._inflight: tuple[int, _Round] | None = None
         self._stored = asyncio.Event()  # replaced after every successful flush
+        # the last flush's entries, for peeks that start at or after the seq before them
+        # (the link's, while it keeps up): they need no read back from the file
+        self._tail_after = -1
+        self._tail: list[tuple[Entry, int]] = []
         self._appended = 0
         self._coalesced = 0
         self._flushes = 0
@@ -251,8 +257,11 @@ class Outbox:
             self._buffer, self._status_buffer = [], {}
             round_, self._round = self._round, _Round()
             self._inflight = (next_seq - 1, round_)
+            durable_before = self._durable_seq
             try:
-                await self._sql.run(self._file.db_flush, plain, list(status.values()), next_seq)
+                dropped = await self._sql.run(
+                    self._file.db_flush, plain, list(status.values()), next_seq
+                )
             except Exception as e:  # disk full, I/O error, or a bug: keep the rows, retry
                 self._flush_failures += 1
                 _log.warning("outbox flush of %d entries failed: %s", len(plain) + len(status), e)
@@ -266,6 +275,7 @@ class Outbox:
             else:
                 self._flushes += 1
                 self._durable_seq = max(self._durable_seq, next_seq - 1)
+                self._keep_tail(durable_before, plain, status.values(), dropped)
                 retry_s = 0.0
                 self._stored.set()
                 self._stored = asyncio.Event()
@@ -273,12 +283,36 @@ class Outbox:
                 self._inflight = None
                 round_.done.set()
 
+    def _keep_tail(
+        self, after: int, plain: list[PlainRow], status: Iterable[StatusRow], dropped: bool
+    ) -> None:
+        """Remember a flush's entries: the file holds nothing newer than ``after`` but them,
+        unless the full-outbox policy just dropped some (then peeks read the file)."""
+        if dropped:
+            self._tail_after, self._tail = -1, []
+            return
+        rows = [(Entry(seq, topic, text), size) for seq, topic, text, size in plain]
+        rows += [(Entry(seq, topic, text), size) for seq, topic, _key, text, size in status]
+        rows.sort(key=lambda row: row[0].seq)
+        self._tail_after, self._tail = after, rows
+
     # ---- reading and acking (event loop) --------------------------------------------------
 
     async def peek(self, after_seq: int, *, max_entries: int, max_bytes: int) -> list[Entry]:
         """Flushed entries with seq > ``after_seq`` in seq order: at most ``max_entries`` and
         ``max_bytes`` of payload, but always the first one if there is one."""
         self._check_open()
+        if 0 <= self._tail_after <= after_seq:
+            out: list[Entry] = []
+            total = 0
+            for entry, size in self._tail:
+                if entry.seq <= after_seq:
+                    continue
+                total += size
+                if len(out) == max_entries or (total > max_bytes and out):
+                    break
+                out.append(entry)
+            return out
         return await self._sql.run(self._file.db_peek, after_seq, max_entries, max_bytes)
 
     async def wait_peek(self, after_seq: int, *, max_entries: int, max_bytes: int) -> list[Entry]:
@@ -296,11 +330,13 @@ class Outbox:
         if committed_seq >= self._next_seq:
             # only after a lost outbox file: never hand out seqs the cloud will skip
             _log.warning("cloud committed outbox seq %d beyond ours; skipping ahead", committed_seq)
+            self._tail_after, self._tail = -1, []
             self._next_seq = committed_seq + 1
             # a flush round, even an empty one, records the new next_seq and makes it durable
             self._armed = True
             self._pending.set()
             self._urgent.set()
+        self._tail = [row for row in self._tail if row[0].seq > committed_seq]
         await self._sql.run(self._file.db_ack, committed_seq, self._next_seq)
 
     def statistics(self) -> OutboxStatistics:

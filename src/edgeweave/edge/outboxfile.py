@@ -109,9 +109,9 @@ class OutboxFile:
                     self._reported[topic] = value
         return max(meta.get("next_seq", 1), (self.newest or 0) + 1)
 
-    def db_flush(self, plain: list[PlainRow], status: list[StatusRow], next_seq: int) -> None:
+    def db_flush(self, plain: list[PlainRow], status: list[StatusRow], next_seq: int) -> bool:
         """Write a batch in ONE transaction, replacing older status rows of the same key and
-        applying the policy when full."""
+        applying the policy when full; True when the policy dropped entries."""
         entries = self.entries + len(plain) + len(status)
         nbytes = self.bytes + sum(map(itemgetter(3), plain))
         replaced: list[tuple[int]] = []
@@ -150,6 +150,7 @@ class OutboxFile:
             with self._counters_lock:
                 for topic, n in dropped.items():
                     self._dropped[topic] = self._dropped.get(topic, 0) + n
+        return bool(dropped)
 
     def db_peek(self, after_seq: int, max_entries: int, max_bytes: int) -> list[Entry]:
         out: list[Entry] = []
