@@ -318,3 +318,62 @@ async def test_readings_follow_collect_and_report_cycles_on_an_injected_clock(
                 "lights": {0, 5, 10},
                 "occupied": set(),  # reportToCloud: false
             }
+
+
+class RecordingClock(ManualClock):
+    """A manual clock that records how long each sleep asked for."""
+
+    def __init__(self, time: float) -> None:
+        super().__init__(time=time)
+        self.asked: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        await super().sleep(seconds)
+
+
+async def test_a_short_report_cycle_does_not_wake_the_mapper_between_collects(
+    tmp_path: Path,
+) -> None:
+    ns, node = unique("ns"), unique("node")
+    device = f"{ns}/occupancy-2"
+    config = tmp_path / "virtual.json"
+    write_config(config, node, "virtual", ["occupancy-2"], namespace=ns)
+    doc = json.loads(config.read_text())
+    for prop in doc["devices"][0]["device"]["spec"]["properties"]:
+        prop.update(collectCycle=10_000, reportCycle=1)
+    config.write_text(json.dumps(doc))
+    clock = RecordingClock(time=START_MS / 1000)
+    async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
+        runner = MapperRunner(
+            config_path=config,
+            mqtt_url=url,
+            node=node,
+            factory=driver_factory("virtual", clock=clock, seed=3),
+            protocol="virtual",
+            clock=clock,
+            settings=FAST,
+        )
+        async with running(runner):
+            await bus.wait_for(lambda s: s.topic.endswith(f"{device}/twin/get"), "twin/get")
+            await clock.wait_sleepers(4)  # each property collected, reported, then asleep
+            clock.asked.clear()
+            clock.advance(10.0)  # the next collect: read, report 1 ms later, sleep again
+            await clock.wait_sleepers(4)
+            clock.advance(0.001)
+            await clock.wait_sleepers(4)
+            assert runner.workers()[device].reads == 8
+            await bus.wait_for(  # the second round's readings went out
+                lambda s: (
+                    s.topic.endswith(f"{device}/twin/update")
+                    and s.json()["twin"]
+                    .get("co2", {})
+                    .get("actual", {})
+                    .get("metadata", {})
+                    .get("timestamp")
+                    == START_MS + 10_000
+                ),
+                "co2 read at 10 s",
+            )
+            # asleep until the next collect, not woken every millisecond to find nothing new
+            assert [round(s, 6) for s in clock.asked] == [10.0] * 4

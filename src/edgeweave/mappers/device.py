@@ -197,7 +197,10 @@ class DeviceWorker:
                 if prop.name in self._fresh:
                     await self._report(prop, self._last[prop.name])
                 next_report = _next_deadline(next_report, report_s, now)
-            await self._clock.sleep(min(next_collect, next_report) - self._clock.monotonic())
+            # a report is due only with a fresh reading: until then only the collect wakes us
+            # (a 1 ms reportCycle would otherwise wake the mapper a thousand times a second)
+            wake = min(next_collect, next_report) if prop.name in self._fresh else next_collect
+            await self._clock.sleep(wake - self._clock.monotonic())
 
     async def _collect(self, driver: Driver, prop: PropertyConfig) -> bool:
         """Read ``prop``; False when the device is unavailable."""
