@@ -13,10 +13,11 @@ the row in memory; one named background task writes the buffer in ONE transactio
 first. A caller that needs the entry on disk now awaits :meth:`Outbox.flush` or
 :meth:`Outbox.wait_durable`. :meth:`Outbox.peek` returns flushed entries only, so nothing is
 sent upstream that a crash could take back; the last flush's entries are kept in memory too,
-so a link that keeps up peeks them without reading back what was just written. The file is separate from the desired-object store
-so heavy upstream traffic never delays a downstream persist. WAL with ``synchronous=FULL``: a
-flushed entry survives power loss (a lost tail would make the agent reuse seqs the cloud
-already committed); while appends stream in, the fsync overlaps the next batch's encoding.
+so a link that keeps up peeks them without reading back what was just written. The file is
+separate from the desired-object store so heavy upstream traffic never delays a downstream
+persist. WAL with ``synchronous=FULL``: a flushed entry survives power loss (a lost tail would
+make the agent reuse seqs the cloud already committed); while appends stream in, the fsync
+overlaps the next batch's encoding.
 
 Policy when full (``max_entries`` entries or ``max_bytes`` of payload): ``log`` and ``metric``
 entries are dropped first, then ``event`` entries, then others; ``*.status`` entries are never
