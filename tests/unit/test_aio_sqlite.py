@@ -94,6 +94,41 @@ async def test_errors_are_translated_with_the_name(tmp_path: Path) -> None:
         await sql.aclose()
 
 
+async def test_reads_on_the_loop_see_every_committed_write_and_cannot_write(
+    tmp_path: Path,
+) -> None:
+    sql = make(tmp_path / "db.sqlite")
+
+    def value(db: Connection, k: str) -> int | None:
+        row = db.execute("SELECT v FROM t WHERE k = ?", (k,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def put(k: str, v: int) -> None:
+        with sql.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO t VALUES (?, ?)", (k, v))
+
+    with pytest.raises(StoreUnavailable, match=r"^the test store is not open$"):
+        sql.read(value, "a")
+    await sql.open()
+    try:
+        assert sql.read(value, "a") is None
+        for v in range(3):
+            await sql.run(put, "a", v)
+            assert sql.read(value, "a") == v  # on the loop's thread, right after the commit
+
+        def write(db: Connection) -> None:
+            db.execute("INSERT INTO t VALUES ('b', 1)")
+
+        with pytest.raises(StoreError, match=r"^test store .*readonly"):
+            sql.read(write)
+        await sql.run(put, "c", 1)  # a read left nothing open that holds the writer up
+        assert sql.read(value, "c") == 1
+    finally:
+        await sql.aclose()
+    with pytest.raises(StoreUnavailable, match=r"^the test store is closed$"):
+        sql.read(value, "a")
+
+
 async def test_closed_and_not_open(tmp_path: Path) -> None:
     sql = make(tmp_path / "db.sqlite")
     with pytest.raises(StoreUnavailable, match=r"^the test store is not open$"):

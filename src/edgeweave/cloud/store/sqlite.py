@@ -1,7 +1,9 @@
 """The SQLite state store: the cloud's default backend, one file, one process.
 
-All database work runs on ONE dedicated worker thread that owns the only connection
-(:class:`~edgeweave.aio.sqlite.SQLiteThread`); the asyncio side awaits it. WAL mode,
+All writes, lists and watches run on ONE dedicated worker thread that owns the writing
+connection (:class:`~edgeweave.aio.sqlite.SQLiteThread`); the asyncio side awaits it. A ``get``
+by key is read on the event loop with a read-only connection: in WAL mode it sees every
+committed write, and it costs less than the hop to the worker and back. WAL mode,
 ``synchronous=NORMAL``, a busy timeout. Every write is one ``BEGIN IMMEDIATE`` transaction that
 bumps the store-wide resourceVersion, writes the object and appends the change log. After
 commit the worker wakes the store's watches on the event loop; watches read the change log
@@ -23,7 +25,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from edgeweave.aio.sqlite import SQLiteThread
+from edgeweave.aio.sqlite import Connection, SQLiteThread
 from edgeweave.cloud.store import _sqlitesql as q
 from edgeweave.cloud.store._nodesync import DEFAULT_EVENTS_RETENTION
 from edgeweave.cloud.store._objects import (
@@ -185,8 +187,9 @@ class SQLiteStore(SQLiteNodeSync):
 
     # ---- reads (worker thread) ------------------------------------------------------------
 
-    def _db_get(self, key: ObjectKey) -> str | None:
-        row = self._sql.connection.execute(q.GET, key).fetchone()
+    @staticmethod
+    def _read_get(db: Connection, key: ObjectKey) -> str | None:
+        row = db.execute(q.GET, key).fetchone()
         return None if row is None else str(row[1])
 
     def _db_list(self, page: PageBuilder) -> ListResult:
@@ -230,7 +233,7 @@ class SQLiteStore(SQLiteNodeSync):
         return await self._sql.run(self._db_create, obj, object_key(obj))
 
     async def get(self, kind: str, namespace: str, name: str) -> JSONObject:
-        text = await self._sql.run(self._db_get, (kind, namespace, name))
+        text = self._sql.read(self._read_get, (kind, namespace, name))
         if text is None:
             raise NotFound(f"{describe((kind, namespace, name))} not found")
         return decode_json(text)
