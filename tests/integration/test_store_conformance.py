@@ -597,6 +597,43 @@ async def test_events_appended_outside_a_commit_are_listed_with_the_others(
     assert await store.upstream_committed_seq("n1") == 0
 
 
+async def test_adoptions_are_kept_with_the_commit_and_claimed_once_until_the_lease_ends(
+    backend: Backend,
+) -> None:
+    store: CloudStore = await backend.open()
+    first = ("n1", "default", "d1", '[{"property": "p", "value": "1"}]')
+    second = ("n1", "default", "d2", "[]")
+    await store.commit_upstream("n1", 1, [], [], adoptions=[first, second])
+    await store.commit_upstream("n1", 1, [], [], adoptions=[("n1", "x", "replayed", "[]")])
+    other: CloudStore = await backend.open()  # another replica on the same database
+    claimed = await store.claim_adoptions("replica-a", 60.0, 10)
+    assert [c[1:] for c in claimed] == [first, second]  # oldest first; the replay kept none
+    assert await other.claim_adoptions("replica-b", 60.0, 10) == []  # held by replica-a
+    await store.finish_adoption(claimed[0][0])
+    await store.finish_adoption(claimed[0][0])  # done twice: no error
+    await store.finish_adoption(claimed[1][0])
+    # a holder that died: once its lease ran out another replica takes the adoption
+    third = ("n1", "default", "d3", "[]")
+    await store.commit_upstream("n1", 2, [], [], adoptions=[third])
+    (held,) = await store.claim_adoptions("replica-a", -1.0, 10)  # a lease already over
+    (taken,) = await other.claim_adoptions("replica-b", 60.0, 10)
+    assert held == taken and taken[1:] == third
+    await other.finish_adoption(taken[0])
+    assert await store.claim_adoptions("replica-a", 60.0, 10) == []
+
+
+async def test_replicas_claiming_at_once_never_share_an_adoption(backend: Backend) -> None:
+    stores: list[CloudStore] = [await backend.open() for _ in range(3)]
+    await stores[0].commit_upstream(
+        "n1", 1, [], [], adoptions=[("n1", "default", f"d{i}", "[]") for i in range(30)]
+    )
+    rounds = await asyncio.gather(
+        *(s.claim_adoptions(f"replica-{i}", 60.0, 4) for i in range(8) for s in stores)
+    )
+    ids = [c[0] for batch in rounds for c in batch]
+    assert len(ids) == len(set(ids)) == 30
+
+
 # ---- concurrency --------------------------------------------------------------------------
 
 

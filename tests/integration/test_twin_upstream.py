@@ -123,7 +123,7 @@ async def hub(store: CloudStore) -> AsyncIterator[Hub]:
         store, on_marks=lambda marks: None, on_node_deleted=lambda n: None, on_rebuilt=lambda: None
     )
     adopter = DesiredAdopter(store)
-    committer = Committer(store, lambda: dispatcher.index, on_local_desired=adopter.submit)
+    committer = Committer(store, lambda: dispatcher.index, on_adoptions=adopter.wake)
     tasks = [
         asyncio.create_task(committer.run(), name="test-committer"),
         asyncio.create_task(adopter.run(), name="test-adopter"),
@@ -172,6 +172,58 @@ async def test_a_desired_value_set_on_the_edge_is_adopted_when_the_cloud_did_not
     assert event[:2] == ("Normal", "TwinDesiredSetOnEdge")
     assert "'target'" in event[2] and "'23'" in event[2]
     assert hub.adopter.adopted == 1
+
+
+async def test_an_edge_value_committed_while_no_adopter_ran_is_adopted_after_a_restart(
+    store: CloudStore,
+) -> None:
+    """The cloud stopped right after committing the report: the value is not lost."""
+    await store.create(
+        {"kind": "Node", "apiVersion": "edgeweave.io/v1", "metadata": {"name": NODE}}
+    )
+    await store.create(MODEL)
+    await store.create(device())
+    dispatcher = Dispatcher(
+        store, on_marks=lambda marks: None, on_node_deleted=lambda n: None, on_rebuilt=lambda: None
+    )
+    await dispatcher.load()
+    replies: asyncio.Queue[Message] = asyncio.Queue()
+    committer = Committer(store, lambda: dispatcher.index)  # no adopter in this "process"
+    task = asyncio.create_task(committer.run(), name="test-committer")
+    try:
+        entry = UpstreamEntry(
+            seq=1, topic="device.twin", payload=twin_report([local("23", "22", 1)])
+        )
+        committer.submit_upstream(NODE, Upstream(entries=(entry,)), replies.put_nowait)
+        assert isinstance(await asyncio.wait_for(replies.get(), WAIT_S), UpstreamAck)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    adopter = DesiredAdopter(store)  # the next start
+    task = asyncio.create_task(adopter.run(), name="test-adopter")
+    try:
+        await asyncio.wait_for(adopter.idle.wait(), WAIT_S)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    obj = await store.get("Device", "default", "thermostat-1")
+    target = next(p for p in obj["spec"]["properties"] if p["name"] == "target")
+    assert target["desired"]["value"] == "23" and adopter.adopted == 1
+    assert await store.claim_adoptions("check", 60.0, 10) == []  # handled once, then forgotten
+
+
+async def test_kept_items_that_cannot_be_read_are_dropped_loudly_not_retried(
+    hub: Hub,
+) -> None:
+    bad = [(NODE, "default", "thermostat-1", "not json"), (NODE, "default", "thermostat-1", "{}")]
+    await hub.store.commit_upstream(NODE, 100, [], [], adoptions=bad)
+    hub.adopter.wake()
+    await asyncio.wait_for(hub.adopter.idle.wait(), WAIT_S)
+    assert hub.adopter.failed == 2 and hub.adopter.adopted == 0
+    assert await hub.store.claim_adoptions("check", 60.0, 10) == []
+    assert await hub.desired() == "22"
 
 
 async def test_a_cloud_change_meanwhile_wins_and_the_conflict_is_an_event(hub: Hub) -> None:

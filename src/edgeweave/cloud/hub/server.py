@@ -158,7 +158,7 @@ class Hub:
             deps.store,
             lambda: self.dispatcher.index,
             entries_per_turn=settings.upstream_entries_per_turn,
-            on_local_desired=self.adopter.submit,
+            on_adoptions=self.adopter.wake,
             record_jobs=deps.record_jobs,
             record_commits=deps.record_commits,
         )

@@ -2,9 +2,11 @@
 
 A ``device.twin`` report may list ``localDesired`` items: a desired value a user set on the
 node (possibly while it was offline) and ``base``, the cloud's desired value the node had when
-it was set. After the upstream commit the committer hands them here (without waiting); one
-background task then, per Device, with compare-and-set on its resourceVersion (retried on
-409 a few times):
+it was set. The upstream commit keeps them in the store (``commit_upstream(adoptions=...)``),
+in the same transaction that acknowledges the node's entries, so a cloud that stops right after
+loses none. One background task per cloud replica claims them (a lease, so replicas never
+handle the same one and a replica that died is taken over after :data:`LEASE_S`) and, per
+Device, with compare-and-set on its resourceVersion (retried on 409 a few times):
 
 - the Device's current desired value equals the edge's value: nothing to do;
 - it equals ``base`` (the cloud has not changed it since), or it is the value this task
@@ -15,25 +17,37 @@ background task then, per Device, with compare-and-set on its resourceVersion (r
   ``TwinDesiredConflict`` names the property, the edge's value and the cloud's value;
 - a value the DeviceModel refuses is not written: Warning ``TwinDesiredInvalid``.
 
-Items whose timestamp is not newer than the last one handled for that property are skipped
-(a report repeated by the agent is not a new edit). That memory, like the queue, is bounded and
-in memory: after a cloud restart a repeated item can at worst produce one extra event.
+Then the kept items are forgotten. Handling is idempotent but for the events: a replica that
+stops between recording the events and forgetting the items makes the next one record them
+again (once). Items whose timestamp is not newer than the last one handled for that property
+are skipped (a report repeated by the agent is not a new edit); that memory is bounded and in
+memory.
 
-Must not: block the committer (``submit`` never awaits; a full queue drops the items, counted
-and logged), write anything but the Device's desired values and events, or retry forever.
+Must not: block the committer (``wake`` never awaits), write anything but the Device's desired
+values and events, or retry a failed store call sooner than the lease allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
-from collections import OrderedDict, deque
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgeweave.cloud.hub.upstream import LocalDesiredItems
-from edgeweave.cloud.store.base import MAX_EVENT_TEXT, CloudStore, EventRow, JSONObject
+from edgeweave.cloud.hub.twinreport import decode_local_desired
+from edgeweave.cloud.store.base import (
+    MAX_EVENT_TEXT,
+    ClaimedAdoption,
+    CloudStore,
+    EventRow,
+    JSONObject,
+)
 from edgeweave.cloud.twins import (
     DEVICE,
     DEVICE_MODEL,
@@ -48,7 +62,8 @@ from edgeweave.twin.report import LocalDesired
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING = 1000  # submissions (one per commit that carried local desired values)
+LEASE_S = 30.0  # a claimed adoption not handled by then is another replica's to take
+CLAIM_BATCH = 50
 MAX_REMEMBERED = 10_000  # (device, property) pairs whose last handled edit is remembered
 CAS_ATTEMPTS = 5
 
@@ -66,29 +81,30 @@ class _Handled:
 
 
 class DesiredAdopter:
-    """The queue and the task described in the module docstring."""
+    """The task described in the module docstring; :meth:`wake` after a commit kept items."""
 
-    def __init__(self, store: CloudStore, *, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: CloudStore,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        owner: str | None = None,
+        lease_s: float = LEASE_S,
+    ) -> None:
         self._store = store
         self._clock = wall_clock
-        self._pending: deque[tuple[str, LocalDesiredItems]] = deque()
+        self._owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lease_s = lease_s
         self._wake = asyncio.Event()
         self._handled: OrderedDict[tuple[ResourceRef, str], _Handled] = OrderedDict()
         self.adopted = 0
         self.conflicts = 0
-        self.dropped = 0
-        self.idle = asyncio.Event()  # set whenever nothing is queued or being worked on
-        self.idle.set()
+        self.failed = 0
+        self.idle = asyncio.Event()  # set whenever nothing kept was found to work on
+        self.wake()  # items kept before this replica started
 
-    def submit(self, node: str, items: LocalDesiredItems) -> None:
-        """Queue ``items`` reported by ``node`` (never blocks; drops when full)."""
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped += len(items)
-            log.warning(
-                "twin adoption queue full: %d desired values from %s dropped", len(items), node
-            )
-            return
-        self._pending.append((node, items))
+    def wake(self) -> None:
+        """Items were kept: look for them now (never blocks)."""
         self.idle.clear()
         self._wake.set()
 
@@ -96,28 +112,46 @@ class DesiredAdopter:
         return {
             "twin_desired_adopted": self.adopted,
             "twin_desired_conflicts": self.conflicts,
-            "twin_desired_dropped": self.dropped,
+            "twin_desired_failed": self.failed,
         }
 
     async def run(self) -> None:
-        """The adoption task: until cancelled."""
+        """The adoption task: until cancelled. Besides on :meth:`wake`, it looks every
+        ``lease_s``, for items a replica that died had claimed."""
         while True:
-            if not self._pending:
-                self.idle.set()
-                self._wake.clear()
-                await self._wake.wait()
+            self._wake.clear()
+            try:
+                claimed = await self._store.claim_adoptions(self._owner, self._lease_s, CLAIM_BATCH)
+            except EdgeweaveError as e:
+                log.warning("cannot read desired values set on the edge: %s", e)
+                claimed = []
+            for row in claimed:
+                await self._handle(row)
+            if claimed:
                 continue
-            node, items = self._pending.popleft()
-            per_device: dict[ResourceRef, list[LocalDesired]] = {}
-            for ref, item in items:
-                per_device.setdefault(ref, []).append(item)
-            for ref, device_items in per_device.items():
-                try:
-                    events = await self.adopt(node, ref, device_items)
-                    if events:
-                        await self._store.append_events(events)
-                except EdgeweaveError as e:
-                    log.warning("adopting desired values of %s from %s failed: %s", ref, node, e)
+            if not self._wake.is_set():
+                self.idle.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._lease_s):
+                    await self._wake.wait()
+
+    async def _handle(self, row: ClaimedAdoption) -> None:
+        adoption_id, node, namespace, name, text = row
+        ref = ResourceRef(DEVICE, namespace, name)
+        try:
+            items = decode_local_desired(text)
+        except EdgeweaveError as e:  # cannot get better by waiting: drop it, loudly
+            log.error("desired values of %s from %s dropped: %s", ref, node, e)
+            self.failed += 1
+            items = []
+        try:
+            events = await self.adopt(node, ref, items) if items else []
+            if events:
+                await self._store.append_events(events)
+            await self._store.finish_adoption(adoption_id)
+        except EdgeweaveError as e:  # kept: tried again once the lease ran out
+            log.warning("adopting desired values of %s from %s failed: %s", ref, node, e)
+            self.failed += 1
 
     async def adopt(self, node: str, ref: ResourceRef, items: list[LocalDesired]) -> list[EventRow]:
         """Apply the rule to one Device; returns the events to record."""
@@ -152,8 +186,7 @@ class DesiredAdopter:
             self.adopted += len(adopt)
             self.conflicts += len(conflicts)
             return events
-        log.warning("adopting desired values of %s from %s: too many concurrent writers", ref, node)
-        return []
+        raise Conflict(f"{ref}: too many concurrent writers")  # kept: tried again later
 
     def _is_new(self, node: str, ref: ResourceRef, item: LocalDesired) -> bool:
         seen = self._handled.get((ref, item.property))

@@ -14,13 +14,18 @@ hold at most :data:`MAX_ITEMS` entries, and the status written to the Device is 
 the checked fields only (unknown keys are ignored, never stored). Anything else raises
 :class:`~edgeweave.errors.BadRequest` with a short reason.
 
+:func:`encode_local_desired` / :func:`decode_local_desired` keep ``localDesired`` items as
+text in the store until the cloud adopted them (:mod:`.twinadopt`).
+
 Pure: must not do I/O, decide whether the node may report about the device (the translator
 does) or raise anything but ``BadRequest`` for any JSON value.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,8 +158,13 @@ def parse_twin_report(payload: Any) -> TwinReport:
                 _text(raw.get("value"), f"samples[{i}].value"),
             )
         )
+    local = _local_desired(_items(body, "localDesired"))
+    return TwinReport(device, status, tuple(samples), tuple(local))
+
+
+def _local_desired(items: list[Any]) -> list[LocalDesired]:
     local = []
-    for i, item in enumerate(_items(body, "localDesired")):
+    for i, item in enumerate(items):
         raw = _object(item, f"localDesired[{i}]")
         base = raw.get("base")
         local.append(
@@ -165,4 +175,27 @@ def parse_twin_report(payload: Any) -> TwinReport:
                 timestamp_ms=_timestamp(raw.get("timestamp"), f"localDesired[{i}].timestamp"),
             )
         )
-    return TwinReport(device, status, tuple(samples), tuple(local))
+    return local
+
+
+def encode_local_desired(items: Sequence[LocalDesired]) -> str:
+    """``items`` as JSON text in the report's ``localDesired`` shape (kept in the store until
+    the cloud adopted them)."""
+    return json.dumps(
+        [
+            {"property": i.property, "value": i.value, "base": i.base, "timestamp": i.timestamp_ms}
+            for i in items
+        ],
+        separators=(",", ":"),
+    )
+
+
+def decode_local_desired(text: str) -> list[LocalDesired]:
+    """What :func:`encode_local_desired` wrote, checked again; BadRequest when malformed."""
+    try:
+        items = json.loads(text)
+    except ValueError as e:
+        raise _fail(f"localDesired is not JSON: {e}") from None
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        raise _fail(f"localDesired must be a list of at most {MAX_ITEMS} items")
+    return _local_desired(items)

@@ -14,7 +14,8 @@ paths the node uses to reach its peers, replaced whole as ``meshPaths``); ``even
 appended; ``device.twin`` (checked by :mod:`.twinreport`) becomes the Device's ``status``
 (``twins`` replaced whole, ``state``, ``lastOnlineTime``; only the newest per device), its
 ``samples`` become twin history rows in the same transaction, and its ``localDesired`` items
-(newest per device property) go to ``on_local_desired`` once the commit succeeded;
+(newest per device property) are kept in the store by the same commit, for the adopter
+(:mod:`.twinadopt`), which ``on_adoptions`` wakes once the commit succeeded;
 ``pipeline.status`` and ``pipeline.job`` (:mod:`.pipelinereport`) become the Pipeline's
 ``status.nodes[<node>]`` and job records, which ``record_jobs`` stores *before* the batch is
 committed (it is idempotent, so a replay after a failed commit does no harm). Entries
@@ -39,10 +40,11 @@ from typing import Any
 
 from edgeweave.cloud.hub.index import APP, DesiredIndex, node_ref
 from edgeweave.cloud.hub.pipelinereport import PIPELINE_TOPICS, PipelineReports, take_pipeline_entry
-from edgeweave.cloud.hub.twinreport import parse_twin_report
+from edgeweave.cloud.hub.twinreport import encode_local_desired, parse_twin_report
 from edgeweave.cloud.store.base import (
     MAX_EVENT_TEXT,
     AckItem,
+    Adoption,
     EventRow,
     JSONObject,
     NodeSyncStore,
@@ -62,9 +64,21 @@ log = logging.getLogger(__name__)
 Reply = Callable[[Message], None]
 LocalDesiredItems = list[tuple[ResourceRef, LocalDesired]]
 """Desired values set on the edge, per Device (see :mod:`.twinadopt`)."""
-OnLocalDesired = Callable[[str, LocalDesiredItems], None]
 RecordJobs = Callable[[str, list[JobReport]], Awaitable[None]]
 RecordCommits = Callable[[str, list[CommitReport]], Awaitable[None]]
+
+
+def adoptions_of(node: str, items: LocalDesiredItems) -> list[Adoption]:
+    """``items`` as the store keeps them until adopted: one row per Device."""
+    per_device: dict[ResourceRef, list[LocalDesired]] = {}
+    for ref, item in items:
+        per_device.setdefault(ref, []).append(item)
+    return [
+        (node, ref.namespace or "", ref.name, encode_local_desired(device_items))
+        for ref, device_items in per_device.items()
+    ]
+
+
 MAX_REFUSAL_TEXT = 300  # characters of one refused entry's description in the Warning event
 MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
 MAX_MESH_PEERS = 10_000  # peers one node may report a mesh path to
@@ -253,18 +267,18 @@ class Committer:
         index: Callable[[], DesiredIndex],
         *,
         entries_per_turn: int = 5000,
-        on_local_desired: OnLocalDesired | None = None,
+        on_adoptions: Callable[[], None] | None = None,
         record_jobs: RecordJobs | None = None,
         record_commits: RecordCommits | None = None,
     ) -> None:
-        """``on_local_desired(node, items)`` is called (it must not block) after a commit
-        whose entries carried desired values set on the edge; ``record_jobs(node, reports)``
+        """``on_adoptions()`` is called (it must not block) after a commit that kept desired
+        values set on the edge for adoption; ``record_jobs(node, reports)``
         stores the jobs a node reported (None: they are dropped, e.g. pipelines disabled);
         ``record_commits(node, reports)`` the commits of repos located on it (the same)."""
         self._store = store
         self._index = index
         self._entries_per_turn = entries_per_turn
-        self._on_local_desired = on_local_desired
+        self._on_adoptions = on_adoptions
         self._record_jobs = record_jobs
         self._record_commits = record_commits
         self._ring: OrderedDict[str, _NodeWork] = OrderedDict()
@@ -362,14 +376,20 @@ class Committer:
                     await self._record_jobs(node, done.pipelines.jobs)
                 if done.pipelines.commits and self._record_commits is not None:
                     await self._record_commits(node, done.pipelines.commits)
+                adoptions = adoptions_of(node, done.local_desired)
                 committed = await self._store.commit_upstream(
-                    node, done.last_seq, done.events, done.status_writes, done.samples
+                    node,
+                    done.last_seq,
+                    done.events,
+                    done.status_writes,
+                    done.samples,
+                    adoptions,
                 )
                 self._committed[node] = committed
                 self.commits += 1
                 self.refused_total += len(done.refused)
-                if done.local_desired and self._on_local_desired is not None:
-                    self._on_local_desired(node, done.local_desired)
+                if adoptions and self._on_adoptions is not None:
+                    self._on_adoptions()
         except EdgeweaveError as e:
             log.warning("upstream commit of node %s failed: %s", node, e)
             for batch in batches:

@@ -58,6 +58,10 @@ DDL = [
         time_ms BIGINT NOT NULL, value TEXT NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS twin_history_by_property
         ON {s}.twin_history (namespace, name, property, time_ms, id)""",
+    """CREATE TABLE IF NOT EXISTS {s}.twin_adoptions (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, node TEXT NOT NULL,
+        namespace TEXT NOT NULL, name TEXT NOT NULL, items TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '', lease_until DOUBLE PRECISION NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS {s}.twin_history_points (
         namespace TEXT NOT NULL, name TEXT NOT NULL, property TEXT NOT NULL,
         points BIGINT NOT NULL, PRIMARY KEY (namespace, name, property))""",
@@ -79,6 +83,16 @@ SYNC_QUERIES = {
         WHERE a.node = %s AND a.kind = u.kind AND a.namespace = u.namespace
           AND a.name = u.name AND NOT EXISTS (SELECT 1 FROM {{s}}.objects o
             WHERE o.kind = a.kind AND o.namespace = a.namespace AND o.name = a.name)""",  # noqa: S608
+    "adoption_insert": (
+        "INSERT INTO {s}.twin_adoptions (node, namespace, name, items) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
+    ),
+    # SKIP LOCKED: replicas claiming at once each get other rows, none waits for another
+    "adoptions_claim": """UPDATE {s}.twin_adoptions a SET owner = %s, lease_until = %s
+        FROM (SELECT id FROM {s}.twin_adoptions WHERE lease_until <= %s ORDER BY id LIMIT %s
+              FOR UPDATE SKIP LOCKED) c
+        WHERE a.id = c.id RETURNING a.id, a.node, a.namespace, a.name, a.items""",
+    "adoption_delete": "DELETE FROM {s}.twin_adoptions WHERE id = %s",
     "upstream_init": ("INSERT INTO {s}.node_upstream VALUES (%s, 0) ON CONFLICT (node) DO NOTHING"),
     "upstream_lock": "SELECT committed_seq FROM {s}.node_upstream WHERE node = %s FOR UPDATE",
     "upstream_get": "SELECT committed_seq FROM {s}.node_upstream WHERE node = %s",

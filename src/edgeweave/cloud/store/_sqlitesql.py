@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS twin_history (
 );
 CREATE INDEX IF NOT EXISTS twin_history_by_property
     ON twin_history (namespace, name, property, time_ms);
+CREATE TABLE IF NOT EXISTS twin_adoptions (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    items TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '', lease_until REAL NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS twin_history_points (
     namespace TEXT NOT NULL, name TEXT NOT NULL, property TEXT NOT NULL, points INTEGER NOT NULL,
     PRIMARY KEY (namespace, name, property)
@@ -122,3 +126,12 @@ HISTORY_DEVICES = "SELECT DISTINCT namespace, name FROM twin_history_points ORDE
 HISTORY_LIST = "SELECT property, value, time_ms FROM twin_history WHERE namespace = ? AND name = ?"
 JTI_EXPIRE = "DELETE FROM join_tokens WHERE exp < ?"
 JTI_INSERT = "INSERT INTO join_tokens (jti, exp) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+# desired values set on nodes, waiting to be adopted
+ADOPTION_INSERT = "INSERT INTO twin_adoptions (node, namespace, name, items) VALUES (?, ?, ?, ?)"
+ADOPTIONS_FREE = (
+    "SELECT id, node, namespace, name, items FROM twin_adoptions WHERE lease_until <= ? "
+    "ORDER BY id LIMIT ?"
+)
+ADOPTION_CLAIM = "UPDATE twin_adoptions SET owner = ?, lease_until = ? WHERE id = ?"
+ADOPTION_DELETE = "DELETE FROM twin_adoptions WHERE id = ?"

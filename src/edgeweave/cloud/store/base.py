@@ -132,6 +132,10 @@ MAX_EVENT_TEXT = 4096  # characters kept of an event's reason or message
 
 # one reported twin value: (device namespace, device name, property, time in Unix ms, value)
 TwinSample = tuple[str, str, str, int, str]
+# desired values a node set on its own, waiting for the cloud to adopt them (hub/twinadopt.py):
+# (node, device namespace, device name, the items as JSON text)
+Adoption = tuple[str, str, str, str]
+ClaimedAdoption = tuple[int, str, str, str, str]  # (id, *Adoption)
 DEFAULT_TWIN_HISTORY_POINTS = 10_000  # values kept per (device, property)
 DEFAULT_TWIN_HISTORY_MAX_AGE_S = 7 * 86400.0  # values older than this are dropped
 
@@ -179,11 +183,13 @@ class NodeSyncStore(Protocol):
         events: Sequence[EventRow],
         status_writes: list[StatusWrite],
         samples: Sequence[TwinSample] = (),
+        adoptions: Sequence[Adoption] = (),
     ) -> int:
         """In one transaction: append ``events``, merge each status patch into its object's
         ``status`` (a write with a new resourceVersion and a MODIFIED change; objects that no
         longer exist are skipped), append ``samples`` to the twin history (as reported by
-        ``node``; retention applied to the properties they touch) and store ``committed_seq``.
+        ``node``; retention applied to the properties they touch), keep ``adoptions`` until
+        :meth:`finish_adoption` and store ``committed_seq``.
         A ``committed_seq`` not above the stored one is a replay: nothing is written. Returns
         the stored seq afterwards.
 
@@ -217,6 +223,18 @@ class NodeSyncStore(Protocol):
 
     async def twin_history_devices(self) -> list[tuple[str, str]]:
         """``(namespace, name)`` of every device that has twin history, sorted."""
+        ...
+
+    async def claim_adoptions(
+        self, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedAdoption]:
+        """Up to ``limit`` kept adoptions, oldest first, that nobody holds (never claimed, or
+        the holder's lease ran out): now held by ``owner`` for ``lease_s`` seconds. Several
+        cloud replicas claiming at once never get the same one."""
+        ...
+
+    async def finish_adoption(self, adoption_id: int) -> None:
+        """Forget an adoption that was handled (an unknown id is no error)."""
         ...
 
     async def list_events(

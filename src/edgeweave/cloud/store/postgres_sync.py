@@ -44,6 +44,8 @@ from edgeweave.cloud.store._pgsql import (
 from edgeweave.cloud.store.base import (
     AckItem,
     AckKey,
+    Adoption,
+    ClaimedAdoption,
     EventRow,
     JSONObject,
     StatusWrite,
@@ -110,6 +112,7 @@ class PostgresNodeSync:
         events: Sequence[EventRow],
         status_writes: list[StatusWrite],
         samples: Sequence[TwinSample] = (),
+        adoptions: Sequence[Adoption] = (),
     ) -> int:
         rows = list(events)
         grouped = group_status_writes(status_writes)
@@ -125,6 +128,9 @@ class PostgresNodeSync:
                 await self._insert_events(conn, rows)
             if history:
                 await self._insert_history(conn, history, added)
+            if adoptions:
+                columns = [list(c) for c in zip(*adoptions, strict=True)]
+                await conn.execute(self._q["adoption_insert"], columns)
             if grouped:
                 wrote = await self._merge_statuses(conn, grouped)
             await conn.execute(self._q["upstream_set"], (committed_seq, node))
@@ -200,6 +206,22 @@ class PostgresNodeSync:
         async with self._connection() as conn:
             rows = await (await conn.execute(query.encode())).fetchall()
         return [(str(ns), str(name)) for ns, name in rows]
+
+    async def claim_adoptions(
+        self, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedAdoption]:
+        now = time.time()
+        args = (owner, now + lease_s, now, max(0, limit))
+        async with self._connection() as conn, conn.transaction():
+            rows = await (await conn.execute(self._q["adoptions_claim"], args)).fetchall()
+        claimed = [
+            (int(i), str(node), str(ns), str(n), str(items)) for i, node, ns, n, items in rows
+        ]
+        return sorted(claimed)
+
+    async def finish_adoption(self, adoption_id: int) -> None:
+        async with self._connection() as conn:
+            await conn.execute(self._q["adoption_delete"], (adoption_id,))
 
     async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
         # the counter row first, as every writer does: it orders this commit among them

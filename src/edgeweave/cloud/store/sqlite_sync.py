@@ -37,6 +37,8 @@ from edgeweave.cloud.store._watch import ChangeRow
 from edgeweave.cloud.store.base import (
     AckItem,
     AckKey,
+    Adoption,
+    ClaimedAdoption,
     EventRow,
     JSONObject,
     StatusWrite,
@@ -86,10 +88,17 @@ class SQLiteNodeSync:
         events: Sequence[EventRow],
         status_writes: Sequence[StatusWrite],
         samples: Sequence[TwinSample] = (),
+        adoptions: Sequence[Adoption] = (),
     ) -> int:
         history = history_rows(node, samples)
         return await self._sql.run(
-            self._db_commit_upstream, node, committed_seq, events, status_writes, history
+            self._db_commit_upstream,
+            node,
+            committed_seq,
+            events,
+            status_writes,
+            history,
+            list(adoptions),
         )
 
     async def append_events(self, events: Sequence[EventRow]) -> None:
@@ -118,6 +127,27 @@ class SQLiteNodeSync:
     async def twin_history_devices(self) -> list[tuple[str, str]]:
         rows = await self._sql.run(self._db_fetch, q.HISTORY_DEVICES, ())
         return [(str(ns), str(name)) for ns, name in rows]
+
+    async def claim_adoptions(
+        self, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedAdoption]:
+        return await self._sql.run(self._db_claim_adoptions, owner, lease_s, limit)
+
+    def _db_claim_adoptions(self, owner: str, lease_s: float, limit: int) -> list[ClaimedAdoption]:
+        now = time.time()
+        with self._sql.transaction() as db:
+            rows = db.execute(q.ADOPTIONS_FREE, (now, max(0, limit))).fetchall()
+            db.executemany(q.ADOPTION_CLAIM, [(owner, now + lease_s, row[0]) for row in rows])
+        return [
+            (int(i), str(node), str(ns), str(name), str(items)) for i, node, ns, name, items in rows
+        ]
+
+    async def finish_adoption(self, adoption_id: int) -> None:
+        await self._sql.run(self._db_exec, q.ADOPTION_DELETE, (adoption_id,))
+
+    def _db_exec(self, query: str, args: Sequence[Any]) -> None:
+        with self._sql.transaction() as db:
+            db.execute(query, args)
 
     def _db_delete_history(self, namespace: str, name: str) -> int:
         with self._sql.transaction() as db:
@@ -163,6 +193,7 @@ class SQLiteNodeSync:
         events: Sequence[EventRow],
         writes: Sequence[StatusWrite],
         history: tuple[list[HistoryRow], dict[HistoryKey, int]],
+        adoptions: list[Adoption],
     ) -> int:
         rows = list(events)
         grouped = group_status_writes(writes)
@@ -175,6 +206,8 @@ class SQLiteNodeSync:
                 self._db_insert_events(db, rows)
             if history[0]:
                 self._db_insert_history(db, *history)
+            if adoptions:
+                db.executemany(q.ADOPTION_INSERT, adoptions)
             found = [(key, db.execute(q.GET, key).fetchone(), p) for key, p in grouped.items()]
             present = [(key, row, p) for key, row, p in found if row is not None]
             if present:
