@@ -143,6 +143,18 @@ async def test_bad_appends_are_refused_without_using_a_seq(outbox: Outbox) -> No
     assert outbox.append_nowait("event", {}) == 1
 
 
+async def test_an_ack_leaves_the_flushes_fsyncing(outbox: Outbox) -> None:
+    """Acks skip their own fsync (a lost ack only re-sends); flushes must keep theirs."""
+    outbox.append_nowait("event", {"n": 1})
+    await outbox.flush()
+    await outbox.ack(1)
+    level = await outbox._sql.run(
+        lambda: outbox._sql.connection.execute("PRAGMA synchronous").fetchone()[0]
+    )
+    assert level == 2  # FULL
+    assert await drain(outbox) == []
+
+
 def on_file(path: Path, after: int) -> list[tuple[int, str, str]]:
     """What the file holds after ``after``, read past the outbox."""
     with sqlite3.connect(path) as db:
