@@ -26,26 +26,50 @@ ChangeRow = tuple[int, str, str, str, str, str]
 # fetch(after_rv, max_rows) -> (compacted_from, rows with rv > after_rv in rv order)
 FetchChanges = Callable[[int, int], Awaitable[tuple[int, Sequence[ChangeRow]]]]
 WATCH_BATCH_ROWS = 1000
+MAX_SKIPPED_CHANGES = 1000
+"""A watch of one kind is woken at least this often by other kinds' changes, so its cursor
+keeps up with the log and compaction never overtakes it."""
+
+
+class _Subscriber:
+    __slots__ = ("event", "kind", "skipped")
+
+    def __init__(self, kind: str | None) -> None:
+        self.event = asyncio.Event()
+        self.kind = kind
+        self.skipped = 0
 
 
 class Notifier:
-    """Wakes every open watch of one store; closing it ends them all."""
+    """Wakes the open watches of one store after a commit; closing it ends them all.
+
+    A backend that knows which kinds a commit changed passes them, and a watch of one kind
+    sleeps through the others' changes (see :data:`MAX_SKIPPED_CHANGES`)."""
 
     def __init__(self) -> None:
-        self._events: set[asyncio.Event] = set()
+        self._subscribers: dict[asyncio.Event, _Subscriber] = {}
         self.closed = False
 
-    def subscribe(self) -> asyncio.Event:
-        event = asyncio.Event()
-        self._events.add(event)
-        return event
+    def subscribe(self, kind: str | None = None) -> asyncio.Event:
+        """The event set for changes of ``kind`` (None: of every kind)."""
+        sub = _Subscriber(kind)
+        self._subscribers[sub.event] = sub
+        return sub.event
 
     def unsubscribe(self, event: asyncio.Event) -> None:
-        self._events.discard(event)
+        self._subscribers.pop(event, None)
 
-    def notify(self) -> None:
-        for event in self._events:
-            event.set()
+    def notify(self, kinds: Sequence[str] | None = None, changes: int = 1) -> None:
+        """``changes`` changes were committed, of ``kinds`` (None: unknown, wake every
+        watch)."""
+        for sub in self._subscribers.values():
+            if kinds is None or sub.kind is None or sub.kind in kinds:
+                sub.event.set()
+                continue
+            sub.skipped += changes
+            if sub.skipped >= MAX_SKIPPED_CHANGES:
+                sub.skipped = 0
+                sub.event.set()
 
     def close(self) -> None:
         self.closed = True
@@ -73,7 +97,7 @@ class LogWatch:
         self._poll_interval_s = poll_interval_s
         self._batch_rows = batch_rows
         self._buffer: deque[WatchEvent] = deque()
-        self._wake = notifier.subscribe()
+        self._wake = notifier.subscribe(self._flt.kind)
         self._closed = False
 
     @property
