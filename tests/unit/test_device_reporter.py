@@ -125,3 +125,21 @@ async def test_the_loop_sends_when_due_and_stops_on_cancel() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert len(sent) == 1
+
+
+async def test_reports_waiting_for_their_cycle_go_into_the_outbox_when_the_agent_stops() -> None:
+    clock = Clock()
+    rep, sent = reporter(clock)
+    task = asyncio.create_task(rep.run())
+    cycles = {"temp": 60_000}
+    rep.note(twin("21"), cycles_ms=cycles, samples=[Sample("temp", "21", 1)])
+    async with asyncio.timeout(5):
+        while not sent:
+            await asyncio.sleep(0)
+    rep.note(twin("22"), cycles_ms=cycles, samples=[Sample("temp", "22", 2)])  # a minute away
+    await asyncio.sleep(0)
+    assert len(sent) == 1
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(sent) == 2 and sent[1]["samples"][0]["value"] == "22"  # kept, not lost
+    assert rep.statistics()["pending"] == 0

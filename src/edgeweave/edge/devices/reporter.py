@@ -188,17 +188,33 @@ class Reporter:
         return min((p.due for p in self._pending.values()), default=None)
 
     async def run(self) -> None:
-        """Until cancelled: send what is due, then wait for the next due time or a note."""
-        while True:
-            self._wake.clear()
-            next_due = await self.send_due()
-            if next_due is None:
-                await self._wake.wait()
+        """Until cancelled: send what is due, then wait for the next due time or a note.
+        Cancelled (the agent stops), it puts what still waits for its report cycle into the
+        outbox at once: on disk, it is sent after the restart instead of being lost."""
+        try:
+            while True:
+                self._wake.clear()
+                next_due = await self.send_due()
+                if next_due is None:
+                    await self._wake.wait()
+                    continue
+                wait_s = next_due - self._clock()
+                if wait_s > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait_s)
+        finally:
+            self._append_all()
+
+    def _append_all(self) -> None:
+        for ref in list(self._pending):
+            pending = self._pending.pop(ref)
+            payload = payload_of(pending.twin, pending.hidden, pending.samples, pending.local)
+            try:
+                self._append(TOPIC, payload)
+            except EdgeweaveError as e:  # full or closed: nothing more can be done now
+                log.error("twin report of %s not kept at stop: %s", ref, e)
                 continue
-            wait_s = next_due - self._clock()
-            if wait_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait_s)
+            self.sent += 1
 
     async def _send(self, due: list[ResourceRef], now: float) -> None:
         last_seq = 0
