@@ -227,6 +227,25 @@ class Bench:
 
         await asyncio.to_thread(wait_until, empty, PHASE_TIMEOUT_S, f"{node}'s outbox drained")
 
+    async def wait_reported(self, node: str, names: Sequence[str]) -> None:
+        """Until the cloud holds a twin report (a status) of each of ``node``'s Devices
+        ``names``: the agent's first reports are all in, not just a gap between them."""
+        assert self.observer is not None
+        wanted = set(names)
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        while True:
+            listed = await self.observer.list("Device", "default")
+            done = {
+                o["metadata"]["name"]
+                for o in listed.items
+                if o.get("spec", {}).get("nodeName") == node and o.get("status")
+            }
+            if wanted <= done:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{node}: {len(wanted - done)} Devices never reported")
+            await asyncio.sleep(POLL_S)
+
     async def wait_acked(self, node: str, expected: dict[AckKey, int]) -> float:
         """Poll the cloud's recorded acks until each key is acked at (at least) its rv;
         returns ``time.perf_counter()`` when that was first seen."""
@@ -410,7 +429,8 @@ async def bench_resync(bench: Bench, n: int, changes: Sequence[int]) -> dict[str
     await bench.wait_synced(node)
     current = {key_of(o): o for o in objects}
     await bench.wait_acked(node, {k: rv_of(o) for k, o in current.items()})
-    await bench.wait_outbox_empty(node)  # the first twin report of each Device went up
+    await bench.wait_reported(node, names)  # the first twin report of each Device went up
+    await bench.wait_outbox_empty(node)
     await bench.stop_agent(node)
     held_bytes = sum(len(wire_json(o)) for o in current.values())
 
