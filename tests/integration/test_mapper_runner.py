@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mapper_rig import AgentBus, Seen, open_agent_bus, open_amqtt_broker, unique, write_config
@@ -262,32 +263,46 @@ async def test_a_config_for_another_node_or_protocol_is_refused_at_start(tmp_pat
         await runner.run()
 
 
+def occupancy_config(tmp_path: Path, node: str, ns: str, **cycles: dict[str, Any]) -> Path:
+    """The virtual occupancy-2 device's config, each named property updated as given."""
+    config = tmp_path / "virtual.json"
+    write_config(config, node, "virtual", ["occupancy-2"], namespace=ns)
+    doc = json.loads(config.read_text())
+    for prop in doc["devices"][0]["device"]["spec"]["properties"]:
+        prop.update(cycles.get(prop["name"], cycles.get("*", {})))
+    config.write_text(json.dumps(doc))
+    return config
+
+
+def manual_runner(config: Path, url: str, node: str, clock: ManualClock) -> MapperRunner:
+    return MapperRunner(
+        config_path=config,
+        mqtt_url=url,
+        node=node,
+        factory=driver_factory("virtual", clock=clock, seed=3),
+        protocol="virtual",
+        clock=clock,
+        settings=FAST,
+    )
+
+
 async def test_readings_follow_collect_and_report_cycles_on_an_injected_clock(
     tmp_path: Path,
 ) -> None:
     ns, node = unique("ns"), unique("node")
     device = f"{ns}/occupancy-2"
-    config = tmp_path / "virtual.json"
-    write_config(config, node, "virtual", ["occupancy-2"], namespace=ns)
-    doc = json.loads(config.read_text())
-    props = doc["devices"][0]["device"]["spec"]["properties"]
-    by_name = {p["name"]: p for p in props}
-    by_name["co2"].update(collectCycle=1000, reportCycle=3000)
-    by_name["occupants"].update(collectCycle=2000)  # reportCycle follows: 2000
-    by_name["occupied"].update(collectCycle=1000, reportToCloud=False)
-    by_name["lights"].update(collectCycle=5000)
-    config.write_text(json.dumps(doc))
+    config = occupancy_config(
+        tmp_path,
+        node,
+        ns,
+        co2={"collectCycle": 1000, "reportCycle": 3000},
+        occupants={"collectCycle": 2000},  # reportCycle follows: 2000
+        occupied={"collectCycle": 1000, "reportToCloud": False},
+        lights={"collectCycle": 5000},
+    )
     clock = ManualClock(time=START_MS / 1000)
     async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
-        runner = MapperRunner(
-            config_path=config,
-            mqtt_url=url,
-            node=node,
-            factory=driver_factory("virtual", clock=clock, seed=3),
-            protocol="virtual",
-            clock=clock,
-            settings=FAST,
-        )
+        runner = manual_runner(config, url, node, clock)
         async with running(runner):
             await bus.wait_for(lambda s: s.topic.endswith(f"{device}/twin/get"), "twin/get")
             await clock.wait_sleepers(4)  # one collect loop per property
@@ -337,23 +352,12 @@ async def test_a_short_report_cycle_does_not_wake_the_mapper_between_collects(
 ) -> None:
     ns, node = unique("ns"), unique("node")
     device = f"{ns}/occupancy-2"
-    config = tmp_path / "virtual.json"
-    write_config(config, node, "virtual", ["occupancy-2"], namespace=ns)
-    doc = json.loads(config.read_text())
-    for prop in doc["devices"][0]["device"]["spec"]["properties"]:
-        prop.update(collectCycle=10_000, reportCycle=1)
-    config.write_text(json.dumps(doc))
+    config = occupancy_config(
+        tmp_path, node, ns, **{"*": {"collectCycle": 10_000, "reportCycle": 1}}
+    )
     clock = RecordingClock(time=START_MS / 1000)
     async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
-        runner = MapperRunner(
-            config_path=config,
-            mqtt_url=url,
-            node=node,
-            factory=driver_factory("virtual", clock=clock, seed=3),
-            protocol="virtual",
-            clock=clock,
-            settings=FAST,
-        )
+        runner = manual_runner(config, url, node, clock)
         async with running(runner):
             await bus.wait_for(lambda s: s.topic.endswith(f"{device}/twin/get"), "twin/get")
             await clock.wait_sleepers(4)  # each property collected, reported, then asleep

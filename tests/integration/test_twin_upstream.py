@@ -112,16 +112,21 @@ class Hub:
         return [(e["type"], e["reason"], e["message"]) for e in found]
 
 
-@pytest.fixture
-async def hub(store: CloudStore) -> AsyncIterator[Hub]:
+async def seeded(store: CloudStore) -> Dispatcher:
+    """NODE, the model and the Device in ``store``; the hub's dispatcher over it."""
     await store.create(
         {"kind": "Node", "apiVersion": "edgeweave.io/v1", "metadata": {"name": NODE}}
     )
     await store.create(MODEL)
     await store.create(device())
-    dispatcher = Dispatcher(
+    return Dispatcher(
         store, on_marks=lambda marks: None, on_node_deleted=lambda n: None, on_rebuilt=lambda: None
     )
+
+
+@pytest.fixture
+async def hub(store: CloudStore) -> AsyncIterator[Hub]:
+    dispatcher = await seeded(store)
     adopter = DesiredAdopter(store)
     committer = Committer(store, lambda: dispatcher.index, on_adoptions=adopter.wake)
     tasks = [
@@ -178,14 +183,7 @@ async def test_an_edge_value_committed_while_no_adopter_ran_is_adopted_after_a_r
     store: CloudStore,
 ) -> None:
     """The cloud stopped right after committing the report: the value is not lost."""
-    await store.create(
-        {"kind": "Node", "apiVersion": "edgeweave.io/v1", "metadata": {"name": NODE}}
-    )
-    await store.create(MODEL)
-    await store.create(device())
-    dispatcher = Dispatcher(
-        store, on_marks=lambda marks: None, on_node_deleted=lambda n: None, on_rebuilt=lambda: None
-    )
+    dispatcher = await seeded(store)
     await dispatcher.load()
     replies: asyncio.Queue[Message] = asyncio.Queue()
     committer = Committer(store, lambda: dispatcher.index)  # no adopter in this "process"
