@@ -225,16 +225,8 @@ async def test_a_virtual_room_reports_readings_and_switches_its_lights(tmp_path:
     device = f"{ns}/occupancy-1"
     config = tmp_path / "virtual.json"
     write_config(config, node, "virtual", ["occupancy-1"], namespace=ns, cycle_ms=SLOW_MS)
-    clock = SystemClock()
     async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
-        runner = MapperRunner(
-            config_path=config,
-            mqtt_url=url,
-            node=node,
-            factory=driver_factory("virtual", clock=clock, seed=7),
-            protocol="virtual",
-            settings=FAST,
-        )
+        runner = virtual_runner(config, url, node, SystemClock(), seed=7)
         async with running(runner):
             await bus.wait_state(device, "online")
             co2 = await bus.wait_twin_update(device, "co2")
@@ -274,12 +266,14 @@ def occupancy_config(tmp_path: Path, node: str, ns: str, **cycles: dict[str, Any
     return config
 
 
-def manual_runner(config: Path, url: str, node: str, clock: ManualClock) -> MapperRunner:
+def virtual_runner(
+    config: Path, url: str, node: str, clock: ManualClock | SystemClock, seed: int = 3
+) -> MapperRunner:
     return MapperRunner(
         config_path=config,
         mqtt_url=url,
         node=node,
-        factory=driver_factory("virtual", clock=clock, seed=3),
+        factory=driver_factory("virtual", clock=clock, seed=seed),
         protocol="virtual",
         clock=clock,
         settings=FAST,
@@ -302,7 +296,7 @@ async def test_readings_follow_collect_and_report_cycles_on_an_injected_clock(
     )
     clock = ManualClock(time=START_MS / 1000)
     async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
-        runner = manual_runner(config, url, node, clock)
+        runner = virtual_runner(config, url, node, clock)
         async with running(runner):
             await bus.wait_for(lambda s: s.topic.endswith(f"{device}/twin/get"), "twin/get")
             await clock.wait_sleepers(4)  # one collect loop per property
@@ -357,7 +351,7 @@ async def test_a_short_report_cycle_does_not_wake_the_mapper_between_collects(
     )
     clock = RecordingClock(time=START_MS / 1000)
     async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
-        runner = manual_runner(config, url, node, clock)
+        runner = virtual_runner(config, url, node, clock)
         async with running(runner):
             await bus.wait_for(lambda s: s.topic.endswith(f"{device}/twin/get"), "twin/get")
             await clock.wait_sleepers(4)  # each property collected, reported, then asleep
