@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,47 @@ def test_building_the_parser_imports_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_command_table_names_what_each_module_registers() -> None:
+    import argparse
+
+    from edgeweave.cli import main as cli_main
+
+    for module in cli_main.COMMAND_MODULES:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(module).add_parser(sub)
+        registered = set(sub.choices)
+        assert registered == {w for w, m in cli_main.COMMANDS.items() if m == module}, module
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["get", "nodes"], "get"),
+        (["--config", "c.yaml", "-n", "prod", "get", "apps"], "get"),
+        (["-n", "prod", "datum", "list", "j1"], "datum"),
+        (["--help"], None),
+        (["--config"], None),
+        ([], None),
+    ],
+)
+def test_the_command_word_is_found_after_the_global_options(
+    argv: list[str], word: str | None
+) -> None:
+    from edgeweave.cli.main import command_of
+
+    assert command_of(argv) == word
+
+
+def test_a_command_builds_only_its_own_parser_and_help_builds_all() -> None:
+    from edgeweave.cli.main import COMMANDS, build_parser
+
+    def words(parser: Any) -> set[str]:
+        (action,) = [a for a in parser._actions if a.dest == "command"]
+        return set(action.choices)
+
+    assert words(build_parser("get")) == {"get"}
+    assert words(build_parser("datum")) == {"job", "datum"}
+    assert words(build_parser(None)) == words(build_parser("no-such")) == set(COMMANDS)
