@@ -274,7 +274,7 @@ class EdgeStore:
         upserts: Sequence[Upsert],
         deletes: Sequence[Versioned],
         meta: Mapping[str, str],
-    ) -> None:
+    ) -> dict[ResourceRef, JSONObject | None]:
         # for one ref the operation with the highest rv wins, whatever order the lists have
         final: dict[ResourceRef, tuple[int, JSONObject | None]] = {}
         for v in deletes:
@@ -306,6 +306,7 @@ class EdgeStore:
             db.executemany(_DELETE, gone)
             db.executemany(_UPSERT, rows)
             db.executemany(_SET_META, meta.items())
+        return {ref: obj for ref, (_rv, obj) in final.items()}
 
     def _decode(self, ref: ResourceRef, text: str) -> JSONObject:
         obj: JSONObject = json.loads(text)
@@ -385,15 +386,16 @@ class EdgeStore:
         deletes: Sequence[Versioned],
         *,
         meta: Mapping[str, str] | None = None,
-    ) -> None:
-        """Persist a batch of upserts ``(ref, rv, object)`` and deletes in ONE transaction.
+    ) -> dict[ResourceRef, JSONObject | None]:
+        """Persist a batch of upserts ``(ref, rv, object)`` and deletes in ONE transaction;
+        returns each ref's outcome: the object stored, or None when deleted.
 
         All or nothing: when this raises, nothing of the batch was written. When it returns the
         batch is on disk (fsynced) and the agent may ack it. For one ref appearing more than
         once, the operation with the highest rv wins. ``meta`` entries (e.g. the sync rv) are
         written in the same transaction.
         """
-        await self._sql.run(self._db_apply, list(upserts), list(deletes), dict(meta or {}))
+        return await self._sql.run(self._db_apply, list(upserts), list(deletes), dict(meta or {}))
 
     async def get(self, ref: ResourceRef) -> JSONObject:
         """The stored object (secrets decrypted); :class:`NotFound` when not held."""

@@ -53,21 +53,13 @@ class Sync:
     async def persist(self, batch: Sequence[m.Upsert | m.Delete]) -> list[Versioned]:
         upserts = [(u.ref, u.rv, u.object) for u in batch if isinstance(u, m.Upsert)]
         deletes = [Versioned(d.ref, d.rv) for d in batch if isinstance(d, m.Delete)]
-        await self.store.apply_batch(upserts, deletes)
+        applied = await self.store.apply_batch(upserts, deletes)
         if any(msg.ref.kind in WORKLOAD_KINDS for msg in batch):
             self.changed.set()
-        newest: dict[ResourceRef, m.Upsert | m.Delete] = {}
-        for msg in batch:  # per ref the highest rv wins, as in the store
-            if msg.ref.kind in DEVICE_KINDS and (
-                msg.ref not in newest or newest[msg.ref].rv <= msg.rv
-            ):
-                newest[msg.ref] = msg
-        if newest:
-            self.device_refs.update(newest)
-            self.device_objects.update(
-                (ref, msg.object if isinstance(msg, m.Upsert) else None)
-                for ref, msg in newest.items()
-            )
+        devices = {ref: obj for ref, obj in applied.items() if ref.kind in DEVICE_KINDS}
+        if devices:
+            self.device_refs.update(devices)
+            self.device_objects.update(devices)
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()
