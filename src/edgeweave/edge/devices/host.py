@@ -297,8 +297,8 @@ class DeviceHost:
     ) -> tuple[list[JSONObject], dict[tuple[str, str], JSONObject], set[ResourceRef]]:
         """The Device objects to look at, the models they need, and the refs looked at.
 
-        An object in ``persisted`` is taken from there; an unchanged model from the devices
-        already known; anything else is read from the store."""
+        An object in ``persisted`` is taken from there; an unchanged model from what the
+        devices looked at had before; anything else is read from the store."""
         if refs is None:
             devices = await self._objects.list("Device")
             models = await self._objects.list("DeviceModel")
@@ -306,15 +306,17 @@ class DeviceHost:
         else:
             changed_models = {(r.namespace or "default", r.name) for r in refs if r.kind == MODEL}
             looked = {r for r in refs if r.kind == "Device"}
-            looked |= {
-                ref
-                for ref, info in self.infos.items()
-                if (ref.namespace, model_name(info.device)) in changed_models
-            }
+            if changed_models:  # their devices too (a scan of all: models change rarely)
+                looked |= {
+                    ref
+                    for ref, info in self.infos.items()
+                    if (ref.namespace, model_name(info.device)) in changed_models
+                }
+            # an unchanged model is the one these devices had at the last reconcile
             known = {
                 (ref.namespace, model_name(info.device)): info.model
-                for ref, info in self.infos.items()
-                if info.model
+                for ref in looked
+                if (info := self.infos.get(ref)) is not None and info.model
             }
 
             async def read(ref: ResourceRef) -> JSONObject | None:
