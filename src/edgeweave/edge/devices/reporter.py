@@ -203,20 +203,21 @@ class Reporter:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), wait_s)
         finally:
-            self._append_all()
-
-    def _append_all(self) -> None:
-        for ref in list(self._pending):
-            pending = self._pending.pop(ref)
-            payload = payload_of(pending.twin, pending.hidden, pending.samples, pending.local)
             try:
-                self._append(TOPIC, payload)
-            except EdgeweaveError as e:  # full or closed: nothing more can be done now
-                log.error("twin report of %s not kept at stop: %s", ref, e)
-                continue
-            self.sent += 1
+                self._append_now(list(self._pending), self._clock())
+            except EdgeweaveError as e:  # the outbox closed first: nothing more can be done
+                log.error("%d twin reports not kept at stop: %s", len(self._pending), e)
 
     async def _send(self, due: list[ResourceRef], now: float) -> None:
+        last_seq = self._append_now(due, now)
+        if last_seq:
+            try:  # flush now rather than on the outbox's timer: reports are latency-bound
+                await self._wait_durable(last_seq)
+            except EdgeweaveError as e:
+                log.warning("twin reports not flushed yet: %s", e)
+
+    def _append_now(self, due: list[ResourceRef], now: float) -> int:
+        """Put the reports of ``due`` into the outbox; the last seq (0: none went in)."""
         last_seq = 0
         for ref in due:
             pending = self._pending.pop(ref)
@@ -232,8 +233,4 @@ class Reporter:
                 continue
             self._last_sent[ref] = now
             self.sent += 1
-        if last_seq:
-            try:  # flush now rather than on the outbox's timer: reports are latency-bound
-                await self._wait_durable(last_seq)
-            except EdgeweaveError as e:
-                log.warning("twin reports not flushed yet: %s", e)
+        return last_seq
