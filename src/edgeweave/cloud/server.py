@@ -306,36 +306,33 @@ async def serve(
                 loop.remove_signal_handler(sig)
 
 
+def _sign_url(
+    secret: bytes, base_url: str, subject: str, path: str, node: str
+) -> tuple[str, float]:
+    """A URL under ``path`` for ``node``, signed for ``subject`` and valid like artifact URLs:
+    a Copier's commit fetch, a node's deliveries to a Merger, a cloud worker's output pushes
+    (docs/pipelines.md)."""
+    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
+    url = sign_subject_url(secret, subject, path, node, expires_at, base_url=base_url)
+    return url, expires_at
+
+
 def _sign_commit_url(secret: bytes, base_url: str, commit: str, node: str) -> tuple[str, float]:
-    """A Copier's commit fetch for ``node`` (docs/pipelines.md), valid like artifact URLs."""
-    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
-    path = f"{TRANSFER_PATH}/{commit}"
-    url = sign_subject_url(
-        secret, commit_subject(commit), path, node, expires_at, base_url=base_url
-    )
-    return url, expires_at
+    return _sign_url(secret, base_url, commit_subject(commit), f"{TRANSFER_PATH}/{commit}", node)
 
 
-def _sign_merge_url(
-    secret: bytes, base_url: str, pipeline: ResourceRef, node: str
-) -> tuple[str, float]:
-    """A node's deliveries to a Merger (docs/pipelines.md), valid like artifact URLs."""
-    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
-    path = f"{MERGE_PATH}/{pipeline.namespace}/{pipeline.name}"
-    subject = merge_subject(pipeline.namespace, pipeline.name)
-    url = sign_subject_url(secret, subject, path, node, expires_at, base_url=base_url)
-    return url, expires_at
+def _pipeline_url_signer(
+    prefix: str, subject: Callable[[str, str], str]
+) -> Callable[[bytes, str, ResourceRef, str], tuple[str, float]]:
+    def sign(secret: bytes, base_url: str, pipeline: ResourceRef, node: str) -> tuple[str, float]:
+        path = f"{prefix}/{pipeline.namespace}/{pipeline.name}"
+        return _sign_url(secret, base_url, subject(pipeline.namespace, pipeline.name), path, node)
+
+    return sign
 
 
-def _sign_output_url(
-    secret: bytes, base_url: str, pipeline: ResourceRef, node: str
-) -> tuple[str, float]:
-    """A cloud worker's output pushes (docs/pipelines.md), valid like artifact URLs."""
-    expires_at = int(time.time()) + ARTIFACT_URL_TTL_S
-    path = f"{OUTPUT_PATH}/{pipeline.namespace}/{pipeline.name}"
-    subject = output_subject(pipeline.namespace, pipeline.name)
-    url = sign_subject_url(secret, subject, path, node, expires_at, base_url=base_url)
-    return url, expires_at
+_sign_merge_url = _pipeline_url_signer(MERGE_PATH, merge_subject)
+_sign_output_url = _pipeline_url_signer(OUTPUT_PATH, output_subject)
 
 
 def _open_app_log(

@@ -40,25 +40,27 @@ class CloudCalls:
             raise LinkBroken(f"{what}: {answer.reason}: {answer.message}")
         return answer
 
-    async def sign_commit(self, commit: str) -> str:
-        answer = await self._ask(m.CommitUrlRequest(commit=commit), f"commit {commit}")
-        if not isinstance(answer, m.CommitUrl):
-            raise LinkBroken(f"commit {commit}: unexpected answer {answer.type}")
+    async def _url(
+        self,
+        request: m.Message,
+        answer_type: type[m.CommitUrl | m.MergeUrl | m.OutputUrl],
+        what: str,
+    ) -> str:
+        answer = await self._ask(request, what)
+        if not isinstance(answer, answer_type):
+            raise LinkBroken(f"{what}: unexpected answer {answer.type}")
         return answer.url
+
+    async def sign_commit(self, commit: str) -> str:
+        return await self._url(m.CommitUrlRequest(commit=commit), m.CommitUrl, f"commit {commit}")
 
     async def sign_merge(self, namespace: str, name: str) -> str:
         request = m.MergeUrlRequest(pipeline=m.AppName(namespace=namespace, name=name))
-        answer = await self._ask(request, f"merger {name}")
-        if not isinstance(answer, m.MergeUrl):
-            raise LinkBroken(f"merger {name}: unexpected answer {answer.type}")
-        return answer.url
+        return await self._url(request, m.MergeUrl, f"merger {name}")
 
     async def sign_output(self, namespace: str, name: str) -> str:
         request = m.OutputUrlRequest(pipeline=m.AppName(namespace=namespace, name=name))
-        answer = await self._ask(request, f"outputs of {name}")
-        if not isinstance(answer, m.OutputUrl):
-            raise LinkBroken(f"outputs of {name}: unexpected answer {answer.type}")
-        return answer.url
+        return await self._url(request, m.OutputUrl, f"outputs of {name}")
 
     async def fetch(self, url: str, max_bytes: int, what: str) -> bytes:
         return await cloudapi.fetch_bytes(url, self._identity, max_bytes, what)
