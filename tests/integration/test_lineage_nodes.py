@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pipeline_rig import pipeline_doc
 
 from edgeweave.cloud.pipelines.located import record_node_commits
 from edgeweave.cloud.pipelines.merger import Mergers
@@ -27,20 +27,10 @@ from edgeweave.pipelines.jobstore import JobStore, run_recorded
 from edgeweave.pipelines.lineage import trace_lineage
 from edgeweave.pipelines.repo import Repos, open_repos
 from edgeweave.pipelines.runner import DatumRunner
-from edgeweave.pipelines.spec import PipelineDoc, parse_pipeline_specs
+from edgeweave.pipelines.spec import PipelineDoc
 
 NODES = ("node-a", "node-b")
 FILTER = ["sh", "-c", 'grep -q person "$frames"']
-
-
-def pipeline_doc(name: str, repo: str, cmd: list[str], **extra: Any) -> PipelineDoc:
-    doc = {
-        "pipeline": {"name": name},
-        "transform": {"cmd": cmd},
-        "input": {"pfs": {"repo": repo, "glob": "/*"}},
-        **extra,
-    }
-    return parse_pipeline_specs(json.dumps(doc))[0]
 
 
 PEOPLE = pipeline_doc("people", "frames", FILTER, pattern={"filter": {"dropCodes": [1]}})

@@ -8,9 +8,9 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pipeline_rig import pipeline_doc as spec
 
 from edgeweave.errors import InvalidObject
 from edgeweave.pipelines.jobreport import decode_job_report, encode_job_report
@@ -19,7 +19,6 @@ from edgeweave.pipelines.jobstore import JobStore, run_recorded
 from edgeweave.pipelines.lineage import trace_lineage
 from edgeweave.pipelines.repo import Repos, open_repos
 from edgeweave.pipelines.runner import DatumRunner
-from edgeweave.pipelines.spec import PipelineDoc, parse_pipeline_specs
 
 
 @dataclass
@@ -39,16 +38,6 @@ async def open_store(root: Path) -> JobStore:
     store = JobStore(root / "data" / "jobs.db")
     await store.open()
     return store
-
-
-def spec(name: str, repo: str, cmd: list[str], **extra: Any) -> PipelineDoc:
-    doc = {
-        "pipeline": {"name": name},
-        "transform": {"cmd": cmd},
-        "input": {"pfs": {"repo": repo, "glob": "/*"}},
-        **extra,
-    }
-    return parse_pipeline_specs(json.dumps(doc))[0]
 
 
 UPPER = ["sh", "-c", 'for f in "$PFS"/docs/*; do tr a-z A-Z < "$f" > "$PFS/out/${f##*/}"; done']

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_rig import group_members
 
 from edgeweave.pipelines.jobs import JobResult, JobRunner
 from edgeweave.pipelines.mountns import (
@@ -218,21 +219,8 @@ async def test_a_timeout_and_a_cancel_kill_the_code_through_the_namespace(
 
 async def wait_groups_gone(pgids: list[int]) -> None:
     async with asyncio.timeout(5):  # SIGKILL to the groups was sent; delivery is async
-        while any(group_alive(g) for g in pgids):
+        while any(group_members(g) for g in pgids):
             await asyncio.sleep(0.01)
-
-
-def group_alive(pgid: int) -> bool:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-    return False
 
 
 async def test_err_cmd_runs_in_the_namespace_and_a_missing_program_is_named(

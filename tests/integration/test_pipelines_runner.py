@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pipeline_rig import group_members
 
 from edgeweave.models.pipelines import Input, Transform
 from edgeweave.pipelines.datums import Datum, enumerate_datums
@@ -64,22 +65,6 @@ async def test_a_background_process_ends_with_its_datum(tmp_path: Path) -> None:
         async with asyncio.timeout(5):  # SIGKILL to the group was sent; its delivery is async
             while group_members(group):
                 await asyncio.sleep(0.01)  # polling /proc, bounded by the timeout
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in process group ``pgid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            found.append(int(entry))
-    return found
 
 
 async def test_inputs_shared_by_datums_are_materialised_once_per_job(tmp_path: Path) -> None:
