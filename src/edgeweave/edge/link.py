@@ -274,6 +274,7 @@ class LinkSession:
                 self._sent_upto,
                 max_entries=s.upstream_batch_entries,
                 max_bytes=s.upstream_batch_bytes,
+                unflushed=True,  # sending overlaps the fsync (the outbox reserves the seqs)
             )
             self._sent_upto = entries[-1].seq
             head = m.Upstream(entries=())

@@ -11,13 +11,18 @@ Appends are cheap: :meth:`Outbox.append_nowait` encodes the payload, assigns the
 the row in memory; one named background task writes the buffer in ONE transaction every
 ``flush_interval_s`` (5 ms) or as soon as ``flush_max`` (5,000) rows wait, whichever comes
 first. A caller that needs the entry on disk now awaits :meth:`Outbox.flush` or
-:meth:`Outbox.wait_durable`. :meth:`Outbox.peek` returns flushed entries only, so nothing is
-sent upstream that a crash could take back; the last flush's entries are kept in memory too,
-so a link that keeps up peeks them without reading back what was just written. The file is
-separate from the desired-object store so heavy upstream traffic never delays a downstream
-persist. WAL with ``synchronous=FULL``: a flushed entry survives power loss (a lost tail would
-make the agent reuse seqs the cloud already committed); while appends stream in, the fsync
-overlaps the next batch's encoding.
+:meth:`Outbox.wait_durable`. :meth:`Outbox.peek` returns flushed entries; the last flush's
+entries are kept in memory too, so a link that keeps up peeks them without reading back what
+was just written. With ``unflushed=True`` (the link's peeks) it also returns entries still on
+their way to disk, so sending upstream overlaps the fsync instead of waiting for it: what a
+crash takes back was either committed by the cloud already or never acknowledged to anyone,
+and the seq it had is never handed out again, because such entries are only handed out below
+a *reserved* seq, a mark that flushes keep durable ahead of the next seq
+(:data:`RESERVE_BLOCK`) and that a restart continues after. The file is separate from the
+desired-object store so heavy upstream traffic never delays a downstream persist. WAL with
+``synchronous=FULL``: a flushed entry survives power loss; while appends stream in, the fsync
+overlaps the next batch's encoding. An entry the cloud acknowledged before its flush is not
+written at all.
 
 Policy when full (``max_entries`` entries or ``max_bytes`` of payload): ``log`` and ``metric``
 entries are dropped first, then ``event`` entries, then others; ``*.status`` entries are never
@@ -26,17 +31,21 @@ in :mod:`edgeweave.edge.outboxpolicy`; the file, its totals and drop counters (t
 worker-thread half) in :mod:`edgeweave.edge.outboxfile`.
 
 Must not: import :mod:`edgeweave.cloud`; let a :mod:`sqlite3` exception escape; hand out an
-entry that is not on disk; import :mod:`sqlite3`. All database work runs on one dedicated
-worker thread (:class:`~edgeweave.aio.sqlite.SQLiteThread`).
+entry whose seq a restart could hand out again; import :mod:`sqlite3`. All database work runs
+on one dedicated worker thread (:class:`~edgeweave.aio.sqlite.SQLiteThread`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import heapq
+import itertools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +75,9 @@ CACHE_SIZE_PRAGMA = -512
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_MAX_BUFFERED = 100_000
 RETRY_MAX_S = 5.0
+RESERVE_BLOCK = 1 << 20
+"""Seqs reserved at a time for entries handed out before their flush; a restart skips what
+was left of the block (a gap the cloud does not mind: it skips seqs up to its committed one)."""
 
 
 class _Round:
@@ -120,6 +132,9 @@ class Outbox:
         # event-loop side
         self._next_seq = 1
         self._durable_seq = 0
+        self._reserved_seq = 0  # durable: no restart hands out a seq at or below it again
+        self._reserve_wanted = False  # an unflushed peek stopped at the reserved seq
+        self._acked_seq = 0  # the cloud committed up to here: a flush leaves such rows out
         self._buffer: list[PlainRow] = []
         self._status_buffer: dict[StatusKey, StatusRow] = {}
         self._armed = False  # a flush is due for what is buffered
@@ -128,7 +143,9 @@ class Outbox:
         self._urgent = asyncio.Event()
         self._round = _Round()
         self._inflight: tuple[int, _Round] | None = None
+        self._inflight_rows: list[tuple[Entry, int]] = []  # the flush being written, by seq
         self._stored = asyncio.Event()  # replaced after every successful flush
+        self._news = asyncio.Event()  # replaced after every append and flush
         # the last flush's entries, for peeks that start at or after the seq before them
         # (the link's, while it keeps up): they need no read back from the file
         self._tail_after = -1
@@ -146,7 +163,7 @@ class Outbox:
         outbox = cls(path, **settings)
         await outbox._sql.open()
         try:
-            outbox._next_seq = await outbox._sql.run(outbox._file.db_load)
+            outbox._next_seq, outbox._reserved_seq = await outbox._sql.run(outbox._file.db_load)
         except BaseException:
             await outbox._sql.aclose()
             raise
@@ -200,6 +217,7 @@ class Outbox:
             self._armed = True
             self._first_buffered_at = asyncio.get_running_loop().time()
             self._pending.set()
+        self._news.set()
         return seq
 
     async def append(self, topic: str, payload: Any, *, key: str | None = None) -> int:
@@ -256,12 +274,21 @@ class Outbox:
             self._armed = False
             plain, status, next_seq = self._buffer, self._status_buffer, self._next_seq
             self._buffer, self._status_buffer = [], {}
+            acked = self._acked_seq
+            if plain and plain[0][0] <= acked:  # committed by the cloud already: not written
+                plain = [row for row in plain if row[0] > acked]
+            if status and min(row[0] for row in status.values()) <= acked:
+                status = {k: row for k, row in status.items() if row[0] > acked}
+            reserve = self._reserved_seq
+            if self._reserve_wanted or next_seq + RESERVE_BLOCK // 2 > reserve > 0:
+                reserve = next_seq + RESERVE_BLOCK
             round_, self._round = self._round, _Round()
             self._inflight = (next_seq - 1, round_)
+            self._inflight_rows = _rows(plain, status.values())
             durable_before = self._durable_seq
             try:
                 dropped = await self._sql.run(
-                    self._file.db_flush, plain, list(status.values()), next_seq
+                    self._file.db_flush, plain, list(status.values()), next_seq, reserve
                 )
             except Exception as e:  # disk full, I/O error, or a bug: keep the rows, retry
                 self._flush_failures += 1
@@ -276,54 +303,84 @@ class Outbox:
             else:
                 self._flushes += 1
                 self._durable_seq = max(self._durable_seq, next_seq - 1)
-                self._keep_tail(durable_before, plain, status.values(), dropped)
+                if reserve > self._reserved_seq:
+                    self._reserved_seq, self._reserve_wanted = reserve, False
+                self._keep_tail(durable_before, self._inflight_rows, dropped)
                 retry_s = 0.0
                 self._stored.set()
                 self._stored = asyncio.Event()
+                self._news.set()
             finally:
                 self._inflight = None
+                self._inflight_rows = []
                 round_.done.set()
 
-    def _keep_tail(
-        self, after: int, plain: list[PlainRow], status: Iterable[StatusRow], dropped: bool
-    ) -> None:
+    def _keep_tail(self, after: int, rows: list[tuple[Entry, int]], dropped: bool) -> None:
         """Remember a flush's entries: the file holds nothing newer than ``after`` but them,
         unless the full-outbox policy just dropped some (then peeks read the file)."""
         if dropped:
             self._tail_after, self._tail = -1, []
             return
-        rows = [(Entry(seq, topic, text), size) for seq, topic, text, size in plain]
-        rows += [(Entry(seq, topic, text), size) for seq, topic, _key, text, size in status]
-        rows.sort(key=lambda row: row[0].seq)
         self._tail_after, self._tail = after, rows
 
     # ---- reading and acking (event loop) --------------------------------------------------
 
-    async def peek(self, after_seq: int, *, max_entries: int, max_bytes: int) -> list[Entry]:
+    async def peek(
+        self, after_seq: int, *, max_entries: int, max_bytes: int, unflushed: bool = False
+    ) -> list[Entry]:
         """Flushed entries with seq > ``after_seq`` in seq order: at most ``max_entries`` and
-        ``max_bytes`` of payload, but always the first one if there is one."""
+        ``max_bytes`` of payload, but always the first one if there is one. ``unflushed``: then
+        entries still on their way to disk too, up to the reserved seq (see the module)."""
         self._check_open()
-        if 0 <= self._tail_after <= after_seq:
-            out: list[Entry] = []
-            total = 0
-            for entry, size in self._tail:
-                if entry.seq <= after_seq:
-                    continue
-                total += size
-                if len(out) == max_entries or (total > max_bytes and out):
-                    break
-                out.append(entry)
-            return out
-        return await self._sql.run(self._file.db_peek, after_seq, max_entries, max_bytes)
+        if unflushed and self._reserved_seq < self._next_seq:
+            self._reserve_wanted = True  # the next flush reserves: later entries go at once
+        if not 0 <= self._tail_after <= after_seq:
+            return await self._sql.run(self._file.db_peek, after_seq, max_entries, max_bytes)
+        out: list[Entry] = []
+        total = 0
+        rows = _after(self._tail, after_seq)
+        if unflushed:
+            rows = itertools.chain(
+                rows, _after(self._inflight_rows, after_seq), self._buffered(after_seq)
+            )
+        for entry, size in rows:
+            if entry.seq > self._durable_seq and entry.seq > self._reserved_seq:
+                break
+            total += size
+            if len(out) == max_entries or (total > max_bytes and out):
+                break
+            out.append(entry)
+        return out
 
-    async def wait_peek(self, after_seq: int, *, max_entries: int, max_bytes: int) -> list[Entry]:
+    def _buffered(self, after_seq: int) -> Iterator[tuple[Entry, int]]:
+        """The buffered entries after ``after_seq``, in seq order, made as they are taken."""
+        buffer = self._buffer
+        start = bisect.bisect_right(buffer, after_seq, key=itemgetter(0))
+        plain = (
+            (Entry(seq, topic, text), size)
+            for seq, topic, text, size in (buffer[i] for i in range(start, len(buffer)))
+        )
+        if not self._status_buffer:
+            return plain
+        status = _rows([], [row for row in self._status_buffer.values() if row[0] > after_seq])
+        return heapq.merge(plain, status, key=lambda row: row[0].seq)
+
+    async def wait_peek(
+        self, after_seq: int, *, max_entries: int, max_bytes: int, unflushed: bool = False
+    ) -> list[Entry]:
         """:meth:`peek`, waiting until there is at least one entry to return."""
         while True:
-            stored = self._stored  # taken before peeking: a flush during the peek wakes us
-            entries = await self.peek(after_seq, max_entries=max_entries, max_bytes=max_bytes)
+            news = self._stored  # taken before peeking: a flush during the peek wakes us
+            if unflushed:
+                news = self._news  # set by appends too; a set one is replaced, not cleared,
+                if news.is_set():  # so other waiters holding it still wake
+                    news = self._news = asyncio.Event()
+            entries = await self.peek(
+                after_seq, max_entries=max_entries, max_bytes=max_bytes, unflushed=unflushed
+            )
             if entries:
                 return entries
-            await stored.wait()
+            await news.wait()
 
     async def ack(self, committed_seq: int) -> None:
         """The cloud committed everything up to ``committed_seq``: delete it."""
@@ -337,6 +394,7 @@ class Outbox:
             self._armed = True
             self._pending.set()
             self._urgent.set()
+        self._acked_seq = max(self._acked_seq, committed_seq)
         self._tail = [row for row in self._tail if row[0].seq > committed_seq]
         await self._sql.run(self._file.db_ack, committed_seq, self._next_seq)
 
@@ -366,6 +424,7 @@ class Outbox:
             return
         self._closed = True
         self._stored.set()  # wait_peek callers wake up and find the outbox closed
+        self._news.set()
         error: StoreError | None = None
         try:
             await self._wait_seq(self._next_seq - 1)
@@ -379,6 +438,21 @@ class Outbox:
             await self._sql.aclose()
         if error is not None:
             raise error
+
+
+def _after(rows: list[tuple[Entry, int]], after_seq: int) -> Iterator[tuple[Entry, int]]:
+    """The rows (in seq order) with a seq above ``after_seq``, found by bisection."""
+    start = bisect.bisect_right(rows, after_seq, key=lambda row: row[0].seq)
+    return (rows[i] for i in range(start, len(rows)))
+
+
+def _rows(plain: list[PlainRow], status: Iterable[StatusRow]) -> list[tuple[Entry, int]]:
+    """Buffered rows as entries with their sizes, in seq order."""
+    rows = [(Entry(seq, topic, text), size) for seq, topic, text, size in plain]
+    if status:
+        rows += [(Entry(seq, topic, text), size) for seq, topic, _key, text, size in status]
+        rows.sort(key=lambda row: row[0].seq)
+    return rows
 
 
 async def open_outbox(

@@ -83,8 +83,9 @@ class OutboxFile:
 
     # ---- worker thread --------------------------------------------------------------------
 
-    def db_load(self) -> int:
-        """The stored totals, counters and status rows; returns the next seq."""
+    def db_load(self) -> tuple[int, int]:
+        """The stored totals, counters and status rows; returns the next seq and the reserved
+        one (see :data:`~edgeweave.edge.outbox.RESERVE_BLOCK`): the next is past both."""
         conn = self._sql.connection
         meta: dict[str, int] = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         self._persisted = dict(meta)
@@ -107,11 +108,15 @@ class OutboxFile:
                     self._dropped[topic] = value
                 elif kind == "reported":
                     self._reported[topic] = value
-        return max(meta.get("next_seq", 1), (self.newest or 0) + 1)
+        reserved = meta.get("reserved_seq", 0)
+        return max(meta.get("next_seq", 1), (self.newest or 0) + 1, reserved + 1), reserved
 
-    def db_flush(self, plain: list[PlainRow], status: list[StatusRow], next_seq: int) -> bool:
+    def db_flush(
+        self, plain: list[PlainRow], status: list[StatusRow], next_seq: int, reserved: int = 0
+    ) -> bool:
         """Write a batch in ONE transaction, replacing older status rows of the same key and
-        applying the policy when full; True when the policy dropped entries."""
+        applying the policy when full, with the ``reserved`` seq; True when the policy dropped
+        entries."""
         entries = self.entries + len(plain) + len(status)
         nbytes = self.bytes + sum(map(itemgetter(3), plain))
         replaced: list[tuple[int]] = []
@@ -140,7 +145,7 @@ class OutboxFile:
                     dropped=dropped,
                     next_seq=next_seq,
                 )
-            written = self._db_write_meta(db, next_seq, entries, nbytes, dropped)
+            written = self._db_write_meta(db, next_seq, entries, nbytes, dropped, reserved)
             ends = db.execute(_ENDS).fetchone()
         self._hints = hints
         self._committed(entries, nbytes, written, ends)
@@ -199,12 +204,15 @@ class OutboxFile:
         entries: int,
         nbytes: int,
         dropped: dict[str, int],
+        reserved: int = 0,
     ) -> list[tuple[str, int]]:
-        """Inside the caller's transaction: write the totals, ``next_seq`` and the drop counts
-        that changed."""
+        """Inside the caller's transaction: write the totals, ``next_seq``, the reserved seq
+        and the drop counts that changed."""
         values = {"entries": entries, "bytes": nbytes}
         if next_seq > self._persisted.get("next_seq", 0):
             values["next_seq"] = next_seq
+        if reserved > self._persisted.get("reserved_seq", 0):
+            values["reserved_seq"] = reserved
         with self._counters_lock:
             for topic, n in self._dropped.items():
                 values[f"dropped:{topic}"] = n
