@@ -28,6 +28,7 @@ import yaml
 from edgeweave import __version__
 from edgeweave.aio.gcfreeze import keep_heap_frozen
 from edgeweave.cloud.api.app import create_app
+from edgeweave.cloud.api.corked import CorkedH11Protocol
 from edgeweave.cloud.api.deps import ApiDeps
 from edgeweave.cloud.api.events import EventsDeps
 from edgeweave.cloud.api.guards import Principal
@@ -233,6 +234,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
         )
         config = uvicorn.Config(
             app,
+            http=CorkedH11Protocol,  # a response's head and body in one write
             log_level="warning",
             lifespan="off",
             proxy_headers=False,
