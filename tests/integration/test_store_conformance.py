@@ -609,9 +609,22 @@ async def test_adoptions_are_kept_with_the_commit_and_claimed_once_until_the_lea
     claimed = await store.claim_adoptions("replica-a", 60.0, 10)
     assert [c[1:] for c in claimed] == [first, second]  # oldest first; the replay kept none
     assert await other.claim_adoptions("replica-b", 60.0, 10) == []  # held by replica-a
-    await store.finish_adoption(claimed[0][0])
-    await store.finish_adoption(claimed[0][0])  # done twice: no error
-    await store.finish_adoption(claimed[1][0])
+    event = (
+        "n1",
+        1_700_000_000.0,
+        "Device",
+        "default",
+        "d1",
+        "Normal",
+        "TwinDesiredSetOnEdge",
+        "m",
+    )
+    assert await store.finish_adoption(claimed[0][0], [event])
+    # done twice (another replica after the lease): no error, and its events are not written
+    assert not await other.finish_adoption(claimed[0][0], [event])
+    assert await store.finish_adoption(claimed[1][0])
+    (recorded,) = await store.list_events("Device", "default", "d1")
+    assert recorded["reason"] == "TwinDesiredSetOnEdge" and recorded["node"] == "n1"
     # a holder that died: once its lease ran out another replica takes the adoption
     third = ("n1", "default", "d3", "[]")
     await store.commit_upstream("n1", 2, [], [], adoptions=[third])

@@ -17,9 +17,11 @@ Device, with compare-and-set on its resourceVersion (retried on 409 a few times)
   ``TwinDesiredConflict`` names the property, the edge's value and the cloud's value;
 - a value the DeviceModel refuses is not written: Warning ``TwinDesiredInvalid``.
 
-Then the kept items are forgotten. Handling is idempotent but for the events: a replica that
-stops between recording the events and forgetting the items makes the next one record them
-again (once). Items whose timestamp is not newer than the last one handled for that property
+Then the kept items are forgotten, in the same transaction that records the events, so a
+replica that stops in between leaves both to the next one, which records them once. A replica
+that stops after writing a Device and before that transaction leaves the next one finding the
+value adopted already ("nothing to do"), so those events are not recorded; the value itself is
+not lost. Items whose timestamp is not newer than the last one handled for that property
 are skipped (a report repeated by the agent is not a new edit); that memory is bounded and in
 memory.
 
@@ -146,9 +148,7 @@ class DesiredAdopter:
             items = []
         try:
             events = await self.adopt(node, ref, items) if items else []
-            if events:
-                await self._store.append_events(events)
-            await self._store.finish_adoption(adoption_id)
+            await self._store.finish_adoption(adoption_id, events)  # one transaction
         except EdgeweaveError as e:  # kept: tried again once the lease ran out
             log.warning("adopting desired values of %s from %s failed: %s", ref, node, e)
             self.failed += 1

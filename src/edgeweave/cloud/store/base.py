@@ -233,8 +233,11 @@ class NodeSyncStore(Protocol):
         cloud replicas claiming at once never get the same one."""
         ...
 
-    async def finish_adoption(self, adoption_id: int) -> None:
-        """Forget an adoption that was handled (an unknown id is no error)."""
+    async def finish_adoption(self, adoption_id: int, events: Sequence[EventRow] = ()) -> bool:
+        """Forget an adoption that was handled and, in the same transaction, append the
+        ``events`` its handling produced (as :meth:`append_events`). False, and no events
+        written, when it was gone already (another replica finished it): an unknown id is no
+        error."""
         ...
 
     async def list_events(

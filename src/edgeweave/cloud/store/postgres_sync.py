@@ -219,9 +219,14 @@ class PostgresNodeSync:
         ]
         return sorted(claimed)
 
-    async def finish_adoption(self, adoption_id: int) -> None:
-        async with self._connection() as conn:
-            await conn.execute(self._q["adoption_delete"], (adoption_id,))
+    async def finish_adoption(self, adoption_id: int, events: Sequence[EventRow] = ()) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            deleted = await conn.execute(self._q["adoption_delete"], (adoption_id,))
+            if not deleted.rowcount:
+                return False
+            if events:
+                await self._insert_events(conn, list(events))
+        return True
 
     async def _merge_statuses(self, conn: Conn, grouped: dict[ObjectKey, list[JSONObject]]) -> bool:
         # the counter row first, as every writer does: it orders this commit among them

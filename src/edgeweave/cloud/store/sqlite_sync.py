@@ -142,12 +142,16 @@ class SQLiteNodeSync:
             (int(i), str(node), str(ns), str(name), str(items)) for i, node, ns, name, items in rows
         ]
 
-    async def finish_adoption(self, adoption_id: int) -> None:
-        await self._sql.run(self._db_exec, q.ADOPTION_DELETE, (adoption_id,))
+    async def finish_adoption(self, adoption_id: int, events: Sequence[EventRow] = ()) -> bool:
+        return await self._sql.run(self._db_finish_adoption, adoption_id, list(events))
 
-    def _db_exec(self, query: str, args: Sequence[Any]) -> None:
+    def _db_finish_adoption(self, adoption_id: int, rows: list[EventRow]) -> bool:
         with self._sql.transaction() as db:
-            db.execute(query, args)
+            if not db.execute(q.ADOPTION_DELETE, (adoption_id,)).rowcount:
+                return False
+            if rows:
+                self._db_insert_events(db, rows)
+        return True
 
     def _db_delete_history(self, namespace: str, name: str) -> int:
         with self._sql.transaction() as db:
