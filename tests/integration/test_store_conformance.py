@@ -586,17 +586,6 @@ async def test_deleting_a_devices_history_leaves_the_others_and_resets_its_budge
     assert [i["timestamp"] for i in kept] == [now, now + 1, now + 2]
 
 
-async def test_events_appended_outside_a_commit_are_listed_with_the_others(
-    store: CloudStore,
-) -> None:
-    row = ("n1", 1_700_000_000.0, "Device", "default", "d1", "Warning", "TwinDesiredConflict", "m")
-    await store.append_events([row])
-    await store.append_events([])
-    (event,) = await store.list_events("Device", "default", "d1")
-    assert event["reason"] == "TwinDesiredConflict" and event["node"] == "n1"
-    assert await store.upstream_committed_seq("n1") == 0
-
-
 async def test_adoptions_are_kept_with_the_commit_and_claimed_once_until_the_lease_ends(
     backend: Backend,
 ) -> None:

@@ -197,11 +197,6 @@ class NodeSyncStore(Protocol):
         ``MAX_EVENT_TEXT``."""
         ...
 
-    async def append_events(self, events: Sequence[EventRow]) -> None:
-        """Append ``events`` outside an upstream commit (what the cloud itself reports about
-        an object, e.g. a twin conflict); same rows and retention as :meth:`commit_upstream`."""
-        ...
-
     async def list_twin_history(
         self,
         namespace: str,
@@ -235,9 +230,10 @@ class NodeSyncStore(Protocol):
 
     async def finish_adoption(self, adoption_id: int, events: Sequence[EventRow] = ()) -> bool:
         """Forget an adoption that was handled and, in the same transaction, append the
-        ``events`` its handling produced (as :meth:`append_events`). False, and no events
-        written, when it was gone already (another replica finished it): an unknown id is no
-        error."""
+        ``events`` its handling produced (what the cloud itself reports about the Device, e.g.
+        a twin conflict; the rows and retention of :meth:`commit_upstream`). False, and no
+        events written, when it was gone already (another replica finished it): an unknown id
+        is no error."""
         ...
 
     async def list_events(

@@ -144,12 +144,6 @@ class PostgresNodeSync:
                 await copy.write_row(row)
         await conn.execute(self._q["events_trim"], (self.events_retention,))
 
-    async def append_events(self, events: Sequence[EventRow]) -> None:
-        if not events:
-            return
-        async with self._connection() as conn, conn.transaction():
-            await self._insert_events(conn, list(events))
-
     async def _insert_history(
         self, conn: Conn, rows: list[HistoryRow], added: dict[HistoryKey, int]
     ) -> None:

@@ -101,10 +101,6 @@ class SQLiteNodeSync:
             list(adoptions),
         )
 
-    async def append_events(self, events: Sequence[EventRow]) -> None:
-        if events:
-            await self._sql.run(self._db_append_events, list(events))
-
     async def list_twin_history(
         self,
         namespace: str,
@@ -233,10 +229,6 @@ class SQLiteNodeSync:
         db.executemany(q.EVENT_INSERT, rows)
         last: int = db.execute(q.EVENTS_NEWEST_ID).fetchone()[0]
         db.execute(q.EVENTS_TRIM, (last - self.events_retention,))
-
-    def _db_append_events(self, rows: list[EventRow]) -> None:
-        with self._sql.transaction() as db:
-            self._db_insert_events(db, rows)
 
     def _db_insert_history(
         self, db: Connection, rows: list[HistoryRow], added: dict[HistoryKey, int]
