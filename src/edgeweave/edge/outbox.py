@@ -145,7 +145,8 @@ class Outbox:
         self._inflight: tuple[int, _Round] | None = None
         self._inflight_rows: list[tuple[Entry, int]] = []  # the flush being written, by seq
         self._stored = asyncio.Event()  # replaced after every successful flush
-        self._news = asyncio.Event()  # replaced after every append and flush
+        self._news = asyncio.Event()  # set after a flush, and after an append someone awaits
+        self._news_awaited = False
         # the last flush's entries, for peeks that start at or after the seq before them
         # (the link's, while it keeps up): they need no read back from the file
         self._tail_after = -1
@@ -217,7 +218,9 @@ class Outbox:
             self._armed = True
             self._first_buffered_at = asyncio.get_running_loop().time()
             self._pending.set()
-        self._news.set()
+        if self._news_awaited:
+            self._news_awaited = False
+            self._news.set()
         return seq
 
     async def append(self, topic: str, payload: Any, *, key: str | None = None) -> int:
@@ -380,6 +383,8 @@ class Outbox:
             )
             if entries:
                 return entries
+            if unflushed:
+                self._news_awaited = True  # the next append sets it
             await news.wait()
 
     async def ack(self, committed_seq: int) -> None:
