@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from edgeweave.cloud.store.base import CloudStore
+from edgeweave.edge.outbox import Outbox, open_outbox
+
+OUTBOX_FLUSH_S = 3600.0  # an outbox fixture flushes only when a test asks (or flush_max is hit)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -34,3 +37,11 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     finally:
         await pg.aclose()
         await drop_postgres_schema(url, schema)
+
+
+@pytest.fixture
+async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
+    """An outbox whose timer never flushes: tests synchronise with ``flush()``."""
+    box = await open_outbox(tmp_path / "outbox.db", flush_interval_s=OUTBOX_FLUSH_S)
+    yield box
+    await box.aclose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,6 @@ LONG_S = 3600.0  # flushes happen only when a test asks for them (or flush_max i
 
 async def drain(outbox: Outbox, after: int = 0) -> list[Entry]:
     return await outbox.peek(after, max_entries=1_000_000, max_bytes=1 << 40)
-
-
-@pytest.fixture
-async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
-    box = await open_outbox(tmp_path / "outbox.db", flush_interval_s=LONG_S)
-    yield box
-    await box.aclose()
 
 
 async def test_appends_are_peeked_in_seq_order_and_acked(outbox: Outbox) -> None:

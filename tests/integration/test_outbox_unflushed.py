@@ -9,10 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from edgeweave.edge.outbox import RESERVE_BLOCK, Entry, Outbox, open_outbox
 
@@ -21,13 +18,6 @@ LONG_S = 3600.0  # nothing flushes unless a test asks
 
 async def early(outbox: Outbox, after: int = 0, max_entries: int = 1_000_000) -> list[Entry]:
     return await outbox.peek(after, max_entries=max_entries, max_bytes=1 << 40, unflushed=True)
-
-
-@pytest.fixture
-async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
-    box = await open_outbox(tmp_path / "outbox.db", flush_interval_s=LONG_S)
-    yield box
-    await box.aclose()
 
 
 async def reserved(outbox: Outbox) -> None:
