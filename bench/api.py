@@ -38,6 +38,7 @@ from _util import (
 )
 from edgeweave.client import AsyncClient, load_config
 from edgeweave.client._httpx import httpx
+from edgeweave.client.h11pool import AsyncH11Transport
 
 DEFAULT_OBJECTS = 10_000
 DEFAULT_GETS = 10_000
@@ -205,11 +206,11 @@ async def bench_watch(
 
 @contextlib.asynccontextmanager
 async def clients(admin_config: Path) -> AsyncIterator[tuple[AsyncClient, httpx.AsyncClient]]:
-    """The edgeweave client and a bare httpx client sharing ONE connection pool (transport),
-    so the /healthz baseline runs over the very TLS connections the API calls use."""
+    """The edgeweave client and a bare httpx client sharing ONE connection pool (the client's
+    own transport), so the /healthz baseline runs over the very TLS connections the API calls
+    use."""
     config = load_config(str(admin_config))
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    transport = httpx.AsyncHTTPTransport(verify=config.ssl_context(), limits=limits)
+    transport = AsyncH11Transport(config.ssl_context(), max_connections=64, max_idle=64)
     client = AsyncClient(config, transport=transport)
     raw = httpx.AsyncClient(
         base_url=config.server,
@@ -409,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/api.py " + " ".join(sys.argv[1:]),
         "machine": machine_info(),
         "source": source_info(),
-        "client": "edgeweave.client.AsyncClient (httpx.AsyncClient, HTTP/1.1, TLS, keep-alive); "
-        "baselines through a bare httpx.AsyncClient sharing its connection pool",
+        "client": "edgeweave.client.AsyncClient (httpx.AsyncClient on the client's h11 "
+        "transport, HTTP/1.1, TLS, keep-alive); baselines through a bare httpx.AsyncClient "
+        "sharing its connection pool",
         "parameters": {
             "objects_per_create_phase": args.objects,
             "gets": args.gets,

@@ -1,4 +1,5 @@
-"""The asyncio client of the public API, over ``httpx.AsyncClient``.
+"""The asyncio client of the public API, over ``httpx.AsyncClient`` on the h11 transport of
+:mod:`.h11pool` (any httpx transport can be passed instead).
 
 The same methods as :class:`~.http.Client` with the same meaning, as coroutines; ``watch`` is an
 async iterator. Requests, answers and errors go through the same shared modules, so the two
@@ -18,6 +19,7 @@ from edgeweave.client.async_pipelines import AsyncPipelineMethods
 from edgeweave.client.config import ClientConfig
 from edgeweave.client.core import KindArg, check_event, list_items
 from edgeweave.client.discovery import Discovery, KindRef
+from edgeweave.client.h11pool import transport_for
 from edgeweave.client.ndjson import EventDecoder
 from edgeweave.client.transport import (
     Settings,
@@ -37,7 +39,10 @@ class AsyncClient(AsyncPipelineMethods):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(config, settings)
-        self._http = httpx.AsyncClient(**client_kwargs(config, self.settings), transport=transport)
+        kwargs = client_kwargs(config, self.settings)
+        self._http = httpx.AsyncClient(
+            **kwargs, transport=transport or transport_for(kwargs["verify"])
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
