@@ -13,14 +13,20 @@ Must not decide what or when to publish (the device workers do) nor open connect
 from __future__ import annotations
 
 import logging
-import uuid
 
 from edgeweave.aio.clock import Clock
 from edgeweave.errors import BusError
 from edgeweave.protocol.refs import ResourceRef
 from edgeweave.transport.mqtt import MqttClient
 from edgeweave.twin import payloads
-from edgeweave.twin.messages import MsgTwin, StateUpdate, TwinGet, TwinUpdate, TwinValue
+from edgeweave.twin.messages import (
+    MsgTwin,
+    StateUpdate,
+    TwinGet,
+    TwinUpdate,
+    TwinValue,
+    new_event_id,
+)
 from edgeweave.twin.topics import DeviceAction, device_topic
 
 log = logging.getLogger(__name__)
@@ -29,15 +35,15 @@ log = logging.getLogger(__name__)
 def twin_update_payload(prop: str, twin_type: str, value: str, now_ms: int) -> bytes:
     """A ``twin/update`` that reports ``value`` as the property's actual value."""
     twin = MsgTwin(actual=TwinValue(value, now_ms), type=twin_type)
-    return payloads.encode(TwinUpdate(uuid.uuid4().hex, now_ms, {prop: twin}))
+    return payloads.encode(TwinUpdate(new_event_id(), now_ms, {prop: twin}))
 
 
 def state_payload(state: str, now_ms: int) -> bytes:
-    return payloads.encode(StateUpdate(uuid.uuid4().hex, now_ms, state))
+    return payloads.encode(StateUpdate(new_event_id(), now_ms, state))
 
 
 def twin_get_payload() -> bytes:
-    return payloads.encode(TwinGet(uuid.uuid4().hex))
+    return payloads.encode(TwinGet(new_event_id()))
 
 
 class BusPublisher:

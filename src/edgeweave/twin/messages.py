@@ -8,11 +8,19 @@ Timestamps are Unix **milliseconds**; values travel as strings. Must not do I/O 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 STATES: Final = ("online", "offline", "ok", "unknown", "unhealthy")
+
+
+def new_event_id() -> str:
+    """A fresh ``event_id``: 32 hex chars, as ``uuid4().hex``. It names an event, it is no
+    secret: drawn from :mod:`random`, so no system call (one that lets go of the GIL) per
+    published change."""
+    return f"{random.getrandbits(128):032x}"
 
 
 @dataclass(frozen=True, slots=True)

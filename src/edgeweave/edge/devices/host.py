@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -37,7 +36,7 @@ from edgeweave.protocol.refs import ResourceRef
 from edgeweave.twin import dispatch, payloads
 from edgeweave.twin.errors import TwinError
 from edgeweave.twin.manifests import twin_from_device
-from edgeweave.twin.messages import MembershipDevice, MembershipUpdated
+from edgeweave.twin.messages import MembershipDevice, MembershipUpdated, new_event_id
 from edgeweave.twin.report import LocalDesired, Sample
 from edgeweave.twin.state import (
     DeviceTwin,
@@ -388,7 +387,7 @@ class DeviceHost:
         if self.on_devices is not None and (touched or refs is None):
             configs_changed = self.on_devices(self.infos, None if refs is None else touched)
         if added or gone or configs_changed:  # mappers reload their config on this
-            note = MembershipUpdated(uuid.uuid4().hex, now, added, gone)
+            note = MembershipUpdated(new_event_id(), now, added, gone)
             topic = node_topic(self.node, NodeAction.MEMBERSHIP_UPDATED)
             await self._send((dispatch.Publication(topic, payloads.encode(note)),))
 
@@ -407,7 +406,7 @@ class DeviceHost:
                 continue
             if prop.expected is None or prop.expected.value != value:
                 desired[key] = value  # the cloud wins over a value set locally meanwhile
-        event_id = uuid.uuid4().hex
+        event_id = new_event_id()
         change = (
             apply_cloud_desired(twin, desired, event_id=event_id, now_ms=now)
             if desired
