@@ -395,6 +395,16 @@ async def test_watch_resumed_from_a_middle_version_gives_exactly_the_later_event
         ),
         (WatchFilter(kind="App", name="app-b"), ["app-b"], obj("app-b", namespace="c")),
         (WatchFilter(kind="Node", namespace=""), ["node-1"], obj("f", kind="Node", namespace=None)),
+        (
+            WatchFilter(kinds=frozenset({"Service", "Node"})),
+            ["svc-a", "svc-b", "node-1"],
+            obj("f", kind="Service"),
+        ),
+        (
+            WatchFilter(kind="App", kinds=frozenset({"App", "Node"}), namespace="b"),
+            ["app-b"],
+            obj("f", namespace="b"),
+        ),
     ],
 )
 async def test_watch_filters_by_kind_namespace_selector_and_name(

@@ -43,13 +43,14 @@ from edgeweave.cloud.endpoints.derive import (
     same_endpoints,
     service_view,
 )
-from edgeweave.cloud.store.base import Store, iter_objects
+from edgeweave.cloud.store.base import Store, WatchFilter, iter_objects
 from edgeweave.errors import AlreadyExists, Conflict, Gone, NotFound, StoreError
 
 log = logging.getLogger(__name__)
 
 SERVICE, APP, NODE = "Service", "App", "Node"
 KINDS = (SERVICE, APP, NODE, ENDPOINTS)
+_WATCHED = WatchFilter(kinds=frozenset(KINDS))  # other kinds' changes (Devices) never wake it
 RETRY_DELAY_S = 1.0
 Key = tuple[str, str]  # (namespace, service name)
 
@@ -124,11 +125,10 @@ class EndpointsController:
     async def _follow(self) -> None:
         while True:
             try:
-                async with self._store.open_watch(self._since) as watch:
+                async with self._store.open_watch(self._since, _WATCHED) as watch:
                     async for event in watch:
                         self._since = event.resource_version
-                        if event.object.get("kind") in KINDS:
-                            self.apply(event.type, event.object)
+                        self.apply(event.type, event.object)
                 return  # the store closed the watch: it is shutting down
             except Gone:
                 log.warning("endpoints watch fell behind the change log; relisting")

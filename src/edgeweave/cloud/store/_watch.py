@@ -27,32 +27,32 @@ ChangeRow = tuple[int, str, str, str, str, str]
 FetchChanges = Callable[[int, int], Awaitable[tuple[int, Sequence[ChangeRow]]]]
 WATCH_BATCH_ROWS = 1000
 MAX_SKIPPED_CHANGES = 1000
-"""A watch of one kind is woken at least this often by other kinds' changes, so its cursor
+"""A watch of some kinds is woken at least this often by other kinds' changes, so its cursor
 keeps up with the log and compaction never overtakes it."""
 
 
 class _Subscriber:
-    __slots__ = ("event", "kind", "skipped")
+    __slots__ = ("event", "kinds", "skipped")
 
-    def __init__(self, kind: str | None) -> None:
+    def __init__(self, kinds: frozenset[str] | None) -> None:
         self.event = asyncio.Event()
-        self.kind = kind
+        self.kinds = kinds
         self.skipped = 0
 
 
 class Notifier:
     """Wakes the open watches of one store after a commit; closing it ends them all.
 
-    A backend that knows which kinds a commit changed passes them, and a watch of one kind
+    A backend that knows which kinds a commit changed passes them, and a watch of some kinds
     sleeps through the others' changes (see :data:`MAX_SKIPPED_CHANGES`)."""
 
     def __init__(self) -> None:
         self._subscribers: dict[asyncio.Event, _Subscriber] = {}
         self.closed = False
 
-    def subscribe(self, kind: str | None = None) -> asyncio.Event:
-        """The event set for changes of ``kind`` (None: of every kind)."""
-        sub = _Subscriber(kind)
+    def subscribe(self, kinds: frozenset[str] | None = None) -> asyncio.Event:
+        """The event set for changes of ``kinds`` (None: of every kind)."""
+        sub = _Subscriber(kinds)
         self._subscribers[sub.event] = sub
         return sub.event
 
@@ -63,7 +63,7 @@ class Notifier:
         """``changes`` changes were committed, of ``kinds`` (None: unknown, wake every
         watch)."""
         for sub in self._subscribers.values():
-            if kinds is None or sub.kind is None or sub.kind in kinds:
+            if kinds is None or sub.kinds is None or not sub.kinds.isdisjoint(kinds):
                 sub.event.set()
                 continue
             sub.skipped += changes
@@ -97,7 +97,11 @@ class LogWatch:
         self._poll_interval_s = poll_interval_s
         self._batch_rows = batch_rows
         self._buffer: deque[WatchEvent] = deque()
-        self._wake = notifier.subscribe(self._flt.kind)
+        kinds = self._flt.kinds
+        if self._flt.kind is not None:
+            kinds = frozenset({self._flt.kind}) if kinds is None else kinds & {self._flt.kind}
+        self._kinds = kinds
+        self._wake = notifier.subscribe(kinds)
         self._closed = False
 
     @property
@@ -132,7 +136,7 @@ class LogWatch:
         flt = self._flt
         for rv, event_type, kind, namespace, name, text in rows:
             self._last = rv
-            if flt.kind is not None and kind != flt.kind:
+            if self._kinds is not None and kind not in self._kinds:
                 continue
             if flt.namespace is not None and namespace != flt.namespace:
                 continue

@@ -49,10 +49,13 @@ class WatchFilter:
     namespace: str | None = None  # None = every namespace
     selector: LabelSelector = field(default_factory=LabelSelector)
     name: str | None = None  # one object only
+    kinds: frozenset[str] | None = None  # None = every kind; else only these (and ``kind``)
 
     def matches(self, obj: JSONObject) -> bool:
         meta = obj.get("metadata", {})
         if self.kind is not None and obj.get("kind") != self.kind:
+            return False
+        if self.kinds is not None and obj.get("kind") not in self.kinds:
             return False
         if self.namespace is not None and (meta.get("namespace") or "") != self.namespace:
             return False
