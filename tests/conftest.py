@@ -17,24 +17,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from procs import live_processes
+
 PG_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _children() -> set[int]:
-    me = str(os.getpid())
-    found: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        # fields[0] = state, fields[1] = ppid; zombies already exited
-        if fields[1].decode() == me and fields[0] != b"Z":
-            found.add(int(entry))
-    return found
+    me = os.getpid()
+    return {proc.pid for proc in live_processes() if proc.ppid == me}
 
 
 @pytest.fixture(autouse=True)

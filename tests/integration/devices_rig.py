@@ -137,7 +137,6 @@ class Rig:
             ref = ResourceRef(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
             upserts.append((ref, self.rv, obj))
         await self.store.apply_batch(upserts, [])
-        self.host.changed_refs.update(ref for ref, _rv, _obj in upserts)
         self.host.changed_objects.update((ref, obj) for ref, _rv, obj in upserts)  # as Sync
         self.host.changed.set()
 

@@ -4,10 +4,10 @@ processes of a process group (to prove user code was stopped)."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from edgeweave.pipelines.spec import PipelineDoc, parse_pipeline_specs
+from procs import live_processes
 
 
 def pipeline_doc(name: str, repo: str, cmd: list[str], **extra: Any) -> PipelineDoc:
@@ -23,15 +23,4 @@ def pipeline_doc(name: str, repo: str, cmd: list[str], **extra: Any) -> Pipeline
 
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes in process group ``pgid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            found.append(int(entry))
-    return found
+    return [proc.pid for proc in live_processes() if proc.pgid == pgid]

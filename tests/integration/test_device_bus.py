@@ -217,7 +217,7 @@ async def test_malformed_payloads_get_error_results_and_the_bus_stays_up(
 async def test_a_deleted_device_leaves_the_membership(rig: Rig, mapper: PahoClient) -> None:
     ref = THERMO
     await rig.store.apply_batch([], [Versioned(ref, rig.rv + 1)])
-    rig.host.changed_refs.add(ref)
+    rig.host.changed_objects[ref] = None  # deleted, as the sync hands it over
     rig.host.changed.set()
     _, body = await mapper.next(lambda t, _b: t.endswith("/membership/updated"))
     assert isinstance(body, dict)

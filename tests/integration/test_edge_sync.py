@@ -50,7 +50,7 @@ async def test_persist_hands_over_the_device_objects_the_store_kept(tmp_path: Pa
         ]
         acked = await sync.persist(batch)
         assert [v.rv for v in acked] == [5, 4, 6, 7]
-        assert sync.device_refs == {A, B}
+        assert set(sync.device_objects) == {A, B}
         assert sync.device_objects == {A: device("a", "new"), B: None}
         assert sync.device_objects[A] == await store.get(A)
         assert sync.devices_changed.is_set() and sync.changed.is_set()
@@ -67,5 +67,5 @@ async def test_a_failed_persist_hands_over_nothing() -> None:
     sync = Sync(cast(Any, FailingStore()))
     with pytest.raises(StoreError):
         await sync.persist([m.Upsert(ref=A, rv=1, object=device("a", "x"))])
-    assert not sync.device_objects and not sync.device_refs
+    assert not sync.device_objects
     assert not sync.devices_changed.is_set()

@@ -280,53 +280,61 @@ def virtual_runner(
     )
 
 
-async def test_readings_follow_collect_and_report_cycles_on_an_injected_clock(
-    tmp_path: Path,
-) -> None:
+@contextlib.asynccontextmanager
+async def occupancy_runner(
+    tmp_path: Path, clock: ManualClock, **cycles: dict[str, Any]
+) -> AsyncIterator[tuple[MapperRunner, AgentBus, str]]:
+    """A virtual mapper serving one occupancy sensor, started and asleep in its four collect
+    loops (one per property): ``(runner, the agent's bus, the device id)``."""
     ns, node = unique("ns"), unique("node")
     device = f"{ns}/occupancy-2"
-    config = occupancy_config(
-        tmp_path,
-        node,
-        ns,
-        co2={"collectCycle": 1000, "reportCycle": 3000},
-        occupants={"collectCycle": 2000},  # reportCycle follows: 2000
-        occupied={"collectCycle": 1000, "reportToCloud": False},
-        lights={"collectCycle": 5000},
-    )
-    clock = ManualClock(time=START_MS / 1000)
+    config = occupancy_config(tmp_path, node, ns, **cycles)
     async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
         runner = virtual_runner(config, url, node, clock)
         async with running(runner):
             await bus.wait_for(lambda s: s.topic.endswith(f"{device}/twin/get"), "twin/get")
-            await clock.wait_sleepers(4)  # one collect loop per property
-            for _ in range(12):
-                clock.advance(1.0)
-                await clock.wait_sleepers(4)
-            worker = runner.workers()[device]
-            assert worker.reads == 13 + 7 + 13 + 3  # co2, occupants, occupied, lights
+            await clock.wait_sleepers(4)
+            yield runner, bus, device
 
-            def reported_at(seen: Seen, prop: str) -> int | None:
-                if not seen.topic.endswith(f"{device}/twin/update"):
-                    return None
-                twin = seen.json()["twin"].get(prop)
-                if twin is None:
-                    return None
-                return (twin["actual"]["metadata"]["timestamp"] - START_MS) // 1000
 
-            for prop, last in (("co2", 12), ("occupants", 12), ("lights", 10)):
-                await bus.wait_for(lambda s, p=prop, t=last: reported_at(s, p) == t, prop)
-            # a reading taken before the bus was up is sent once it is: nothing is missing
-            times = {
-                prop: {t for s in bus.history if (t := reported_at(s, prop)) is not None}
-                for prop in ("co2", "occupants", "lights", "occupied")
-            }
-            assert times == {
-                "co2": {0, 3, 6, 9, 12},
-                "occupants": {0, 2, 4, 6, 8, 10, 12},
-                "lights": {0, 5, 10},
-                "occupied": set(),  # reportToCloud: false
-            }
+async def test_readings_follow_collect_and_report_cycles_on_an_injected_clock(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(time=START_MS / 1000)
+    cycles: dict[str, dict[str, Any]] = {
+        "co2": {"collectCycle": 1000, "reportCycle": 3000},
+        "occupants": {"collectCycle": 2000},  # reportCycle follows: 2000
+        "occupied": {"collectCycle": 1000, "reportToCloud": False},
+        "lights": {"collectCycle": 5000},
+    }
+    async with occupancy_runner(tmp_path, clock, **cycles) as (runner, bus, device):
+        for _ in range(12):
+            clock.advance(1.0)
+            await clock.wait_sleepers(4)
+        worker = runner.workers()[device]
+        assert worker.reads == 13 + 7 + 13 + 3  # co2, occupants, occupied, lights
+
+        def reported_at(seen: Seen, prop: str) -> int | None:
+            if not seen.topic.endswith(f"{device}/twin/update"):
+                return None
+            twin = seen.json()["twin"].get(prop)
+            if twin is None:
+                return None
+            return (twin["actual"]["metadata"]["timestamp"] - START_MS) // 1000
+
+        for prop, last in (("co2", 12), ("occupants", 12), ("lights", 10)):
+            await bus.wait_for(lambda s, p=prop, t=last: reported_at(s, p) == t, prop)
+        # a reading taken before the bus was up is sent once it is: nothing is missing
+        times = {
+            prop: {t for s in bus.history if (t := reported_at(s, prop)) is not None}
+            for prop in ("co2", "occupants", "lights", "occupied")
+        }
+        assert times == {
+            "co2": {0, 3, 6, 9, 12},
+            "occupants": {0, 2, 4, 6, 8, 10, 12},
+            "lights": {0, 5, 10},
+            "occupied": set(),  # reportToCloud: false
+        }
 
 
 class RecordingClock(ManualClock):
@@ -344,34 +352,27 @@ class RecordingClock(ManualClock):
 async def test_a_short_report_cycle_does_not_wake_the_mapper_between_collects(
     tmp_path: Path,
 ) -> None:
-    ns, node = unique("ns"), unique("node")
-    device = f"{ns}/occupancy-2"
-    config = occupancy_config(
-        tmp_path, node, ns, **{"*": {"collectCycle": 10_000, "reportCycle": 1}}
-    )
     clock = RecordingClock(time=START_MS / 1000)
-    async with open_amqtt_broker() as url, open_agent_bus(url) as bus:
-        runner = virtual_runner(config, url, node, clock)
-        async with running(runner):
-            await bus.wait_for(lambda s: s.topic.endswith(f"{device}/twin/get"), "twin/get")
-            await clock.wait_sleepers(4)  # each property collected, reported, then asleep
-            clock.asked.clear()
-            clock.advance(10.0)  # the next collect: read, report 1 ms later, sleep again
-            await clock.wait_sleepers(4)
-            clock.advance(0.001)
-            await clock.wait_sleepers(4)
-            assert runner.workers()[device].reads == 8
-            await bus.wait_for(  # the second round's readings went out
-                lambda s: (
-                    s.topic.endswith(f"{device}/twin/update")
-                    and s.json()["twin"]
-                    .get("co2", {})
-                    .get("actual", {})
-                    .get("metadata", {})
-                    .get("timestamp")
-                    == START_MS + 10_000
-                ),
-                "co2 read at 10 s",
-            )
-            # asleep until the next collect, not woken every millisecond to find nothing new
-            assert [round(s, 6) for s in clock.asked] == [10.0] * 4
+    cycles = {"*": {"collectCycle": 10_000, "reportCycle": 1}}
+    async with occupancy_runner(tmp_path, clock, **cycles) as (runner, bus, device):
+        # each property collected, reported, then asleep
+        clock.asked.clear()
+        clock.advance(10.0)  # the next collect: read, report 1 ms later, sleep again
+        await clock.wait_sleepers(4)
+        clock.advance(0.001)
+        await clock.wait_sleepers(4)
+        assert runner.workers()[device].reads == 8
+        await bus.wait_for(  # the second round's readings went out
+            lambda s: (
+                s.topic.endswith(f"{device}/twin/update")
+                and s.json()["twin"]
+                .get("co2", {})
+                .get("actual", {})
+                .get("metadata", {})
+                .get("timestamp")
+                == START_MS + 10_000
+            ),
+            "co2 read at 10 s",
+        )
+        # asleep until the next collect, not woken every millisecond to find nothing new
+        assert [round(s, 6) for s in clock.asked] == [10.0] * 4

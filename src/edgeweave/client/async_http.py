@@ -19,7 +19,7 @@ from edgeweave.client.async_pipelines import AsyncPipelineMethods
 from edgeweave.client.config import ClientConfig
 from edgeweave.client.core import KindArg, check_event, list_items
 from edgeweave.client.discovery import Discovery, KindRef
-from edgeweave.client.h11pool import transport_for
+from edgeweave.client.h11pool import AsyncH11Transport
 from edgeweave.client.ndjson import EventDecoder
 from edgeweave.client.transport import (
     Settings,
@@ -40,9 +40,8 @@ class AsyncClient(AsyncPipelineMethods):
     ) -> None:
         super().__init__(config, settings)
         kwargs = client_kwargs(config, self.settings)
-        self._http = httpx.AsyncClient(
-            **kwargs, transport=transport or transport_for(kwargs["verify"])
-        )
+        transport = transport or AsyncH11Transport(kwargs["verify"])
+        self._http = httpx.AsyncClient(**kwargs, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()

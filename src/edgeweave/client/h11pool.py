@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
 
 import h11
 
@@ -35,12 +34,6 @@ DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_MAX_IDLE = 8  # per host
 
 _Key = tuple[str, str, int]  # scheme, host, port
-_TIMEOUT_ERRORS: dict[str, type[httpx.TimeoutException]] = {
-    "connect": httpx.ConnectTimeout,
-    "read": httpx.ReadTimeout,
-    "write": httpx.WriteTimeout,
-    "pool": httpx.PoolTimeout,
-}
 
 
 def _timeouts(request: httpx.Request) -> dict[str, float | None]:
@@ -185,18 +178,15 @@ class AsyncH11Transport(httpx.AsyncBaseTransport):
         )
         try:
             data = conn.h11.send(head) or b""
-            if body is not None:
-                if body:
-                    data += conn.h11.send(h11.Data(data=body)) or b""
+            if body is not None:  # in memory: the whole request in one write
+                data += conn.h11.send(h11.Data(data=body)) if body else b""
                 data += conn.h11.send(h11.EndOfMessage()) or b""
-                await self._write(conn, data, timeouts, stale_ok=True)
-            else:
-                await self._write(conn, data, timeouts, stale_ok=True)
+            await self._write(conn, data, timeouts, stale_ok=True)
+            if body is None:
                 async for chunk in request.stream:  # type: ignore[union-attr]
                     if chunk:
-                        await self._write(
-                            conn, conn.h11.send(h11.Data(data=chunk)) or b"", timeouts
-                        )
+                        data = conn.h11.send(h11.Data(data=chunk)) or b""
+                        await self._write(conn, data, timeouts)
                 await self._write(conn, conn.h11.send(h11.EndOfMessage()) or b"", timeouts)
             answer = await self._response_head(conn, timeouts)
         except h11.LocalProtocolError as e:
@@ -331,8 +321,3 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._finish(reusable=False)  # a body left unread: its connection cannot be reused
-
-
-def transport_for(verify: Any) -> AsyncH11Transport:
-    """The transport :class:`~edgeweave.client.async_http.AsyncClient` uses by default."""
-    return AsyncH11Transport(verify if isinstance(verify, ssl.SSLContext | bool) else True)

@@ -262,7 +262,6 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         agent.store,
         agent.outbox,
         sync.devices_changed,
-        sync.device_refs,
         sync.device_objects,
         devices,
         on_bus=on_bus,

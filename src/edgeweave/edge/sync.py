@@ -37,9 +37,8 @@ class Sync:
         self.store = store
         self.changed = asyncio.Event()  # set when held workload objects changed
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
-        self.device_refs: set[ResourceRef] = set()  # ... which ones (the twin host takes them)
-        # ... and those objects as persisted (None: deleted), so the twin host need not read
-        # back from the store what was just written
+        # ... which ones, as persisted (None: deleted): the twin host takes them, and need not
+        # read back from the store what was just written
         self.device_objects: dict[ResourceRef, dict[str, Any] | None] = {}
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
         self.pipelines_changed = asyncio.Event()  # ... held Pipelines or Repos
@@ -58,7 +57,6 @@ class Sync:
             self.changed.set()
         devices = {ref: obj for ref, obj in applied.items() if ref.kind in DEVICE_KINDS}
         if devices:
-            self.device_refs.update(devices)
             self.device_objects.update(devices)
             self.devices_changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):

@@ -68,17 +68,6 @@ RecordJobs = Callable[[str, list[JobReport]], Awaitable[None]]
 RecordCommits = Callable[[str, list[CommitReport]], Awaitable[None]]
 
 
-def adoptions_of(node: str, items: LocalDesiredItems) -> list[Adoption]:
-    """``items`` as the store keeps them until adopted: one row per Device."""
-    per_device: dict[ResourceRef, list[LocalDesired]] = {}
-    for ref, item in items:
-        per_device.setdefault(ref, []).append(item)
-    return [
-        (node, ref.namespace or "", ref.name, encode_local_desired(device_items))
-        for ref, device_items in per_device.items()
-    ]
-
-
 MAX_REFUSAL_TEXT = 300  # characters of one refused entry's description in the Warning event
 MAX_PENDING_BATCHES = 16  # per node; the agent keeps a few frames in flight
 MAX_MESH_PEERS = 10_000  # peers one node may report a mesh path to
@@ -116,6 +105,17 @@ class Translated:
     samples: list[TwinSample] = field(default_factory=list)
     local_desired: LocalDesiredItems = field(default_factory=list)
     pipelines: PipelineReports = field(default_factory=PipelineReports)
+
+
+def adoptions_of(node: str, items: LocalDesiredItems) -> list[Adoption]:
+    """``items`` as the store keeps them until adopted: one row per Device."""
+    per_device: dict[ResourceRef, list[LocalDesired]] = {}
+    for ref, item in items:
+        per_device.setdefault(ref, []).append(item)
+    return [
+        (node, ref.namespace or "", ref.name, encode_local_desired(device_items))
+        for ref, device_items in per_device.items()
+    ]
 
 
 def _ref_key(value: Any) -> tuple[str, str, str] | None:

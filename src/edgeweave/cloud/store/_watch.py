@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import cast
 
 from edgeweave.cloud.store._objects import decode_json, gone
@@ -59,7 +59,7 @@ class Notifier:
     def unsubscribe(self, event: asyncio.Event) -> None:
         self._subscribers.pop(event, None)
 
-    def notify(self, kinds: Sequence[str] | None = None, changes: int = 1) -> None:
+    def notify(self, kinds: Collection[str] | None = None, changes: int = 1) -> None:
         """``changes`` changes were committed, of ``kinds`` (None: unknown, wake every
         watch)."""
         for sub in self._subscribers.values():

@@ -121,7 +121,7 @@ class SQLiteStore(SQLiteNodeSync):
         if self._recent is not None:
             self._recent.add(rows)
         if self._loop is not None:
-            kinds = sorted({row[2] for row in rows})  # a watch of another kind sleeps on
+            kinds = {row[2] for row in rows}  # a watch of other kinds sleeps on
             self._loop.call_soon_threadsafe(self._notifier.notify, kinds, len(rows))
         self._writes_since_retention += 1
         if self._writes_since_retention >= RETENTION_EVERY_WRITES:

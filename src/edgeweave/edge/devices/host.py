@@ -97,8 +97,7 @@ class DeviceHost:
         self.held: dict[ResourceRef, HeldTwin] = {}
         self.infos: dict[ResourceRef, DeviceInfo] = {}
         self.changed = asyncio.Event()  # set by the sync when Device/DeviceModel objects change
-        self.changed_refs: set[ResourceRef] = set()  # ... and which (the sync adds to it)
-        # ... and, for the refs the sync persisted, the objects themselves (None: deleted)
+        # ... which ones, as persisted (None: deleted; the sync adds to it)
         self.changed_objects: dict[ResourceRef, JSONObject | None] = {}
         # told the node's devices after a reconcile, with the protocols whose devices changed
         # (None: all); True: the mapper configs changed
@@ -275,36 +274,36 @@ class DeviceHost:
 
     async def run_reconcile(self) -> None:
         """Apply every held Device at start, then the changed ones (coalesced) after each
-        change the sync persisted: ``changed_refs`` names them, ``changed_objects`` holds
-        the objects the sync wrote (the rest are read from the store)."""
-        refs: set[ResourceRef] | None = None  # None: all of them
-        persisted: dict[ResourceRef, JSONObject | None] = {}
+        change the sync persisted: ``changed_objects`` holds them as the sync wrote them (the
+        devices of a changed model, and unchanged models, come from elsewhere)."""
+        persisted: dict[ResourceRef, JSONObject | None] | None = None  # None: all of them
         while True:
             try:
-                await self.reconcile(refs, persisted)
+                await self.reconcile(persisted)
             except Exception:  # a bad object must not stop the twin host
                 log.exception("applying the node's devices failed")
             await self.changed.wait()
             self.changed.clear()
-            refs = set(self.changed_refs)  # the sync's set and dict: read and clear in place
-            self.changed_refs.clear()
-            persisted = dict(self.changed_objects)
+            persisted = dict(self.changed_objects)  # the sync's dict: read and clear in place
             self.changed_objects.clear()
 
     async def _devices_for(
-        self, refs: set[ResourceRef] | None, persisted: Mapping[ResourceRef, JSONObject | None]
+        self, persisted: Mapping[ResourceRef, JSONObject | None] | None
     ) -> tuple[list[JSONObject], dict[tuple[str, str], JSONObject], set[ResourceRef]]:
-        """The Device objects to look at, the models they need, and the refs looked at.
+        """The Device objects to look at, the models they need, and the refs looked at
+        (``persisted`` None: all of them).
 
         An object in ``persisted`` is taken from there; an unchanged model from what the
         devices looked at had before; anything else is read from the store."""
-        if refs is None:
+        if persisted is None:
             devices = await self._objects.list("Device")
             models = await self._objects.list("DeviceModel")
             looked = {device_ref(_ns(d), d["metadata"]["name"]) for d in devices} | set(self.held)
         else:
-            changed_models = {(r.namespace or "default", r.name) for r in refs if r.kind == MODEL}
-            looked = {r for r in refs if r.kind == "Device"}
+            changed_models = {
+                (r.namespace or "default", r.name) for r in persisted if r.kind == MODEL
+            }
+            looked = {r for r in persisted if r.kind == "Device"}
             if changed_models:  # their devices too (a scan of all: models change rarely)
                 looked |= {
                     ref
@@ -321,7 +320,7 @@ class DeviceHost:
             async def read(ref: ResourceRef) -> JSONObject | None:
                 if ref in persisted:
                     return persisted[ref]
-                if ref.kind == MODEL and ref not in refs:
+                if ref.kind == MODEL:
                     cached = known.get((ref.namespace or "default", ref.name))
                     if cached is not None:
                         return dict(cached)
@@ -340,13 +339,11 @@ class DeviceHost:
             return None
 
     async def reconcile(
-        self,
-        refs: set[ResourceRef] | None = None,
-        persisted: Mapping[ResourceRef, JSONObject | None] | None = None,
+        self, persisted: Mapping[ResourceRef, JSONObject | None] | None = None
     ) -> None:
-        """Bring the twins in line with the held Device objects (``refs``: only these;
-        ``persisted``: some of them as just persisted)."""
-        devices, models, looked = await self._devices_for(refs, persisted or {})
+        """Bring the twins in line with the held Device objects (``persisted``: only these,
+        as just persisted; None: all)."""
+        devices, models, looked = await self._devices_for(persisted)
         now = self._now_ms()
         seen: set[ResourceRef] = set()
         added: list[MembershipDevice] = []
@@ -384,8 +381,8 @@ class DeviceHost:
         if removed:
             self._flush_wake.set()
         configs_changed = False
-        if self.on_devices is not None and (touched or refs is None):
-            configs_changed = self.on_devices(self.infos, None if refs is None else touched)
+        if self.on_devices is not None and (touched or persisted is None):
+            configs_changed = self.on_devices(self.infos, None if persisted is None else touched)
         if added or gone or configs_changed:  # mappers reload their config on this
             note = MembershipUpdated(new_event_id(), now, added, gone)
             topic = node_topic(self.node, NodeAction.MEMBERSHIP_UPDATED)

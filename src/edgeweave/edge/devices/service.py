@@ -50,7 +50,6 @@ async def serve_devices(
     store: EdgeStore,
     outbox: Outbox,
     changed: asyncio.Event,
-    changed_refs: set[ResourceRef],
     changed_objects: dict[ResourceRef, dict[str, Any] | None],
     devices: Devices,
     *,
@@ -58,10 +57,9 @@ async def serve_devices(
     on_mappers: Callable[[], None],
 ) -> None:
     """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change, and
-    ``changed_refs`` holds which ones (the sync adds, the twin host takes them) and
-    ``changed_objects`` the objects persisted (None: deleted)."""
+    ``changed_objects`` holds which ones, as persisted (None: deleted; the sync adds, the twin
+    host takes them)."""
     changed.clear()  # the host starts with a full reconcile
-    changed_refs.clear()
     changed_objects.clear()
     async with contextlib.AsyncExitStack() as stack:
         twins = await open_twin_store(data_dir / "twins.db")
@@ -83,8 +81,7 @@ async def serve_devices(
         host = DeviceHost(
             node, store, twins, reporter, emit_event, max_payload_bytes=opts.max_payload_bytes
         )
-        host.changed, host.changed_refs = changed, changed_refs
-        host.changed_objects = changed_objects
+        host.changed, host.changed_objects = changed, changed_objects
         await host.load()
         if opts.start_mappers:
             host.on_devices = _mapper_updater(
