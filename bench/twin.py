@@ -94,6 +94,7 @@ async def set_to_reported(fleet: Fleet, rounds: int) -> list[float]:
     config = load_config(str(fleet.admin_config))
     client = AsyncClient(config)
     seen: dict[str, float] = {}
+    asked: set[str] = set()  # a value reported before this call asked for it is not a sample
     arrived = asyncio.Event()
     try:
         current = await client.get("devices", DEVICE, namespace="default")
@@ -103,7 +104,7 @@ async def set_to_reported(fleet: Fleet, rounds: int) -> list[float]:
             stream = client.watch("devices", namespace="default", resource_version=since)
             async for event in stream:
                 value = reported(event.get("object") or {}, "level")
-                if value is not None and value not in seen:
+                if value in asked and value not in seen:
                     seen[value] = time.perf_counter()
                     arrived.set()
 
@@ -113,6 +114,7 @@ async def set_to_reported(fleet: Fleet, rounds: int) -> list[float]:
             for i in range(1, rounds + 1):
                 value = str(i)
                 arrived.clear()
+                asked.add(value)
                 start = time.perf_counter()
                 await client.set_twin("default", DEVICE, {"level": value})
                 try:
