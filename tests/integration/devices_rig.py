@@ -26,6 +26,8 @@ from edgeweave.edge.devices.reporter import Reporter
 from edgeweave.edge.devices.twinstore import TwinStore, open_twin_store
 from edgeweave.edge.outbox import Outbox, open_outbox
 from edgeweave.edge.store import EdgeStore, open_edge_store
+from edgeweave.edge.sync import Sync
+from edgeweave.protocol import messages as m
 from edgeweave.protocol.refs import ResourceRef
 
 WAIT_S = 10.0
@@ -121,6 +123,7 @@ class PahoClient:
 @dataclass
 class Rig:
     store: EdgeStore
+    sync: Sync
     twins: TwinStore
     outbox: Outbox
     host: DeviceHost
@@ -131,14 +134,13 @@ class Rig:
     rv: int = 0
 
     async def put(self, *objects: dict[str, Any]) -> None:
-        upserts = []
+        """As the cloud sends them: one batch through the agent's sync."""
+        batch: list[m.Upsert | m.Delete] = []
         for obj in objects:
             self.rv += 1
             ref = ResourceRef(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-            upserts.append((ref, self.rv, obj))
-        await self.store.apply_batch(upserts, [])
-        self.host.changed_objects.update((ref, obj) for ref, _rv, obj in upserts)  # as Sync
-        self.host.changed.set()
+            batch.append(m.Upsert(ref=ref, rv=self.rv, object=obj))
+        await self.sync.persist(batch)
 
     async def entries(self, topic: str) -> list[dict[str, Any]]:
         await self.outbox.flush()
@@ -169,9 +171,18 @@ async def open_rig(tmp: Path, broker: str) -> AsyncIterator[Rig]:
         stack.push_async_callback(outbox.aclose)
         loop = asyncio.get_running_loop()
         reporter = Reporter(outbox.append_nowait, outbox.wait_durable, clock=loop.time)
-        host = DeviceHost(NODE, store, twins, reporter, lambda p: outbox.append_nowait("event", p))
+        sync = Sync(store)
+        host = DeviceHost(
+            NODE,
+            store,
+            twins,
+            reporter,
+            lambda p: outbox.append_nowait("event", p),
+            wait_persisted=sync.wait_persisted,
+        )
+        host.changed, host.changed_objects = sync.devices_changed, sync.device_objects
         await host.load()
-        rig = Rig(store, twins, outbox, host, BusState(url), url)
+        rig = Rig(store, sync, twins, outbox, host, BusState(url), url)
         rig.tasks = [
             asyncio.create_task(host.run_reconcile()),
             asyncio.create_task(host.run_flush()),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from devices_rig import MODEL, NODE, PahoClient, Rig, device, open_rig
 
-from edgeweave.protocol.refs import Versioned
+from edgeweave.protocol import messages as m
 from edgeweave.twin.messages import Versions
 from edgeweave.twin.topics import device_ref
 
@@ -216,9 +216,7 @@ async def test_malformed_payloads_get_error_results_and_the_bus_stays_up(
 
 async def test_a_deleted_device_leaves_the_membership(rig: Rig, mapper: PahoClient) -> None:
     ref = THERMO
-    await rig.store.apply_batch([], [Versioned(ref, rig.rv + 1)])
-    rig.host.changed_objects[ref] = None  # deleted, as the sync hands it over
-    rig.host.changed.set()
+    await rig.sync.persist([m.Delete(ref=ref, rv=rig.rv + 1)])
     _, body = await mapper.next(lambda t, _b: t.endswith("/membership/updated"))
     assert isinstance(body, dict)
     assert [d["id"] for d in body["removed_devices"]] == ["default/thermo-1"]

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from edgeweave.edge.devices.reporter import MAX_SAMPLES, OBSERVED_COALESCE_S, Reporter, payload_of
+from edgeweave.errors import StoreUnavailable
 from edgeweave.twin.messages import TwinValue
 from edgeweave.twin.report import Sample
 from edgeweave.twin.state import DeviceTwin, PropertyTwin
@@ -143,3 +144,45 @@ async def test_reports_waiting_for_their_cycle_go_into_the_outbox_when_the_agent
     await asyncio.gather(task, return_exceptions=True)
     assert len(sent) == 2 and sent[1]["samples"][0]["value"] == "22"  # kept, not lost
     assert rep.statistics()["pending"] == 0
+
+
+async def test_a_report_due_now_is_in_the_outbox_when_note_returns() -> None:
+    clock = Clock()
+    flushed: list[int] = []
+    sent: list[Any] = []
+
+    def append(topic: str, payload: Any) -> int:
+        sent.append(payload)
+        return len(sent)
+
+    async def durable(seq: int) -> None:
+        flushed.append(seq)
+
+    rep = Reporter(append, durable, clock=clock)
+    rep.note(twin(), cycles_ms={}, samples=[Sample("temp", "21", 1)])
+    assert len(sent) == 1 and flushed == []  # queued at once; the flush is the loop's job
+    await rep.send_due()
+    assert flushed == [1] and len(sent) == 1  # flushed, not sent twice
+
+
+async def test_a_report_the_outbox_refuses_is_kept_and_sent_later() -> None:
+    clock = Clock()
+    sent: list[Any] = []
+    closed = True
+
+    def append(topic: str, payload: Any) -> int:
+        if closed:
+            raise StoreUnavailable("the outbox is closed")
+        sent.append(payload)
+        return len(sent)
+
+    async def durable(seq: int) -> None:
+        return None
+
+    rep = Reporter(append, durable, clock=clock)
+    rep.note(twin(), cycles_ms={}, samples=[Sample("temp", "21", 1)])  # does not raise
+    assert rep.statistics()["pending"] == 1
+    closed = False
+    clock.now += 1.0
+    await rep.send_due()
+    assert len(sent) == 1 and sent[0]["samples"][0]["value"] == "21"

@@ -266,6 +266,7 @@ async def _devices(settings: EdgeSettings, agent: Agent, sync: Sync) -> None:
         devices,
         on_bus=on_bus,
         on_mappers=sync.changed.set,
+        wait_persisted=sync.wait_persisted,
     )
 
 

@@ -211,7 +211,8 @@ def _check_ref(ref: ResourceRef, rv: int) -> None:
         raise InvalidObject(f"{ref}: resourceVersion {rv!r} is not an integer in range")
 
 
-def _check_object(ref: ResourceRef, obj: JSONObject) -> None:
+def check_object(ref: ResourceRef, obj: JSONObject) -> None:
+    """InvalidObject unless ``obj`` is a JSON object naming ``ref`` (kind, namespace, name)."""
     if not isinstance(obj, dict):
         raise InvalidObject(f"{ref}: the object is not a JSON object")
     kind = obj.get("kind")
@@ -283,7 +284,7 @@ class EdgeStore:
                 final[v.ref] = (v.rv, None)
         for ref, rv, obj in upserts:
             _check_ref(ref, rv)
-            _check_object(ref, obj)
+            check_object(ref, obj)
             if ref not in final or final[ref][0] <= rv:
                 final[ref] = (rv, obj)
         rows: list[tuple[str, str, str, int, str]] = []

@@ -4,6 +4,14 @@ wake the reconciler that turns the held desired state into running apps.
 Persist-then-ack: :meth:`Sync.persist` returns the acks only after the batch is on disk in one
 transaction. The reconciler runs from the local store alone, so it is the same code path with
 the cloud reachable or not (that is local autonomy).
+
+Device and DeviceModel objects are the exception to "persist, then act": the twin host is
+handed them before the transaction is written, so a new desired value reaches the device
+while the fsync runs rather than after it. What the host applies is the cloud's own value, and
+a batch that is not on disk is not acked, so the cloud sends it again. What must not happen is
+the host's twins reaching disk ahead of the objects they came from (a restart would then
+apply the older stored object again, moving the device back): :meth:`Sync.wait_persisted`
+holds the host's twin writes until every batch handed over early is on disk.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from edgeweave.aio.backoff import Backoff
-from edgeweave.edge.store import EdgeStore
+from edgeweave.edge.store import EdgeStore, check_object
+from edgeweave.errors import InvalidObject
 from edgeweave.protocol import messages as m
 from edgeweave.protocol.refs import ResourceRef, Versioned
 
@@ -42,6 +51,9 @@ class Sync:
         self.device_objects: dict[ResourceRef, dict[str, Any] | None] = {}
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
         self.pipelines_changed = asyncio.Event()  # ... held Pipelines or Repos
+        self._early = 0  # batches whose Devices went to the twin host and are not on disk yet
+        self._persisted = asyncio.Event()  # set while _early is 0
+        self._persisted.set()
 
     async def held_summary(self) -> tuple[str, int]:
         return await self.store.held_digest(), await self.store.count()
@@ -52,18 +64,51 @@ class Sync:
     async def persist(self, batch: Sequence[m.Upsert | m.Delete]) -> list[Versioned]:
         upserts = [(u.ref, u.rv, u.object) for u in batch if isinstance(u, m.Upsert)]
         deletes = [Versioned(d.ref, d.rv) for d in batch if isinstance(d, m.Delete)]
-        applied = await self.store.apply_batch(upserts, deletes)
-        if any(msg.ref.kind in WORKLOAD_KINDS for msg in batch):
-            self.changed.set()
-        devices = {ref: obj for ref, obj in applied.items() if ref.kind in DEVICE_KINDS}
-        if devices:
+        devices = _devices_of(batch)
+        if devices:  # to the twin host now, while the transaction is written (see above)
             self.device_objects.update(devices)
             self.devices_changed.set()
+            self._early += 1
+            self._persisted.clear()
+        try:
+            await self.store.apply_batch(upserts, deletes)
+        finally:
+            if devices:
+                self._early -= 1
+                if not self._early:
+                    self._persisted.set()
+        if devices:  # for a waiter on the store (the agent waits for its first Device)
+            self.devices_changed.set()
+        if any(msg.ref.kind in WORKLOAD_KINDS for msg in batch):
+            self.changed.set()
         if any(msg.ref.kind in MESH_KINDS for msg in batch):
             self.mesh_changed.set()
         if any(msg.ref.kind in PIPELINE_KINDS for msg in batch):
             self.pipelines_changed.set()
         return [Versioned(msg.ref, msg.rv) for msg in batch]
+
+    async def wait_persisted(self) -> None:
+        """Until every batch whose Devices went to the twin host early is on disk (or
+        failed: then the cloud sends it again)."""
+        await self._persisted.wait()
+
+
+def _devices_of(batch: Sequence[m.Upsert | m.Delete]) -> dict[ResourceRef, dict[str, Any] | None]:
+    """The batch's outcome for its Device and DeviceModel objects (None: deleted), by the
+    store's rule: for one ref the operation with the highest rv wins."""
+    final: dict[ResourceRef, tuple[int, dict[str, Any] | None]] = {}
+    for msg in batch:
+        if msg.ref.kind in DEVICE_KINDS and (msg.ref not in final or final[msg.ref][0] <= msg.rv):
+            final[msg.ref] = (msg.rv, msg.object if isinstance(msg, m.Upsert) else None)
+    out: dict[ResourceRef, dict[str, Any] | None] = {}
+    for ref, (_rv, obj) in final.items():
+        if obj is not None:
+            try:
+                check_object(ref, obj)
+            except InvalidObject:  # the store refuses the batch, and says why
+                continue
+        out[ref] = obj
+    return out
 
 
 async def reconcile_forever(sync: Sync, apply: Apply, backoff: Backoff | None = None) -> None:

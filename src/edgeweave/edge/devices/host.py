@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -57,6 +57,7 @@ from edgeweave.twin.topics import parse_topic as parse_bus_topic
 log = logging.getLogger(__name__)
 
 OnDevices = Callable[[Mapping[ResourceRef, DeviceInfo], set[str] | None], bool]
+WaitPersisted = Callable[[], Awaitable[None]]
 Publish = Callable[[str, bytes], None]  # queues a QoS 0 publish, raises BusError
 EmitEvent = Callable[[dict[str, Any]], None]
 FLUSH_DELAY_S = 0.05  # twins are written behind; reported values are in the outbox already
@@ -86,6 +87,7 @@ class DeviceHost:
         *,
         now_ms: Callable[[], int] = _now_ms,
         max_payload_bytes: int = 64 * 1024,
+        wait_persisted: WaitPersisted | None = None,
     ) -> None:
         self.node = node
         self._objects = objects
@@ -94,6 +96,9 @@ class DeviceHost:
         self._emit_event = emit_event
         self._now_ms = now_ms
         self._max_payload_bytes = max_payload_bytes
+        # the sync hands over Device objects before they are on disk; twins made from them
+        # are written only once they are (a restart must not find a twin ahead of its object)
+        self._wait_persisted = wait_persisted
         self.held: dict[ResourceRef, HeldTwin] = {}
         self.infos: dict[ResourceRef, DeviceInfo] = {}
         self.changed = asyncio.Event()  # set by the sync when Device/DeviceModel objects change
@@ -126,6 +131,8 @@ class DeviceHost:
         self._flush_wake.set()
 
     async def flush(self) -> None:
+        if self._wait_persisted is not None:
+            await self._wait_persisted()
         dirty, deleted = self._dirty, self._deleted
         self._dirty, self._deleted = set(), set()
         changed = [self.held[r] for r in dirty if r in self.held]
@@ -279,7 +286,8 @@ class DeviceHost:
         persisted: dict[ResourceRef, JSONObject | None] | None = None  # None: all of them
         while True:
             try:
-                await self.reconcile(persisted)
+                if persisted is None or persisted:  # empty: the sync only said "on disk"
+                    await self.reconcile(persisted)
             except Exception:  # a bad object must not stop the twin host
                 log.exception("applying the node's devices failed")
             await self.changed.wait()

@@ -18,7 +18,9 @@ The payload (the contract with the cloud's upstream committer)::
      "localDesired": [{"property", "value", "base", "timestamp"}]}
 
 Entries go into the durable outbox, which the link replays in order after a reconnect: none
-is lost while the cloud is away. Must not read MQTT or apply twin rules.
+is lost while the cloud is away. A report due at once goes in inside :meth:`Reporter.note`, so
+the link sends it before the bus replies the twin host queues after it; the run loop asks for
+the flush. Must not read MQTT or apply twin rules.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ class Reporter:
         self._pending: dict[ResourceRef, _Pending] = {}
         self._last_sent: dict[ResourceRef, float] = {}
         self._wake = asyncio.Event()
+        self._unflushed = 0  # the last seq appended by note(), not yet asked to be flushed
         self.sent = 0
         self.samples_dropped = 0
 
@@ -132,13 +135,14 @@ class Reporter:
         """Queue ``twin`` (the device's newest) with the ``samples`` that changed it;
         ``observed``: a new desired value was applied (sent soon, not at once)."""
         ref = twin.device
+        now = self._clock()
+        due = self._due(ref, now, samples, cycles_ms, urgent, observed)
         pending = self._pending.get(ref)
         if pending is None:
-            pending = self._pending[ref] = _Pending(twin, hidden)
-            pending.due = self._due(ref, samples, cycles_ms, urgent, observed)
+            pending = self._pending[ref] = _Pending(twin, hidden, due=due)
         else:
             pending.twin, pending.hidden = twin, hidden
-            pending.due = min(pending.due, self._due(ref, samples, cycles_ms, urgent, observed))
+            pending.due = min(pending.due, due)
         shown = [s for s in samples if s.property not in hidden]
         pending.samples.extend(shown)
         if len(pending.samples) > MAX_SAMPLES:
@@ -146,7 +150,10 @@ class Reporter:
             self.samples_dropped += extra
             del pending.samples[:extra]
         pending.local.extend(local)
-        self._wake.set()
+        if pending.due <= now:  # into the outbox now, not a loop turn later: the link sends
+            # what the outbox holds, so the report leaves before anything queued after it
+            self._unflushed = max(self._unflushed, self._append_now([ref], now))
+        self._wake.set()  # the run loop asks for the flush, or waits for the new due time
 
     def forget(self, ref: ResourceRef) -> None:
         self._pending.pop(ref, None)
@@ -155,12 +162,12 @@ class Reporter:
     def _due(
         self,
         ref: ResourceRef,
+        now: float,
         samples: Sequence[Sample],
         cycles_ms: Mapping[str, int],
         urgent: bool,
-        observed: bool = False,
+        observed: bool,
     ) -> float:
-        now = self._clock()
         if urgent:
             return now
         if observed and not samples:
@@ -183,8 +190,13 @@ class Reporter:
         pending)."""
         now = self._clock()
         due = [ref for ref, p in self._pending.items() if p.due <= now]
-        if due:
-            await self._send(due, now)
+        last_seq = max(self._append_now(due, now), self._unflushed)
+        self._unflushed = 0
+        if last_seq:
+            try:  # flush now rather than on the outbox's timer: reports are latency-bound
+                await self._wait_durable(last_seq)
+            except EdgeweaveError as e:
+                log.warning("twin reports not flushed yet: %s", e)
         return min((p.due for p in self._pending.values()), default=None)
 
     async def run(self) -> None:
@@ -203,18 +215,9 @@ class Reporter:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), wait_s)
         finally:
-            try:
-                self._append_now(list(self._pending), self._clock())
-            except EdgeweaveError as e:  # the outbox closed first: nothing more can be done
-                log.error("%d twin reports not kept at stop: %s", len(self._pending), e)
-
-    async def _send(self, due: list[ResourceRef], now: float) -> None:
-        last_seq = self._append_now(due, now)
-        if last_seq:
-            try:  # flush now rather than on the outbox's timer: reports are latency-bound
-                await self._wait_durable(last_seq)
-            except EdgeweaveError as e:
-                log.warning("twin reports not flushed yet: %s", e)
+            self._append_now(list(self._pending), self._clock())
+            if self._pending:  # the outbox refused them (it closed first): nothing more to do
+                log.error("%d twin reports not kept at stop", len(self._pending))
 
     def _append_now(self, due: list[ResourceRef], now: float) -> int:
         """Put the reports of ``due`` into the outbox; the last seq (0: none went in)."""
@@ -224,12 +227,14 @@ class Reporter:
             payload = payload_of(pending.twin, pending.hidden, pending.samples, pending.local)
             try:
                 last_seq = self._append(TOPIC, payload)
-            except TooManyRequests:
-                pending.due = now + RETRY_S  # keep it: the outbox drains, then we retry
-                self._pending[ref] = pending
-                continue
             except PayloadTooLarge as e:
                 log.error("twin report of %s dropped: %s", ref, e)
+                continue
+            except EdgeweaveError as e:  # full (it drains) or closed: keep it, try again later
+                if not isinstance(e, TooManyRequests):
+                    log.warning("twin report of %s not queued yet: %s", ref, e)
+                pending.due = now + RETRY_S
+                self._pending[ref] = pending
                 continue
             self._last_sent[ref] = now
             self.sent += 1

@@ -22,7 +22,7 @@ from typing import Any
 from edgeweave.aio.backoff import Backoff
 from edgeweave.config.edge import DeviceSettings
 from edgeweave.edge.devices.bus import BusState, run_bus
-from edgeweave.edge.devices.host import DeviceHost, OnDevices
+from edgeweave.edge.devices.host import DeviceHost, OnDevices, WaitPersisted
 from edgeweave.edge.devices.info import DeviceInfo
 from edgeweave.edge.devices.mapperapps import MapperApps
 from edgeweave.edge.devices.reporter import Reporter
@@ -55,10 +55,11 @@ async def serve_devices(
     *,
     on_bus: Callable[[str], None],
     on_mappers: Callable[[], None],
+    wait_persisted: WaitPersisted | None = None,
 ) -> None:
     """Until cancelled. ``changed`` is set when held Device/DeviceModel objects change, and
-    ``changed_objects`` holds which ones, as persisted (None: deleted; the sync adds, the twin
-    host takes them)."""
+    ``changed_objects`` holds which ones (None: deleted; the sync adds, the twin host takes
+    them), possibly before they are on disk: ``wait_persisted`` waits until they are."""
     changed.clear()  # the host starts with a full reconcile
     changed_objects.clear()
     async with contextlib.AsyncExitStack() as stack:
@@ -79,7 +80,13 @@ async def serve_devices(
             outbox.append_nowait("event", payload)
 
         host = DeviceHost(
-            node, store, twins, reporter, emit_event, max_payload_bytes=opts.max_payload_bytes
+            node,
+            store,
+            twins,
+            reporter,
+            emit_event,
+            max_payload_bytes=opts.max_payload_bytes,
+            wait_persisted=wait_persisted,
         )
         host.changed, host.changed_objects = changed, changed_objects
         await host.load()
