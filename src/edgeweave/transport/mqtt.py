@@ -20,6 +20,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -60,6 +61,17 @@ class MqttClient:
         self.client_id = client_id
         self.received = 0
         self.published = 0
+        # publish_nowait writes at once; meanwhile paho's "wants to write" callback (aiomqtt
+        # answers it with a self-pipe wake-up and a writer on the next loop turn) is skipped
+        self._writing_now = False
+        paho_client = client._client
+        self._register_write = paho_client.on_socket_register_write
+
+        def register_unless_writing_now(c: paho.Client, userdata: Any, sock: Any) -> None:
+            if not self._writing_now and self._register_write is not None:
+                self._register_write(c, userdata, sock)
+
+        paho_client.on_socket_register_write = register_unless_writing_now
 
     async def subscribe(self, *filters: str, qos: int = 0) -> None:
         try:
@@ -88,11 +100,21 @@ class MqttClient:
             raise BusError(f"connection to {self.url} lost: {e}") from e
 
     def publish_nowait(self, topic: str, payload: bytes) -> None:
-        """Queue a QoS 0 publish without waiting for it to be written: many in a row go out
-        in order, with no event-loop round trip each (the twin host's replies)."""
-        info = self._client._client.publish(topic, payload, 0, False)  # the paho client
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise BusError(f"publish to {topic} on {self.url} failed: {paho.error_string(info.rc)}")
+        """A QoS 0 publish, written to the socket before this returns (what the socket does
+        not take now goes out when it is writable, in order): no event-loop turn between a
+        twin change and its message, and none each for several in a row."""
+        client = self._client._client  # the paho client
+        self._writing_now = True
+        try:
+            info = client.publish(topic, payload, 0, False)
+        finally:
+            self._writing_now = False
+        rc = info.rc if info.rc != paho.MQTT_ERR_SUCCESS else client.loop_write()
+        if rc != paho.MQTT_ERR_SUCCESS:
+            raise BusError(f"publish to {topic} on {self.url} failed: {paho.error_string(rc)}")
+        sock = client.socket()
+        if client.want_write() and sock is not None and self._register_write is not None:
+            self._register_write(client, client.user_data_get(), sock)  # the socket was full
         self.published += 1
 
     def statistics(self) -> dict[str, int]:
