@@ -210,13 +210,13 @@ def test_document_of_a_new_property_has_no_last() -> None:
     assert change.document.twin["humidity"].last is None
 
 
-def test_messages_are_published_in_order_result_document_delta() -> None:
+def test_messages_are_published_in_order_result_delta_document() -> None:
     change = apply_update(thermostat(), report(target="28"), NOW)
     actions = [action for action, _ in change.messages()]
     assert actions == [
         DeviceAction.TWIN_UPDATE_RESULT,
-        DeviceAction.TWIN_DOCUMENT,
         DeviceAction.TWIN_DELTA,
+        DeviceAction.TWIN_DOCUMENT,
     ]
 
 
@@ -339,7 +339,7 @@ def _handle(action: DeviceAction, body: Any, twin: DeviceTwin | None) -> Any:
     return handle_device_message(DeviceTopic(THERMO, action), json.dumps(body).encode(), twin, NOW)
 
 
-def test_the_bus_answers_an_update_with_result_document_and_delta_topics() -> None:
+def test_the_bus_answers_an_update_with_result_delta_and_document_topics() -> None:
     handled = _handle(
         DeviceAction.TWIN_UPDATE,
         {"event_id": "e1", "twin": {"target": {"actual": {"value": "28"}}}},
@@ -349,10 +349,10 @@ def test_the_bus_answers_an_update_with_result_document_and_delta_topics() -> No
     assert handled.twin is not None
     assert [p.topic for p in handled.publications] == [
         "$hw/events/device/default/thermo-1/twin/update/result",
-        "$hw/events/device/default/thermo-1/twin/update/document",
         "$hw/events/device/default/thermo-1/twin/update/delta",
+        "$hw/events/device/default/thermo-1/twin/update/document",
     ]
-    assert json.loads(handled.publications[2].payload)["delta"] == {"target": "30"}
+    assert json.loads(handled.publications[1].payload)["delta"] == {"target": "30"}
 
 
 def test_the_bus_answers_a_bad_value_with_a_400_result_carrying_the_event_id() -> None:
@@ -407,9 +407,9 @@ def test_replies_to_a_one_segment_topic_use_the_one_segment_form() -> None:
     assert handled.publications[0].topic == "$hw/events/device/thermo-1/twin/get/result"
 
 
-def test_a_cloud_change_becomes_document_and_delta_publications() -> None:
+def test_a_cloud_change_becomes_delta_and_document_publications() -> None:
     change = apply_cloud_desired(thermostat(), {"target": "25"}, event_id="c", now_ms=NOW)
-    assert [p.topic.rsplit("/", 1)[1] for p in publications(change)] == ["document", "delta"]
+    assert [p.topic.rsplit("/", 1)[1] for p in publications(change)] == ["delta", "document"]
 
 
 def test_membership_get_lists_the_nodes_devices() -> None:

@@ -117,16 +117,17 @@ class TwinChange:
     delta: TwinDelta | None = None
 
     def messages(self) -> list[tuple[DeviceAction, Message]]:
-        """What to publish, in order: result, document, delta."""
+        """What to publish, in order: result, delta, document. The delta before the document:
+        it is what a mapper acts on (each publish costs the sender a socket write)."""
         out: list[tuple[DeviceAction, Message]] = []
         if isinstance(self.result, TwinUpdateResult):
             out.append((DeviceAction.TWIN_UPDATE_RESULT, self.result))
         elif isinstance(self.result, StateUpdateResult):
             out.append((DeviceAction.STATE_UPDATE_RESULT, self.result))
-        if self.document is not None:
-            out.append((DeviceAction.TWIN_DOCUMENT, self.document))
         if self.delta is not None:
             out.append((DeviceAction.TWIN_DELTA, self.delta))
+        if self.document is not None:
+            out.append((DeviceAction.TWIN_DOCUMENT, self.document))
         return out
 
 

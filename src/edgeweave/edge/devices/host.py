@@ -198,8 +198,13 @@ class DeviceHost:
                 now,
                 max_bytes=self._max_payload_bytes,
             )
-            if done.twin is not None and held is not None:
-                self._updated_from_bus(held, done.twin, now)
+            reported = (
+                done.twin is not None
+                and held is not None
+                and self._updated_from_bus(held, done.twin, now)
+            )
+            if reported:  # in the outbox: one loop turn lets the link send it before the
+                await asyncio.sleep(0)  # replies below (each publish costs a socket write)
         elif isinstance(parsed, NodeTopic) and parsed.node == self.node:
             done = dispatch.handle_membership_get(
                 parsed, payload, self.membership(), now, max_bytes=self._max_payload_bytes
@@ -215,7 +220,8 @@ class DeviceHost:
             log.info("bus request on %s answered with %s", topic, done.error)
         await self._send(done.publications)
 
-    def _updated_from_bus(self, held: HeldTwin, twin: DeviceTwin, now: int) -> None:
+    def _updated_from_bus(self, held: HeldTwin, twin: DeviceTwin, now: int) -> bool:
+        """Keep the twin a bus request changed; True when a report went into the outbox."""
         samples: list[Sample] = []
         local: list[LocalDesired] = []
         for key, new in twin.properties.items():
@@ -227,8 +233,7 @@ class DeviceHost:
                 local.append(LocalDesired(key, new.expected.value, base, now))
         urgent = bool(local) or twin.state != held.twin.state
         self._store(replace(held, twin=twin))
-        if samples or urgent:
-            self._report(twin, samples, local, urgent)
+        return bool(samples or urgent) and self._report(twin, samples, local, urgent)
 
     def _report(
         self,
@@ -237,9 +242,9 @@ class DeviceHost:
         local: Sequence[LocalDesired] = (),
         urgent: bool = False,
         observed: bool = False,
-    ) -> None:
+    ) -> bool:
         info = self.infos.get(twin.device)
-        self.reporter.note(
+        return self.reporter.note(
             twin,
             cycles_ms=info.cycles_ms if info else {},
             hidden=info.hidden if info else frozenset(),

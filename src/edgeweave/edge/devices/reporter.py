@@ -18,9 +18,8 @@ The payload (the contract with the cloud's upstream committer)::
      "localDesired": [{"property", "value", "base", "timestamp"}]}
 
 Entries go into the durable outbox, which the link replays in order after a reconnect: none
-is lost while the cloud is away. A report due at once goes in inside :meth:`Reporter.note`, so
-the link sends it before the bus replies the twin host queues after it; the run loop asks for
-the flush. Must not read MQTT or apply twin rules.
+is lost while the cloud is away. A report due at once goes in inside :meth:`Reporter.note`
+(which says so), and the run loop asks for the flush. Must not read MQTT or apply twin rules.
 """
 
 from __future__ import annotations
@@ -131,9 +130,10 @@ class Reporter:
         local: Sequence[LocalDesired] = (),
         urgent: bool = False,
         observed: bool = False,
-    ) -> None:
+    ) -> bool:
         """Queue ``twin`` (the device's newest) with the ``samples`` that changed it;
-        ``observed``: a new desired value was applied (sent soon, not at once)."""
+        ``observed``: a new desired value was applied (sent soon, not at once). True when the
+        report went into the outbox now."""
         ref = twin.device
         now = self._clock()
         due = self._due(ref, now, samples, cycles_ms, urgent, observed)
@@ -150,10 +150,13 @@ class Reporter:
             self.samples_dropped += extra
             del pending.samples[:extra]
         pending.local.extend(local)
-        if pending.due <= now:  # into the outbox now, not a loop turn later: the link sends
-            # what the outbox holds, so the report leaves before anything queued after it
-            self._unflushed = max(self._unflushed, self._append_now([ref], now))
         self._wake.set()  # the run loop asks for the flush, or waits for the new due time
+        if pending.due > now:
+            return False
+        # into the outbox now, not a loop turn later: the link is woken at once
+        seq = self._append_now([ref], now)
+        self._unflushed = max(self._unflushed, seq)
+        return seq > 0
 
     def forget(self, ref: ResourceRef) -> None:
         self._pending.pop(ref, None)
