@@ -487,6 +487,24 @@ async def test_closing_the_store_ends_an_open_watch(backend: Backend) -> None:
         assert await asyncio.wait_for(rest, TIMEOUT_S) == []
 
 
+async def test_next_event_says_idle_then_gives_the_event_that_comes(store: Store) -> None:
+    async with store.open_watch(await store.current_resource_version()) as watch:
+        assert await asyncio.wait_for(watch.next_event(0.05), TIMEOUT_S) is None
+        created = await store.create(obj("a"))  # nothing was lost by the idle answer
+        event = await asyncio.wait_for(watch.next_event(TIMEOUT_S), TIMEOUT_S)
+        assert event is not None and (event.type, event.object) == ("ADDED", created)
+
+
+async def test_next_event_ends_with_the_store(backend: Backend) -> None:
+    store = await backend.open()
+    async with store.open_watch(0) as watch:
+        waiting = asyncio.create_task(watch.next_event(TIMEOUT_S * 10))
+        await asyncio.sleep(0)  # one loop turn: it is parked on the store's notifier
+        await store.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, TIMEOUT_S)
+
+
 async def test_leaving_a_watch_while_it_waits_stops_it(store: Store) -> None:
     async with store.open_watch(await store.current_resource_version()) as watch:
         with pytest.raises(TimeoutError):

@@ -112,12 +112,15 @@ class _DecryptingWatch:
 
     async def __aiter__(self) -> AsyncIterator[WatchEvent]:
         async for event in self._inner:
-            obj = self._codec.decrypt_object(event.object)
-            yield (
-                event
-                if obj is event.object
-                else WatchEvent(event.type, obj, event.resource_version)
-            )
+            yield self._decrypted(event)
+
+    async def next_event(self, idle_s: float) -> WatchEvent | None:
+        event = await self._inner.next_event(idle_s)
+        return None if event is None else self._decrypted(event)
+
+    def _decrypted(self, event: WatchEvent) -> WatchEvent:
+        obj = self._codec.decrypt_object(event.object)
+        return event if obj is event.object else WatchEvent(event.type, obj, event.resource_version)
 
 
 class EncryptingStore:

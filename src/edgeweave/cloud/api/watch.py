@@ -1,15 +1,15 @@
 """Watch streams: newline-delimited JSON events from the store, with idle bookmarks.
 
 The watch is opened before the response starts, so a too-old resourceVersion is an ordinary
-410 ``Gone`` answer rather than a broken stream. One pump task per stream moves events from
-the store into a small bounded queue; the response body drains it and emits a BOOKMARK when
-the stream has been idle. The number of concurrent streams is bounded (429 past it).
+410 ``Gone`` answer rather than a broken stream. The response body reads the watch itself
+(no task or queue between them: an event is written in the loop turn the store's
+notification wakes it) and emits a BOOKMARK when the stream has been idle. A client that
+reads slowly holds the stream back, not the store: the change log keeps what it has not read
+yet. The number of concurrent streams is bounded (429 past it).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -17,11 +17,8 @@ from contextlib import AsyncExitStack
 from starlette.responses import Response, StreamingResponse
 
 from edgeweave.cloud.api.deps import ApiDeps
-from edgeweave.cloud.store.base import Watch, WatchEvent, WatchFilter
+from edgeweave.cloud.store.base import Watch, WatchFilter
 from edgeweave.errors import BadRequest, EdgeweaveError, TooManyRequests
-
-QUEUE_EVENTS = 256
-_END = object()
 
 
 def _line(event_type: str, obj: object) -> bytes:
@@ -58,39 +55,21 @@ async def watch_response(
 async def _stream(
     watch: Watch, stack: AsyncExitStack, start: int, bookmark_s: float
 ) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[WatchEvent | object] = asyncio.Queue(QUEUE_EVENTS)
-
-    async def pump() -> None:
-        # not in a `finally`: a cancelled pump (the client went away) must not block on a
-        # full queue that nobody drains any more
-        try:
-            async for event in watch:
-                await queue.put(event)
-        except EdgeweaveError as e:  # Gone, StoreUnavailable: the client learns why it ended
-            await queue.put(e)
-            return
-        await queue.put(_END)
-
-    pump_task = asyncio.create_task(pump(), name="api-watch-pump")
     last_rv = start
     try:
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), timeout=bookmark_s)
-            except TimeoutError:
-                yield _line("BOOKMARK", {"metadata": {"resourceVersion": str(last_rv)}})
-                continue
-            if item is _END:
+                event = await watch.next_event(bookmark_s)
+            except StopAsyncIteration:
                 return
-            if isinstance(item, EdgeweaveError):
-                status = {"kind": "Status", "reason": item.reason, "message": item.message}
+            except EdgeweaveError as e:  # Gone, StoreUnavailable: the client learns why it ended
+                status = {"kind": "Status", "reason": e.reason, "message": e.message}
                 yield _line("ERROR", status)
                 return
-            assert isinstance(item, WatchEvent)
-            last_rv = item.resource_version
-            yield _line(item.type, item.object)
+            if event is None:
+                yield _line("BOOKMARK", {"metadata": {"resourceVersion": str(last_rv)}})
+                continue
+            last_rv = event.resource_version
+            yield _line(event.type, event.object)
     finally:
-        pump_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump_task
         await stack.aclose()

@@ -117,6 +117,16 @@ class LogWatch:
         return self
 
     async def __anext__(self) -> WatchEvent:
+        event = await self._next(None)
+        assert event is not None  # no deadline: it waits for one
+        return event
+
+    async def next_event(self, idle_s: float) -> WatchEvent | None:
+        """The next event, or None when ``idle_s`` pass without one (the watch stays open,
+        nothing is lost); StopAsyncIteration once closed, like iterating."""
+        return await self._next(asyncio.get_running_loop().time() + idle_s)
+
+    async def _next(self, deadline: float | None) -> WatchEvent | None:
         while True:
             if self._closed or self._notifier.closed:
                 raise StopAsyncIteration
@@ -130,7 +140,8 @@ class LogWatch:
             self._accept(rows)
             if self._buffer or len(rows) >= self._batch_rows:
                 continue
-            await self._sleep()
+            if not await self._sleep(deadline):
+                return None
 
     def _accept(self, rows: Sequence[ChangeRow]) -> None:
         flt = self._flt
@@ -146,13 +157,25 @@ class LogWatch:
             if flt.selector.empty or flt.selector.matches(obj.get("metadata", {}).get("labels")):
                 self._buffer.append(WatchEvent(cast(EventType, event_type), obj, rv))
 
-    async def _sleep(self) -> None:
-        if self._poll_interval_s is None:
-            await self._wake.wait()
-            return
+    async def _sleep(self, deadline: float | None) -> bool:
+        """Until woken (True), or until the loop's clock reaches ``deadline`` (False)."""
+        loop = asyncio.get_running_loop()
         # a timer that sets the same event: no extra task per wait
-        timer = asyncio.get_running_loop().call_later(self._poll_interval_s, self._wake.set)
+        timer = (
+            None
+            if self._poll_interval_s is None
+            else loop.call_later(self._poll_interval_s, self._wake.set)
+        )
         try:
-            await self._wake.wait()
+            if deadline is None:
+                await self._wake.wait()
+                return True
+            try:
+                async with asyncio.timeout_at(deadline):  # waiting on an event: safe to cut
+                    await self._wake.wait()
+            except TimeoutError:
+                return False
+            return True
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()

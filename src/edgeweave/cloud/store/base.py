@@ -69,6 +69,11 @@ class Watch(Protocol):
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]: ...
 
+    async def next_event(self, idle_s: float) -> WatchEvent | None:
+        """The next event, or None when ``idle_s`` pass without one (nothing is lost, the
+        watch stays open); StopAsyncIteration once the watch ended."""
+        ...
+
 
 class Store(Protocol):
     """A state store. ``namespace`` is ``""`` for cluster-scoped kinds (Node)."""
