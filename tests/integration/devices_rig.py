@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeweave.aio.backoff import Backoff
 from edgeweave.edge.devices.broker import open_embedded_broker
-from edgeweave.edge.devices.bus import BusState, run_bus
+from edgeweave.edge.devices.bus import BusState, OpenClient, run_bus
 from edgeweave.edge.devices.host import DeviceHost
 from edgeweave.edge.devices.reporter import Reporter
 from edgeweave.edge.devices.twinstore import TwinStore, open_twin_store
@@ -159,8 +159,10 @@ class Rig:
 @contextlib.asynccontextmanager
 async def open_rig(tmp: Path, broker: str) -> AsyncIterator[Rig]:
     async with contextlib.AsyncExitStack() as stack:
-        if broker == "embedded":
-            url = (await stack.enter_async_context(open_embedded_broker("127.0.0.1", 0))).url
+        open_client: OpenClient | None = None  # the twin host's connection: over MQTT
+        if broker == "embedded":  # in process, as the agent connects to its own broker
+            embedded = await stack.enter_async_context(open_embedded_broker("127.0.0.1", 0))
+            url, open_client = embedded.url, embedded.open_client
         else:
             url = broker
         store = await open_edge_store(tmp / "state.db", secret_key=b"k" * 32)
@@ -187,7 +189,7 @@ async def open_rig(tmp: Path, broker: str) -> AsyncIterator[Rig]:
             asyncio.create_task(host.run_reconcile()),
             asyncio.create_task(host.run_flush()),
             asyncio.create_task(reporter.run()),
-            asyncio.create_task(run_bus(host, rig.bus, Backoff(0.05, 0.5))),
+            asyncio.create_task(run_bus(host, rig.bus, Backoff(0.05, 0.5), open_client)),
         ]
 
         async def stop() -> None:

@@ -20,7 +20,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -36,6 +36,21 @@ _SCHEMES = ("mqtt", "tcp")
 class MqttMessage:
     topic: str
     payload: bytes
+
+
+class BusClient(Protocol):
+    """What a user of the bus needs of a connection: :class:`MqttClient`, or an in-process
+    twin (the agent's connection to its own embedded broker)."""
+
+    url: str
+
+    async def subscribe(self, *filters: str, qos: int = 0) -> None: ...
+
+    def publish_nowait(self, topic: str, payload: bytes) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[MqttMessage]: ...
+
+    def statistics(self) -> dict[str, int]: ...
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:

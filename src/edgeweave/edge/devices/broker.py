@@ -11,7 +11,12 @@ compiles the filter again for every message and every subscription (about 55 tim
 round on a node with one mapper), about 4 % of the agent's CPU in an embedded-broker round
 under cProfile. The pattern is amqtt's own (``#`` also matches the parent level, ``+`` one level).
 
-Must not know topics or payloads; the twin host is an ordinary client of this broker.
+The twin host of the same agent connects in process (:meth:`EmbeddedBroker.open_client`, a
+:class:`LocalClient`): its publishes go into the broker's delivery queue and the messages for
+its subscriptions into a queue it reads, with no socket or MQTT encoding on either side.
+Mappers and other apps connect over TCP as to any broker, and see no difference.
+
+Must not know topics or payloads.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import functools
 import logging
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +35,7 @@ from amqtt.broker import Broker
 from amqtt.errors import BrokerError
 
 from edgeweave.errors import BusError
+from edgeweave.transport.mqtt import MqttMessage
 
 log = logging.getLogger(__name__)
 _NO_PLUGINS = "edgeweave.no_amqtt_plugins"  # an entry-point group nobody registers
@@ -40,6 +47,7 @@ class _Broker(Broker):  # type: ignore[misc] # amqtt has no type hints
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config, plugin_namespace=_NO_PLUGINS)
         self.connections: set[asyncio.StreamWriter] = set()
+        self.local_clients: set[LocalClient] = set()
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
@@ -53,6 +61,29 @@ class _Broker(Broker):  # type: ignore[misc] # amqtt has no type hints
 
     def _matches(self, topic: str, a_filter: str) -> bool:
         return _filter_matches(a_filter)(topic)
+
+    async def _broadcast_message(
+        self,
+        session: Any,
+        topic: str | None,
+        data: bytes | bytearray | None,
+        force_qos: int | None = None,
+    ) -> None:
+        """Every message a network client publishes passes here: in-process clients get
+        theirs at once, the rest go amqtt's way."""
+        if topic is not None and data is not None:
+            self._deliver_local(topic, bytes(data))
+        await super()._broadcast_message(session, topic, data, force_qos)
+
+    def _deliver_local(self, topic: str, data: bytes) -> None:
+        for client in self.local_clients:
+            client.deliver(topic, data)
+
+    def publish_local(self, topic: str, data: bytes) -> None:
+        """A QoS 0 publish from an in-process client: to every subscriber, itself included
+        when its filters match (as over the network)."""
+        self._deliver_local(topic, data)
+        self._broadcast_queue.put_nowait({"session": None, "topic": topic, "data": data})
 
     def close_all(self) -> None:
         """Close the listeners and connections amqtt's shutdown may have left (it stops
@@ -74,14 +105,90 @@ def _filter_matches(a_filter: str) -> Callable[[str], bool]:
     return lambda topic: compiled.fullmatch(topic) is not None
 
 
+class LocalClient:
+    """An in-process connection to the embedded broker, used like
+    :class:`~edgeweave.transport.mqtt.MqttClient`: subscribe, ``publish_nowait`` (QoS 0, never
+    waits), iterate for messages in arrival order. Messages wait in a bounded queue; past
+    ``max_queued`` the oldest is dropped (counted), as the network client does. Iteration
+    raises BusError once the client or the broker closed."""
+
+    def __init__(self, broker: _Broker, url: str, max_queued: int) -> None:
+        self.url = url
+        self._broker = broker
+        self._filters: list[str] = []
+        self._queue: deque[MqttMessage] = deque()
+        self._max_queued = max_queued
+        self._arrived = asyncio.Event()
+        self._closed = False
+        self.received = 0
+        self.published = 0
+        self.dropped = 0
+
+    async def subscribe(self, *filters: str, qos: int = 0) -> None:
+        self._filters.extend(f for f in filters if f not in self._filters)
+
+    def deliver(self, topic: str, data: bytes) -> None:
+        """Queue ``topic`` if a filter of this client matches it (the broker calls this)."""
+        system = topic.startswith("$")  # '$' topics never match filters starting with + or #
+        if self._closed or not any(
+            _filter_matches(f)(topic)
+            for f in self._filters
+            if not (system and f.startswith(("+", "#")))
+        ):
+            return
+        self._queue.append(MqttMessage(topic, data))
+        if len(self._queue) > self._max_queued:
+            self._queue.popleft()
+            self.dropped += 1
+        self._arrived.set()
+
+    def publish_nowait(self, topic: str, payload: bytes) -> None:
+        if self._closed:
+            raise BusError(f"publish to {topic}: the connection to {self.url} is closed")
+        self._broker.publish_local(topic, payload)
+        self.published += 1
+
+    async def __aiter__(self) -> AsyncIterator[MqttMessage]:
+        while True:
+            while self._queue:
+                self.received += 1
+                yield self._queue.popleft()
+            if self._closed:
+                raise BusError(f"the connection to {self.url} closed")
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    def close(self) -> None:
+        self._closed = True
+        self._arrived.set()
+
+    def statistics(self) -> dict[str, int]:
+        return {"received": self.received, "published": self.published, "dropped": self.dropped}
+
+
 @dataclass(frozen=True, slots=True)
 class EmbeddedBroker:
     host: str
     port: int
+    _broker: _Broker
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+    @contextlib.asynccontextmanager
+    async def open_client(self, max_queued: int = 10_000) -> AsyncIterator[LocalClient]:
+        """An in-process client; BusError once the broker has shut down."""
+        broker = self._broker
+        if broker.transitions.state != "started":
+            raise BusError(f"the embedded MQTT broker at {self.url} is not running")
+        client = LocalClient(broker, self.url, max_queued)
+        broker.local_clients.add(client)
+        try:
+            yield client
+        finally:
+            broker.local_clients.discard(client)
+            client.close()
 
 
 @contextlib.asynccontextmanager
@@ -110,8 +217,10 @@ async def open_embedded_broker(
         sockets = broker._servers["default"].instance.sockets  # the bound port
         bound = int(sockets[0].getsockname()[1])
         log.info("embedded MQTT broker listening on %s:%d", host, bound)
-        yield EmbeddedBroker(host, bound)
+        yield EmbeddedBroker(host, bound, broker)
     finally:
+        for client in list(broker.local_clients):
+            client.close()
         await _shutdown(broker)
 
 

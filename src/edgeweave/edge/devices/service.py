@@ -21,7 +21,7 @@ from typing import Any
 
 from edgeweave.aio.backoff import Backoff
 from edgeweave.config.edge import DeviceSettings
-from edgeweave.edge.devices.bus import BusState, run_bus
+from edgeweave.edge.devices.bus import BusState, OpenClient, run_bus
 from edgeweave.edge.devices.host import DeviceHost, OnDevices, WaitPersisted
 from edgeweave.edge.devices.info import DeviceInfo
 from edgeweave.edge.devices.mapperapps import MapperApps
@@ -66,13 +66,14 @@ async def serve_devices(
         twins = await open_twin_store(data_dir / "twins.db")
         stack.push_async_callback(twins.aclose)
         url = opts.mqtt_url
+        open_client: OpenClient | None = None  # over MQTT to ``url``
         if not url:
             from edgeweave.edge.devices.broker import open_embedded_broker  # amqtt: only here
 
             broker = await stack.enter_async_context(
                 open_embedded_broker(opts.broker_host, opts.broker_port)
             )
-            url = broker.url
+            url, open_client = broker.url, broker.open_client  # in process
         loop = asyncio.get_running_loop()
         reporter = Reporter(outbox.append_nowait, outbox.wait_durable, clock=loop.time)
 
@@ -101,7 +102,9 @@ async def serve_devices(
             tasks.create_task(host.run_reconcile(), name="agent-devices-reconcile")
             tasks.create_task(host.run_flush(), name="agent-devices-flush")
             tasks.create_task(reporter.run(), name="agent-devices-reporter")
-            tasks.create_task(run_bus(host, devices.bus, backoff), name="agent-devices-bus")
+            tasks.create_task(
+                run_bus(host, devices.bus, backoff, open_client), name="agent-devices-bus"
+            )
 
 
 def _mapper_updater(
