@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
 import pytest
 
+from edgeweave.aio import sqlite as aio_sqlite
 from edgeweave.aio.sqlite import Connection, IntegrityHook, SQLiteThread
 from edgeweave.errors import AlreadyExists, ConfigError, StoreError, StoreUnavailable
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 
 
-def make(path: Path, on_integrity_error: IntegrityHook | None = None) -> SQLiteThread:
+def make(
+    path: Path, on_integrity_error: IntegrityHook | None = None, *, inline: bool = False
+) -> SQLiteThread:
     return SQLiteThread(
         path,
         name="test store",
@@ -21,6 +25,7 @@ def make(path: Path, on_integrity_error: IntegrityHook | None = None) -> SQLiteT
         pragmas={"journal_mode": "WAL", "synchronous": "NORMAL", "busy_timeout": 100},
         schema=SCHEMA,
         on_integrity_error=on_integrity_error,
+        inline_writes=inline,
     )
 
 
@@ -153,3 +158,68 @@ def test_bad_pragmas_are_refused(tmp_path: Path) -> None:
         SQLiteThread(tmp_path / "x", name="t", thread_name="t", pragmas={"a; DROP": 1})
     with pytest.raises(ConfigError, match="bad SQLite pragma"):
         SQLiteThread(tmp_path / "x", name="t", thread_name="t", pragmas={"mode": "WAL; x"})
+
+
+def _insert(sql: SQLiteThread, key: str) -> str:
+    with sql.transaction() as db:
+        db.execute("INSERT INTO t (k, v) VALUES (?, 1)", (key,))
+    return threading.current_thread().name
+
+
+async def test_inline_writes_run_on_the_loop_only_while_the_worker_is_idle(
+    tmp_path: Path,
+) -> None:
+    sql = make(tmp_path / "db.sqlite", inline=True)
+    await sql.open()
+    try:
+        loop_thread = threading.current_thread().name
+        assert await sql.run_inline(_insert, sql, "a") == loop_thread  # idle: right here
+        release = threading.Event()
+        busy = asyncio.ensure_future(sql.run(release.wait, 5.0))  # the worker is busy
+        queued = asyncio.ensure_future(sql.run_inline(_insert, sql, "b"))
+        await asyncio.sleep(0)  # one loop turn: both are handed over, neither is done
+        assert not queued.done()
+        release.set()
+        assert await queued != loop_thread  # it went to the worker, after the busy job
+        assert await busy is True
+        count = await sql.run(lambda: sql.connection.execute("SELECT count(*) FROM t").fetchone())
+        assert count == (2,)
+        with pytest.raises(StoreError, match=r"^test store error: UNIQUE"):
+            await sql.run_inline(_insert, sql, "a")  # translated, as on the worker
+    finally:
+        await sql.aclose()
+
+
+async def test_without_inline_writes_run_inline_uses_the_worker(tmp_path: Path) -> None:
+    sql = make(tmp_path / "db.sqlite")
+    await sql.open()
+    try:
+        assert await sql.run_inline(_insert, sql, "a") != threading.current_thread().name
+    finally:
+        await sql.aclose()
+
+
+async def test_inline_writes_checkpoint_on_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio_sqlite, "CHECKPOINT_EVERY_COMMITS", 5)
+    checkpoints: list[str] = []
+    checkpoint = SQLiteThread._checkpoint
+
+    def spy(self: SQLiteThread) -> None:
+        checkpoints.append(threading.current_thread().name)
+        checkpoint(self)
+
+    monkeypatch.setattr(SQLiteThread, "_checkpoint", spy)
+    sql = make(tmp_path / "db.sqlite", inline=True)
+    await sql.open()
+    try:
+        auto = await sql.run(lambda: sql.connection.execute("PRAGMA wal_autocheckpoint"))
+        assert auto.fetchone()[0] == 0  # SQLite's own would run on whichever thread commits
+        for i in range(12):
+            await sql.run_inline(_insert, sql, f"k{i}")
+        await sql.run(lambda: None)  # queued after the checkpoints: they have run
+        assert len(checkpoints) == 2
+        assert all(name.startswith("edgeweave-test-sqlite") for name in checkpoints)
+    finally:
+        await sql.aclose()

@@ -9,27 +9,40 @@ directory, applying the given pragmas, running the schema script), runs function
 read-only connection (:meth:`SQLiteThread.read`, WAL files only), translates :mod:`sqlite3`
 errors into :class:`~edgeweave.errors.StoreError` (``StoreUnavailable`` for operational errors:
 locked, busy, I/O, disk full) with messages naming the caller's store, and shuts the thread
-down in :meth:`SQLiteThread.aclose`. :data:`Connection` is the connection type for
-annotations, so the users need not import :mod:`sqlite3` themselves.
+down in :meth:`SQLiteThread.aclose`. :data:`Connection` is the connection type for annotations,
+so the users need not import :mod:`sqlite3` themselves.
+
+With ``inline_writes`` a short write may run on the event loop's thread instead
+(:meth:`SQLiteThread.run_inline`): only while the worker is idle, so the connection is never
+used by two threads at once and writes keep their order. It saves the two thread hops
+(a wake-up each way, and the GIL changing hands) that cost more than a small transaction in
+WAL mode with ``synchronous=NORMAL``, which does not fsync at commit. SQLite's own
+checkpoints would then run on the loop's thread at some commit, so they are turned off and
+the worker runs a passive one every :data:`CHECKPOINT_EVERY_COMMITS` commits.
 
 Must not: know what is stored (no tables, no SQL beyond pragmas and transaction control), run
-database work on any thread but its worker (except :meth:`~SQLiteThread.read`'s point reads),
-let a :mod:`sqlite3` exception out of :meth:`~SQLiteThread.run`, :meth:`~SQLiteThread.open`,
-:meth:`~SQLiteThread.read`, :meth:`~SQLiteThread.call` or :meth:`~SQLiteThread.aclose`, or
-import edgeweave beyond :mod:`edgeweave.errors`.
+database work on any thread but its worker (except :meth:`~SQLiteThread.read`'s point reads and
+:meth:`~SQLiteThread.run_inline`'s writes while the worker is idle), let a :mod:`sqlite3`
+exception out of :meth:`~SQLiteThread.run`, :meth:`~SQLiteThread.run_inline`,
+:meth:`~SQLiteThread.open`, :meth:`~SQLiteThread.read`, :meth:`~SQLiteThread.call` or
+:meth:`~SQLiteThread.aclose`, or import edgeweave beyond :mod:`edgeweave.errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeAlias, TypeVar, TypeVarTuple, Unpack
+from typing import Any, TypeAlias, TypeVar, TypeVarTuple, Unpack
 
 from edgeweave.errors import ConfigError, StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -41,6 +54,9 @@ READ_BUSY_TIMEOUT_MS = 100
 """How long a point read on the event loop waits for a lock (only WAL recovery takes one)."""
 IntegrityHook: TypeAlias = Callable[[str], StoreError | None]
 """Maps the text of a constraint violation to a more specific error (None: the default)."""
+CHECKPOINT_EVERY_COMMITS = 256
+"""With inline writes: commits between two passive WAL checkpoints on the worker (SQLite's
+automatic one, every 1000 WAL pages, is off)."""
 
 
 class SQLiteThread:
@@ -61,6 +77,7 @@ class SQLiteThread:
         schema: str = "",
         cached_statements: int = 128,
         on_integrity_error: IntegrityHook | None = None,
+        inline_writes: bool = False,
     ) -> None:
         for key, value in pragmas.items():
             if not key.isidentifier() or not (isinstance(value, int) or value.isidentifier()):
@@ -74,6 +91,10 @@ class SQLiteThread:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # the event loop's, for point reads
+        self._inline = inline_writes
+        self._last: Future[Any] | None = None  # the newest job handed to the worker
+        self._loop_thread: int | None = None
+        self._commits = 0  # since the last checkpoint (inline writes only)
         self._closed = False
 
     @property
@@ -84,6 +105,7 @@ class SQLiteThread:
     async def open(self) -> None:
         """Connect on the worker: directory, file, pragmas, schema. On failure the worker is
         shut down and the error raised (translated)."""
+        self._loop_thread = threading.get_ident()
         try:
             await self.run(self._connect)
         except BaseException:
@@ -95,11 +117,58 @@ class SQLiteThread:
         """``fn(*args)`` on the worker thread; a sqlite3 error comes out translated."""
         if self._closed:
             raise StoreUnavailable(f"the {self.name} is closed")
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            job = self._executor.submit(fn, *args)
+            self._last = job
+            return await asyncio.wrap_future(job)
         except sqlite3.Error as e:
             raise self._translate(e) from e
+        finally:
+            self._maybe_checkpoint()
+
+    async def run_inline(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+        """``fn(*args)`` right here, on the event loop's thread, when the worker is idle (no
+        job queued or running); otherwise on the worker, after what is queued. For short
+        writes only: the loop waits for ``fn``. Without ``inline_writes``, :meth:`run`."""
+        last = self._last
+        if not self._inline or (last is not None and not last.done()):
+            return await self.run(fn, *args)
+        if self._closed:
+            raise StoreUnavailable(f"the {self.name} is closed")
+        try:
+            return fn(*args)
+        except sqlite3.Error as e:
+            raise self._translate(e) from e
+        finally:
+            self._maybe_checkpoint()
+
+    def in_loop_thread(self) -> bool:
+        """True on the event loop's thread (a function run inline), False on the worker."""
+        return threading.get_ident() == self._loop_thread
+
+    def submit(self, fn: Callable[[Unpack[Ts]], object], *args: *Ts, what: str) -> None:
+        """From the event loop: ``fn(*args)`` on the worker, not awaited (housekeeping); a
+        failure is logged naming ``what``."""
+        if self._closed:
+            return
+        job = self._executor.submit(fn, *args)
+        self._last = job
+
+        def done(job: Future[object]) -> None:
+            error = job.exception()
+            if error is not None:
+                shown = self._translate(error) if isinstance(error, sqlite3.Error) else error
+                log.warning("%s: %s failed: %s", self.name, what, shown)
+
+        job.add_done_callback(done)
+
+    def _maybe_checkpoint(self) -> None:
+        if self._inline and self._commits >= CHECKPOINT_EVERY_COMMITS and not self._closed:
+            self._commits = 0
+            self.submit(self._checkpoint, what="WAL checkpoint")
+
+    def _checkpoint(self) -> None:
+        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def read(self, fn: Callable[[Connection, Unpack[Ts]], T], *args: *Ts) -> T:
         """``fn(reader, *args)`` right here, on the event loop's thread, with a second,
@@ -148,12 +217,14 @@ class SQLiteThread:
 
     @contextmanager
     def transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[Connection]:
-        """On the worker: a transaction committed when the block ends, else rolled back."""
+        """On the worker (or in a function run inline): a transaction committed when the
+        block ends, else rolled back."""
         db = self.connection
         db.execute(begin)
         try:
             yield db
             db.execute("COMMIT")
+            self._commits += 1
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -181,11 +252,16 @@ class SQLiteThread:
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
-            self.path, isolation_level=None, cached_statements=self._cached_statements
+            self.path,
+            isolation_level=None,
+            cached_statements=self._cached_statements,
+            check_same_thread=not self._inline,  # inline: never two threads at once
         )
         try:
             for key, value in self._pragmas.items():
                 conn.execute(f"PRAGMA {key} = {value}")
+            if self._inline:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints
             if self._schema:
                 conn.executescript(self._schema)
         except BaseException:

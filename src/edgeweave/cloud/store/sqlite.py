@@ -95,6 +95,7 @@ class SQLiteStore(SQLiteNodeSync):
             schema=q.SCHEMA + q.SYNC_SCHEMA,
             cached_statements=256,
             on_integrity_error=_integrity_error,
+            inline_writes=True,  # one object's write: on the loop while the worker is idle
         )
         self._notifier = Notifier()
         self._recent: RecentChanges | None = None  # set once open (the log's mark is read)
@@ -120,12 +121,18 @@ class SQLiteStore(SQLiteNodeSync):
         then."""
         if self._recent is not None:
             self._recent.add(rows)
-        if self._loop is not None:
-            kinds = {row[2] for row in rows}  # a watch of other kinds sleeps on
+        inline = self._sql.in_loop_thread()  # a write run inline (SQLiteThread.run_inline)
+        kinds = {row[2] for row in rows}  # a watch of other kinds sleeps on
+        if inline:
+            self._notifier.notify(kinds, len(rows))
+        elif self._loop is not None:
             self._loop.call_soon_threadsafe(self._notifier.notify, kinds, len(rows))
         self._writes_since_retention += 1
         if self._writes_since_retention >= RETENTION_EVERY_WRITES:
             self._writes_since_retention = 0
+            if inline:  # not on the loop: the worker does it
+                self._sql.submit(self._db_compact, self._changelog_retention, what="retention")
+                return
             try:
                 self._sql.call(self._db_compact, self._changelog_retention)
             except StoreError as e:  # the write itself committed; retry at the next one
@@ -231,7 +238,7 @@ class SQLiteStore(SQLiteNodeSync):
     # ---- the Store interface --------------------------------------------------------------
 
     async def create(self, obj: JSONObject) -> JSONObject:
-        return await self._sql.run(self._db_create, obj, object_key(obj))
+        return await self._sql.run_inline(self._db_create, obj, object_key(obj))
 
     async def get(self, kind: str, namespace: str, name: str) -> JSONObject:
         text = self._sql.read(self._read_get, (kind, namespace, name))
@@ -254,12 +261,14 @@ class SQLiteStore(SQLiteNodeSync):
     async def update(self, obj: JSONObject) -> JSONObject:
         key = object_key(obj)
         wanted = parse_resource_version(obj["metadata"].get("resourceVersion"))
-        return await self._sql.run(self._db_update, obj, key, wanted)
+        return await self._sql.run_inline(self._db_update, obj, key, wanted)
 
     async def delete(
         self, kind: str, namespace: str, name: str, *, resource_version: int | None = None
     ) -> JSONObject:
-        return await self._sql.run(self._db_delete, (kind, namespace, name), resource_version)
+        return await self._sql.run_inline(
+            self._db_delete, (kind, namespace, name), resource_version
+        )
 
     async def current_resource_version(self) -> int:
         return await self._sql.run(self._db_scalar, q.CURRENT_RV)

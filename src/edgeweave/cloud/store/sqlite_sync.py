@@ -4,8 +4,10 @@ used join tokens (:class:`~edgeweave.cloud.store.base.NodeSyncStore`).
 A mixin of :class:`~edgeweave.cloud.store.sqlite.SQLiteStore`, which provides the worker
 thread (``_sql``, a :class:`~edgeweave.aio.sqlite.SQLiteThread`: ``run``, its connection and
 transactions) and the wake-up of watches after an object write. The ``_db_*`` methods run on
-that worker only. A status merge writes objects like any other writer: inside the same
-``BEGIN IMMEDIATE`` transaction it bumps the store-wide version and appends the change log.
+that worker, or inline on the event loop while the worker is idle (small acks and upstream
+commits, :meth:`SQLiteNodeSync._run`). A status merge writes objects like any other writer:
+inside the same ``BEGIN IMMEDIATE`` transaction it bumps the store-wide version and appends
+the change log.
 
 Must not open connections or threads of its own, let a sqlite3 exception out (``_sql.run``
 translates them) or import sqlite3.
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from edgeweave.aio.sqlite import Connection, SQLiteThread
 from edgeweave.cloud.store import _sqlitesql as q
@@ -45,6 +47,11 @@ from edgeweave.cloud.store.base import (
     TwinSample,
 )
 
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+INLINE_MAX_ROWS = 64
+"""Larger writes go to the worker: run inline, they would hold up the event loop."""
+
 
 class SQLiteNodeSync:
     """The :class:`~edgeweave.cloud.store.base.NodeSyncStore` half of the SQLite store."""
@@ -59,16 +66,23 @@ class SQLiteNodeSync:
         """On the worker, after a commit that wrote these change-log rows: wakes the store's
         watches."""
 
+    async def _run(self, rows: int, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+        """``fn`` inline when it writes at most :data:`INLINE_MAX_ROWS` rows (a node's usual
+        report or acks), else on the worker (a reconnect's backlog)."""
+        if rows <= INLINE_MAX_ROWS:
+            return await self._sql.run_inline(fn, *args)
+        return await self._sql.run(fn, *args)
+
     # ---- the NodeSyncStore interface --------------------------------------------------------
 
     async def acked_versions(self, node: str) -> dict[AckKey, int]:
         return await self._sql.run(self._db_acked, node)
 
     async def record_acks(self, node: str, items: Sequence[AckItem]) -> None:
-        await self._sql.run(self._db_record_acks, node, list(items), False)
+        await self._run(len(items), self._db_record_acks, node, list(items), False)
 
     async def replace_acks(self, node: str, items: Sequence[AckItem]) -> None:
-        await self._sql.run(self._db_record_acks, node, list(items), True)
+        await self._run(len(items), self._db_record_acks, node, list(items), True)
 
     async def reset_node_sync(self, node: str) -> None:
         await self._sql.run(self._db_reset_node_sync, node)
@@ -91,7 +105,8 @@ class SQLiteNodeSync:
         adoptions: Sequence[Adoption] = (),
     ) -> int:
         history = history_rows(node, samples)
-        return await self._sql.run(
+        return await self._run(
+            len(events) + len(status_writes) + len(samples) + len(adoptions),
             self._db_commit_upstream,
             node,
             committed_seq,
