@@ -1,5 +1,5 @@
-"""The API server's corked transport: writes of one loop turn leave as one write, in order;
-large ones at once; closing writes what is held; flow control goes straight through."""
+"""The API server's corked transport: writes of a loop turn and the next leave as one write, in
+order; large ones at once; closing writes what is held; flow control goes straight through."""
 
 from __future__ import annotations
 
@@ -43,18 +43,26 @@ async def next_turn() -> None:
     await asyncio.sleep(0)  # one loop turn: what call_soon scheduled has run
 
 
-async def test_writes_of_one_turn_leave_as_one_in_order() -> None:
+async def after_next_turn() -> None:
+    await next_turn()
+    await next_turn()
+
+
+async def test_writes_of_this_turn_and_the_next_leave_as_one_in_order() -> None:
     raw = FakeTransport()
     corked = CorkedTransport(raw, asyncio.get_running_loop())
     corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
     corked.write(b"")
-    corked.writelines([b"{", bytearray(b'"a"'), memoryview(b":1}")])
+    corked.writelines([b"{", bytearray(b'"a"'), memoryview(b":1")])
     assert raw.writes == []
-    assert corked.get_write_buffer_size() == 7 + len(b'HTTP/1.1 200 OK\r\n\r\n{"a":1}')
+    assert corked.get_write_buffer_size() == 7 + len(b'HTTP/1.1 200 OK\r\n\r\n{"a":1')
+    await next_turn()
+    assert raw.writes == []  # held through the next turn: what that turn writes joins
+    corked.write(b"}")
     await next_turn()
     assert raw.writes == [b'HTTP/1.1 200 OK\r\n\r\n{"a":1}']
     corked.write(b"next")
-    await next_turn()
+    await after_next_turn()
     assert raw.writes[1:] == [b"next"]
 
 
@@ -64,7 +72,7 @@ async def test_large_writes_go_out_at_once() -> None:
     corked.write(b"head")
     corked.write(b"x" * MAX_HELD_BYTES)
     assert raw.writes == [b"head" + b"x" * MAX_HELD_BYTES]
-    await next_turn()
+    await after_next_turn()
     assert len(raw.writes) == 1  # the scheduled flush finds nothing left
 
 
@@ -75,14 +83,14 @@ async def test_close_writes_what_is_held_and_abort_drops_it() -> None:
     corked.close()
     assert (raw.writes, raw.closed) == ([b"last words"], True)
     corked.write(b"after close")
-    await next_turn()
+    await after_next_turn()
     assert raw.writes == [b"last words"]  # a closing transport gets nothing more
 
     raw = FakeTransport()
     corked = CorkedTransport(raw, asyncio.get_running_loop())
     corked.write(b"dropped")
     corked.abort()
-    await next_turn()
+    await after_next_turn()
     assert (raw.writes, raw.aborted) == ([], True)
 
 

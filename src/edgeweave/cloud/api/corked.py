@@ -1,15 +1,21 @@
-"""The API server's HTTP/1.1 protocol: uvicorn's h11 one, with the writes of one event-loop
-turn sent as one.
+"""The API server's HTTP/1.1 protocol: uvicorn's h11 one, with the writes of a response sent
+as one, after the work the request set off.
 
 uvicorn writes a response's status line and headers, then its body, as two transport writes;
 over TLS that is two records and two socket sends, and on loopback each send costs the
 receiver's wake-up too. :class:`CorkedTransport` holds what is written until the end of the
-current loop turn (``call_soon``) or until :data:`MAX_HELD_BYTES` are held, and then writes it
-in one call; order is kept, and closing writes what is held first. A streaming response's
-head is not held back any longer than that turn. :class:`CorkedH11Protocol` puts the
-transport it is given behind one.
+*next* event-loop turn (``call_soon`` twice) or until :data:`MAX_HELD_BYTES` are held, and
+then writes it in one call; order is kept, and closing writes what is held first.
 
-Must not: reorder writes, hold bytes across a loop turn, or hide the transport's flow
+Why the next turn and not this one: a write to the store wakes the node hub in the turn after
+the commit, and the hub pushes the changed object to its node in the turn after that. Held
+one turn longer, the answer to the client leaves after that push instead of before it; on
+loopback the answer's send costs a wake-up of the client, so the order matters (a twin set
+reaches its device about 0.1 ms sooner; bench/twin.py, BENCHMARKS.md). A streaming
+response's head and events wait no longer than that either. :class:`CorkedH11Protocol` puts
+the transport it is given behind one.
+
+Must not: reorder writes, hold bytes beyond the next loop turn, or hide the transport's flow
 control (pausing and resuming go straight through).
 """
 
@@ -46,11 +52,14 @@ class CorkedTransport:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._flush_scheduled)
+            self._loop.call_soon(self._next_turn)
 
     def writelines(self, lines: Any) -> None:
         for data in lines:
             self.write(data)
+
+    def _next_turn(self) -> None:
+        self._loop.call_soon(self._flush_scheduled)  # what is written meanwhile joins
 
     def _flush_scheduled(self) -> None:
         self._scheduled = False
