@@ -116,14 +116,14 @@ def create_app(
         """The kinds this server knows, with the names the CLI accepts for them."""
         return json_response(discovery)
 
+    if twins is not None:  # first: a twin set is on the device round trip, routes match in order
+        api.include_router(build_twins_router(twins))
     api.include_router(build_router(deps))
     overrides: dict[str, int] = {}
     if join is not None:
         api.include_router(build_join_router(join))
     if events is not None:
         api.include_router(build_events_router(events))
-    if twins is not None:
-        api.include_router(build_twins_router(twins))
     if logs is not None:
         api.include_router(build_logs_router(logs))
     if objects is not None:
