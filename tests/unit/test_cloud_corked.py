@@ -66,6 +66,18 @@ async def test_writes_of_this_turn_and_the_next_leave_as_one_in_order() -> None:
     assert raw.writes[1:] == [b"next"]
 
 
+async def test_more_of_a_streamed_body_leaves_at_the_end_of_this_turn() -> None:
+    raw = FakeTransport()
+    corked = CorkedTransport(raw, asyncio.get_running_loop())
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    await after_next_turn()
+    corked.write(b"5\r\nevent\r\n")
+    corked.write(b"1\r\n\n\r\n")
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n"]
+    await next_turn()
+    assert raw.writes[1:] == [b"5\r\nevent\r\n1\r\n\n\r\n"]
+
+
 async def test_large_writes_go_out_at_once() -> None:
     raw = FakeTransport()
     corked = CorkedTransport(raw, asyncio.get_running_loop())

@@ -4,16 +4,16 @@ as one, after the work the request set off.
 uvicorn writes a response's status line and headers, then its body, as two transport writes;
 over TLS that is two records and two socket sends, and on loopback each send costs the
 receiver's wake-up too. :class:`CorkedTransport` holds what is written until the end of the
-*next* event-loop turn (``call_soon`` twice) or until :data:`MAX_HELD_BYTES` are held, and
-then writes it in one call; order is kept, and closing writes what is held first.
+*next* event-loop turn when it begins a response (``HTTP/...``), else (more of a streamed
+body, such as a watch event) until the end of this turn, or until :data:`MAX_HELD_BYTES` are
+held, and then writes it in one call; order is kept, and closing writes what is held first.
 
-Why the next turn and not this one: a write to the store wakes the node hub in the turn after
-the commit, and the hub pushes the changed object to its node in the turn after that. Held
-one turn longer, the answer to the client leaves after that push instead of before it; on
-loopback the answer's send costs a wake-up of the client, so the order matters (a twin set
-reaches its device about 0.1 ms sooner; bench/twin.py, BENCHMARKS.md). A streaming
-response's head and events wait no longer than that either. :class:`CorkedH11Protocol` puts
-the transport it is given behind one.
+Why a response waits for the next turn: a write to the store wakes the node hub in the turn
+after the commit, and the hub pushes the changed object to its node in the turn after that.
+Held one turn longer, the answer to the client leaves after that push instead of before it;
+on loopback the answer's send costs a wake-up of the client, so the order matters (a twin set
+reaches its device about 0.1 ms sooner; bench/twin.py, BENCHMARKS.md). A watch event has
+nothing to let go first. :class:`CorkedH11Protocol` puts the transport it is given behind one.
 
 Must not: reorder writes, hold bytes beyond the next loop turn, or hide the transport's flow
 control (pausing and resuming go straight through).
@@ -52,7 +52,10 @@ class CorkedTransport:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._next_turn)
+            if self._held[0].startswith(b"HTTP/"):  # a response's head: after the next turn
+                self._loop.call_soon(self._next_turn)
+            else:  # more of a streamed body (a watch event): at the end of this turn
+                self._loop.call_soon(self._flush_scheduled)
 
     def writelines(self, lines: Any) -> None:
         for data in lines:
