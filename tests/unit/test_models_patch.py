@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from edgeweave.errors import BadRequest
-from edgeweave.models.patch import merge_patch
+from edgeweave.models.patch import copy_json, merge_patch, merge_patch_into
 
 
 # (target, patch, result) pairs from RFC 7386 appendix A, wrapped in an object where needed
@@ -54,3 +54,36 @@ def test_an_empty_patch_returns_an_equal_copy() -> None:
 def test_a_patch_that_is_not_an_object_is_a_bad_request() -> None:
     with pytest.raises(BadRequest, match="JSON object"):
         merge_patch({"a": 1}, ["not", "an", "object"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("target", "patch", "result"),
+    [
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": "foo"}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+        ({"a": [1], "b": 2}, {"a": [{"x": None}], "b": None}, {"a": [{"x": None}]}),
+    ],
+)
+def test_merge_patch_into_changes_the_target_by_the_same_rules(
+    target: dict[str, Any], patch: dict[str, Any], result: dict[str, Any]
+) -> None:
+    assert merge_patch(target, patch) == result
+    merge_patch_into(target, patch)
+    assert target == result
+
+
+def test_merge_patch_into_shares_nothing_with_the_patch() -> None:
+    target: dict[str, Any] = {"status": {"twins": []}}
+    patch = {"status": {"twins": [{"propertyName": "t", "reported": {"value": "1"}}]}}
+    merge_patch_into(target, patch)
+    target["status"]["twins"][0]["reported"]["value"] = "2"
+    assert patch["status"]["twins"][0]["reported"]["value"] == "1"
+
+
+def test_copy_json_copies_every_container() -> None:
+    value = {"a": [{"b": [1, "x", None, 1.5, True]}], "c": {}}
+    out = copy_json(value)
+    assert out == value
+    out["a"][0]["b"].append(2)
+    out["c"]["d"] = 1
+    assert value == {"a": [{"b": [1, "x", None, 1.5, True]}], "c": {}}

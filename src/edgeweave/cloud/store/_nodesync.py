@@ -16,7 +16,7 @@ from typing import Any
 from edgeweave.cloud.store._objects import ObjectKey, prepare_update
 from edgeweave.cloud.store.base import JSONObject, StatusWrite, TwinSample
 from edgeweave.errors import BadRequest
-from edgeweave.models.patch import merge_patch
+from edgeweave.models.patch import merge_patch_into
 
 DEFAULT_EVENTS_RETENTION = 100_000
 
@@ -51,11 +51,12 @@ def group_status_writes(writes: Sequence[StatusWrite]) -> dict[ObjectKey, list[J
 
 
 def apply_status(stored: JSONObject, patches: Sequence[JSONObject], rv: int) -> JSONObject:
-    """``stored`` with each patch merged into ``status`` in turn, stamped with ``rv``."""
+    """``stored`` (the caller's own: its status is changed in place) with each patch merged
+    into ``status`` in turn, stamped with ``rv``."""
     status = stored.get("status")
     merged: JSONObject = status if isinstance(status, dict) else {}
     for patch in patches:
-        merged = merge_patch(merged, patch)
+        merge_patch_into(merged, patch)
     updated = dict(stored)
     updated["status"] = merged
     return prepare_update(updated, stored, rv)
