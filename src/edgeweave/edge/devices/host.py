@@ -56,7 +56,7 @@ from edgeweave.twin.topics import parse_topic as parse_bus_topic
 
 log = logging.getLogger(__name__)
 
-OnDevices = Callable[[Mapping[ResourceRef, DeviceInfo], set[str] | None], bool]
+OnDevices = Callable[[Mapping[ResourceRef, DeviceInfo], set[ResourceRef] | None], bool]
 WaitPersisted = Callable[[], Awaitable[None]]
 Publish = Callable[[str, bytes], None]  # queues a QoS 0 publish, raises BusError
 EmitEvent = Callable[[dict[str, Any]], None]
@@ -104,8 +104,8 @@ class DeviceHost:
         self.changed = asyncio.Event()  # set by the sync when Device/DeviceModel objects change
         # ... which ones, as persisted (None: deleted; the sync adds to it)
         self.changed_objects: dict[ResourceRef, JSONObject | None] = {}
-        # told the node's devices after a reconcile, with the protocols whose devices changed
-        # (None: all); True: the mapper configs changed
+        # told the node's devices after a reconcile, with the devices it looked at (None:
+        # all); True: the mapper configs changed
         self.on_devices: OnDevices | None = None
         self._publish: Publish | None = None
         self._dirty: set[ResourceRef] = set()
@@ -360,7 +360,7 @@ class DeviceHost:
         now = self._now_ms()
         seen: set[ResourceRef] = set()
         added: list[MembershipDevice] = []
-        touched: set[str] = set()  # protocols whose devices changed
+        touched: set[ResourceRef] = set()  # devices whose objects changed or went
         for device in devices:
             model = models.get((_ns(device), model_name(device)), {})
             info = info_of(device, model)
@@ -370,8 +370,7 @@ class DeviceHost:
                 log.warning("device %s skipped: %s", info.ref, e)
                 continue
             seen.add(info.ref)
-            old = self.infos.get(info.ref)
-            touched |= {info.protocol, old.protocol if old else info.protocol}
+            touched.add(info.ref)
             self.infos[info.ref] = info
             held = self.held.get(info.ref)
             if held is None:
@@ -385,9 +384,8 @@ class DeviceHost:
         gone = [dispatch.membership_device(self.held[ref].twin) for ref in removed]
         for ref in removed:
             del self.held[ref]
-            old_info = self.infos.pop(ref, None)
-            if old_info is not None:
-                touched.add(old_info.protocol)
+            if self.infos.pop(ref, None) is not None:
+                touched.add(ref)
             self._dirty.discard(ref)
             self._deleted.add(ref)
             self.reporter.forget(ref)

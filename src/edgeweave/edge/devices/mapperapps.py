@@ -61,46 +61,62 @@ class MapperApps:
         self._node = node
         self._bus_url = bus_url
         self._python = python or sys.executable
-        self._written: dict[str, bytes] = {}
+        self._entries: dict[ResourceRef, tuple[str, str]] = {}  # (protocol, entry JSON)
+        self._written: dict[str, bytes] = {}  # protocol -> the file's content, compact
         self._unserved: set[str] = set()
 
     def update(
-        self, infos: Mapping[ResourceRef, DeviceInfo], touched: set[str] | None = None
+        self, infos: Mapping[ResourceRef, DeviceInfo], touched: set[ResourceRef] | None = None
     ) -> bool:
-        """Write the config file of each protocol in use (``touched``: only these may have
-        changed; None: any); True when a file changed or a protocol came or went (the
-        runtime must then be reconciled)."""
-        by_protocol: dict[str, list[dict[str, Any]]] = {}
-        for ref, info in sorted(infos.items(), key=lambda i: str(i[0])):
-            if info.protocol not in BUILT_IN:
-                if info.protocol not in self._unserved:
-                    self._unserved.add(info.protocol)
-                    log.info("no built-in mapper for protocol %r (device %s)", info.protocol, ref)
+        """Write the config file of each protocol in use; ``touched``: only these devices
+        may have changed (None: any). True when a file changed or a protocol came or went
+        (the runtime must then be reconciled).
+
+        Each device's part of its file is kept as JSON, so a change costs the encoding of
+        the devices it touched, not of every device of the protocol (a ``twin set`` changes
+        nothing here: desired values are left out)."""
+        if touched is None:
+            touched = set(infos) | set(self._entries)
+        dirty: set[str] = set()  # protocols whose file must be built again
+        for ref in touched:
+            info = infos.get(ref)
+            old = self._entries.pop(ref, None)
+            entry = None if info is None else self._entry(ref, info)
+            if entry is not None:
+                self._entries[ref] = entry
+            if entry != old:
+                dirty |= {e[0] for e in (entry, old) if e is not None}
+        if not dirty:
+            return False
+        by_protocol: dict[str, list[tuple[str, str]]] = {}
+        for ref, (protocol, text) in self._entries.items():
+            if protocol in dirty:
+                by_protocol.setdefault(protocol, []).append((str(ref), text))
+        changed = False
+        for protocol in sorted(dirty):
+            entries = by_protocol.get(protocol)
+            if not entries:  # its last device went
+                changed = self._written.pop(protocol, None) is not None or changed
                 continue
-            devices = by_protocol.setdefault(info.protocol, [])
-            if touched is None or info.protocol in touched:  # else: in use, file unchanged
-                devices.append({"device": _config_of(info.device), "model": _config_of(info.model)})
-        docs = {  # compact and with the C encoder: this runs on every Device change
-            protocol: (
-                json.dumps(
-                    {"node": self._node, "protocol": protocol, "devices": devices},
-                    separators=(",", ":"),
-                    sort_keys=True,
-                ).encode()
-                if touched is None or protocol in touched
-                else self._written.get(protocol, b"")
-            )
-            for protocol, devices in by_protocol.items()
-        }
-        changed = set(docs) != set(self._written)
-        for protocol, data in docs.items():
+            devices = ",".join(text for _ref, text in sorted(entries))
+            head = json.dumps({"node": self._node, "protocol": protocol}, sort_keys=True)
+            data = f'{{"devices":[{devices}],{head[1:]}'.encode()
             if self._written.get(protocol) != data:
                 self._dir.mkdir(parents=True, exist_ok=True)
                 pretty = json.dumps(json.loads(data), indent=1, sort_keys=True).encode()
                 write_file_atomic(self.config_path(protocol), pretty)
+                self._written[protocol] = data
                 changed = True
-        self._written = docs
         return changed
+
+    def _entry(self, ref: ResourceRef, info: DeviceInfo) -> tuple[str, str] | None:
+        if info.protocol not in BUILT_IN:
+            if info.protocol not in self._unserved:
+                self._unserved.add(info.protocol)
+                log.info("no built-in mapper for protocol %r (device %s)", info.protocol, ref)
+            return None
+        entry = {"device": _config_of(info.device), "model": _config_of(info.model)}
+        return info.protocol, json.dumps(entry, separators=(",", ":"), sort_keys=True)
 
     def config_path(self, protocol: str) -> Path:
         return self._dir / f"{protocol}.json"

@@ -110,7 +110,7 @@ async def serve_devices(
 def _mapper_updater(
     mappers: MapperApps, devices: Devices, on_mappers: Callable[[], None]
 ) -> OnDevices:
-    def update(infos: Mapping[ResourceRef, DeviceInfo], touched: set[str] | None) -> bool:
+    def update(infos: Mapping[ResourceRef, DeviceInfo], touched: set[ResourceRef] | None) -> bool:
         changed = mappers.update(infos, touched)
         if changed:
             devices.mapper_apps = mappers.apps()
