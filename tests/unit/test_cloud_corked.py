@@ -1,5 +1,6 @@
-"""The API server's corked transport: writes of a loop turn and the next leave as one write, in
-order; large ones at once; closing writes what is held; flow control goes straight through."""
+"""The API server's corked transport: a response's writes of a loop turn and the next leave
+as one write, in order; more of a streamed body goes straight through; large ones at once;
+closing writes what is held; flow control goes straight through."""
 
 from __future__ import annotations
 
@@ -66,24 +67,24 @@ async def test_writes_of_this_turn_and_the_next_leave_as_one_in_order() -> None:
     assert raw.writes[1:] == [b"next"]
 
 
-async def test_more_of_a_streamed_body_leaves_at_the_end_of_this_turn() -> None:
+async def test_more_of_a_streamed_body_goes_straight_through() -> None:
     raw = FakeTransport()
     corked = CorkedTransport(raw, asyncio.get_running_loop())
     corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    corked.write(b"5\r\nfirst\r\n")  # held with the head
+    assert raw.writes == []
     await after_next_turn()
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n5\r\nfirst\r\n"]
     corked.write(b"5\r\nevent\r\n")
-    corked.write(b"1\r\n\n\r\n")
-    assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n"]
-    await next_turn()
-    assert raw.writes[1:] == [b"5\r\nevent\r\n1\r\n\n\r\n"]
+    assert raw.writes[1:] == [b"5\r\nevent\r\n"]
 
 
 async def test_large_writes_go_out_at_once() -> None:
     raw = FakeTransport()
     corked = CorkedTransport(raw, asyncio.get_running_loop())
-    corked.write(b"head")
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
     corked.write(b"x" * MAX_HELD_BYTES)
-    assert raw.writes == [b"head" + b"x" * MAX_HELD_BYTES]
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * MAX_HELD_BYTES]
     await after_next_turn()
     assert len(raw.writes) == 1  # the scheduled flush finds nothing left
 
@@ -91,16 +92,17 @@ async def test_large_writes_go_out_at_once() -> None:
 async def test_close_writes_what_is_held_and_abort_drops_it() -> None:
     raw = FakeTransport()
     corked = CorkedTransport(raw, asyncio.get_running_loop())
-    corked.write(b"last words")
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\nlast words")
     corked.close()
-    assert (raw.writes, raw.closed) == ([b"last words"], True)
+    assert (raw.writes, raw.closed) == ([b"HTTP/1.1 200 OK\r\n\r\nlast words"], True)
     corked.write(b"after close")
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
     await after_next_turn()
-    assert raw.writes == [b"last words"]  # a closing transport gets nothing more
+    assert len(raw.writes) == 1  # a closing transport gets nothing more
 
     raw = FakeTransport()
     corked = CorkedTransport(raw, asyncio.get_running_loop())
-    corked.write(b"dropped")
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\ndropped")
     corked.abort()
     await after_next_turn()
     assert (raw.writes, raw.aborted) == ([], True)

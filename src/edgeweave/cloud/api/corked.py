@@ -3,10 +3,11 @@ as one, after the work the request set off.
 
 uvicorn writes a response's status line and headers, then its body, as two transport writes;
 over TLS that is two records and two socket sends, and on loopback each send costs the
-receiver's wake-up too. :class:`CorkedTransport` holds what is written until the end of the
-*next* event-loop turn when it begins a response (``HTTP/...``), else (more of a streamed
-body, such as a watch event) until the end of this turn, or until :data:`MAX_HELD_BYTES` are
-held, and then writes it in one call; order is kept, and closing writes what is held first.
+receiver's wake-up too. :class:`CorkedTransport` holds what is written, from the start of a
+response (``HTTP/...``), until the end of the *next* event-loop turn or until
+:data:`MAX_HELD_BYTES` are held, and then writes it in one call; order is kept, and closing
+writes what is held first. More of a streamed body (a watch event), written when nothing is
+held, goes straight through: it is one write already, and nothing waits to go first.
 
 Why a response waits for the next turn: a write to the store wakes the node hub in the turn
 after the commit, and the hub pushes the changed object to its node in the turn after that.
@@ -46,16 +47,18 @@ class CorkedTransport:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        if not self._held and bytes(data[:5]) != b"HTTP/":
+            # more of a streamed body (a watch event): nothing to join it, nothing to wait for
+            if not self._transport.is_closing():
+                self._transport.write(data)
+            return
         self._held.append(bytes(data))
         self._held_bytes += len(data)
         if self._held_bytes >= MAX_HELD_BYTES:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True
-            if self._held[0].startswith(b"HTTP/"):  # a response's head: after the next turn
-                self._loop.call_soon(self._next_turn)
-            else:  # more of a streamed body (a watch event): at the end of this turn
-                self._loop.call_soon(self._flush_scheduled)
+            self._loop.call_soon(self._next_turn)
 
     def writelines(self, lines: Any) -> None:
         for data in lines:
