@@ -228,6 +228,8 @@ async def test_the_async_and_sync_clients(cloud: TestCloud) -> None:
         assert history == [{"property": "temperature", "value": "20.5", "timestamp": at}]
         with pytest.raises(BadRequest, match="humidity"):
             await client.set_twin(None, "thermostat-1", {"humidity": "1"})
+    with pytest.raises(RuntimeError, match="closed"):  # no new connection after aclose
+        await client.get_twin("default", "thermostat-1")
 
     def sync_calls() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         with Client(config) as client:

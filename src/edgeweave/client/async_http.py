@@ -40,8 +40,8 @@ class AsyncClient(AsyncPipelineMethods):
     ) -> None:
         super().__init__(config, settings)
         kwargs = client_kwargs(config, self.settings)
-        transport = transport or AsyncH11Transport(kwargs["verify"])
-        self._http = httpx.AsyncClient(**kwargs, transport=transport)
+        self._transport = transport or AsyncH11Transport(kwargs["verify"])
+        self._http = httpx.AsyncClient(**kwargs, transport=self._transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -55,8 +55,21 @@ class AsyncClient(AsyncPipelineMethods):
         await self.aclose()
 
     async def _answer(self, request: rq.Request) -> httpx.Response:
+        """The whole answer to ``request``. Built by the httpx client (base URL, headers,
+        timeouts) and sent on its transport directly: the client's send adds layers this
+        client does not use (auth flows, redirects, a cookie jar) that cost as much CPU as
+        the exchange itself."""
+        if self._http.is_closed:
+            raise RuntimeError("the client is closed")  # as httpx would say
         with translated_errors(self.server, request):
-            return await self._http.send(build(self._http, request))
+            http_request = build(self._http, request)
+            answer = await self._transport.handle_async_request(http_request)
+            answer.request = http_request
+            try:
+                await answer.aread()
+            finally:
+                await answer.aclose()
+            return answer
 
     async def _send(self, request: rq.Request) -> Any:
         answer = await self._answer(request)
