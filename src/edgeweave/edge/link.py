@@ -208,9 +208,9 @@ class LinkSession:
                 await self._handle(msg)
                 continue
             # gather a batch: one durable commit (an fsync) for many objects, not one each. No
-            # timer: what arrived while the previous batch was being written is taken at once,
-            # so a burst batches itself and a single change is not held back
-            await asyncio.sleep(0)  # let the reader queue frames it has already received
+            # timer and no extra loop turn: the reader queues every frame already received
+            # before this task runs, and what arrives while a batch is being written is taken
+            # at once after it, so a burst batches itself and a single change is not held back
             batch: list[m.Upsert | m.Delete] = [msg]
             while len(batch) < DOWNSTREAM_BATCH:
                 try:
