@@ -45,12 +45,61 @@ async def test_appends_are_peeked_in_seq_order_and_acked(outbox: Outbox) -> None
 
     await outbox.ack(4)
     assert [e.seq for e in await drain(outbox)] == list(range(5, 11))
+    await outbox.flush()  # the file catches up with the ack
     stats = outbox.statistics()
     assert (stats.entries, stats.oldest_seq, stats.newest_seq) == (6, 5, 10)
     assert stats.bytes == sum(len(e.payload_json) for e in entries[4:])
     await outbox.ack(10)
     assert await drain(outbox) == []
+    await outbox.flush()
     assert outbox.statistics().entries == 0
+
+
+async def test_an_ack_is_written_with_the_next_flush_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    box = await open_outbox(tmp_path / "o.db", flush_interval_s=LONG_S)
+    try:
+        for i in range(10):
+            box.append_nowait("event", {"i": i})
+        await box.flush()
+        flushes = box.statistics().flushes
+        await box.ack(4)
+        assert box.statistics().entries == 10  # not written on its own
+        assert [e.seq for e in await drain(box)] == list(range(5, 11))  # but gone already
+        box.append_nowait("event", {"i": 10})
+        await box.flush()
+        stats = box.statistics()
+        assert (stats.entries, stats.oldest_seq, stats.flushes) == (7, 5, flushes + 1)
+    finally:
+        await box.aclose()
+
+
+async def test_an_ack_alone_is_written_within_the_flush_interval(tmp_path: Path) -> None:
+    box = await open_outbox(tmp_path / "o.db", flush_interval_s=0.001)
+    try:
+        box.append_nowait("event", {"i": 0})
+        await box.flush()
+        await box.ack(1)
+        async with asyncio.timeout(5):
+            while box.statistics().entries:
+                await asyncio.sleep(0.001)  # polling the flusher's work, bounded above
+    finally:
+        await box.aclose()
+
+
+async def test_an_ack_not_written_yet_is_written_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = await open_outbox(path, flush_interval_s=LONG_S)
+    box.append_nowait("event", {"i": 0})
+    await box.flush()
+    await box.ack(1)
+    await box.aclose()
+    box = await open_outbox(path, flush_interval_s=LONG_S)
+    try:
+        assert await drain(box) == [] and box.statistics().entries == 0
+    finally:
+        await box.aclose()
 
 
 async def test_wait_peek_returns_once_entries_are_flushed(outbox: Outbox) -> None:
@@ -177,6 +226,7 @@ async def test_peeks_of_the_last_flush_match_the_file(tmp_path: Path) -> None:
         assert [e.seq for e in await box.peek(first + 1, max_entries=9, max_bytes=one)] == [4]
         assert [e.seq for e in await box.peek(first, max_entries=9, max_bytes=1)] == [3]
         await box.ack(first + 2)  # into the last flush: peeks from before it skip what went
+        await box.flush()  # the file catches up with the ack
         for after in range(first + 4):
             got = [(e.seq, e.topic, e.payload_json) for e in await drain(box, after)]
             assert got == on_file(path, after), after
@@ -309,6 +359,7 @@ async def test_acking_everything_then_restarting_never_reuses_a_seq(tmp_path: Pa
         box.append_nowait("event", i)
     await box.flush()
     await box.ack(50)
+    await box.flush()  # the file catches up with the ack
     assert box.statistics().entries == 0
     await box.aclose()
     with sqlite3.connect(path) as raw:

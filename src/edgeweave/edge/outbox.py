@@ -135,6 +135,8 @@ class Outbox:
         self._reserved_seq = 0  # durable: no restart hands out a seq at or below it again
         self._reserve_wanted = False  # an unflushed peek stopped at the reserved seq
         self._acked_seq = 0  # the cloud committed up to here: a flush leaves such rows out
+        self._acked_written = 0  # ... and the file has deleted up to here
+        self._skipped_ahead = False  # next_seq jumped (a lost file): the next round fsyncs it
         self._buffer: list[PlainRow] = []
         self._status_buffer: dict[StatusKey, StatusRow] = {}
         self._armed = False  # a flush is due for what is buffered
@@ -238,9 +240,18 @@ class Outbox:
         return self.append_nowait(topic, payload, key=key)
 
     async def flush(self) -> None:
-        """Return once everything appended before this call is on disk."""
+        """Return once everything appended before this call is on disk, and every ack so far
+        is applied to the file."""
         self._check_open()
         await self._wait_seq(self._next_seq - 1)
+        if self._acked_seq > self._acked_written:  # only acks wait: a round of their own
+            round_ = self._round
+            self._armed = True
+            self._pending.set()
+            self._urgent.set()
+            await round_.done.wait()
+            if round_.error is not None:
+                raise StoreUnavailable(f"outbox flush failed: {round_.error}") from round_.error
 
     async def wait_durable(self, seq: int) -> None:
         """Return once entry ``seq`` (and every one before it) is on disk; flushes now."""
@@ -278,6 +289,9 @@ class Outbox:
             plain, status, next_seq = self._buffer, self._status_buffer, self._next_seq
             self._buffer, self._status_buffer = [], {}
             acked = self._acked_seq
+            acks_only = not plain and not status and not self._skipped_ahead
+            ack_upto = acked if acked > self._acked_written else 0
+            self._skipped_ahead = False
             if plain and plain[0][0] <= acked:  # committed by the cloud already: not written
                 plain = [row for row in plain if row[0] > acked]
             if status and min(row[0] for row in status.values()) <= acked:
@@ -290,9 +304,18 @@ class Outbox:
             self._inflight_rows = _rows(plain, status.values())
             durable_before = self._durable_seq
             try:
-                dropped = await self._sql.run(
-                    self._file.db_flush, plain, list(status.values()), next_seq, reserve
-                )
+                if acks_only and reserve == self._reserved_seq:  # nothing to make durable
+                    await self._sql.run(self._file.db_ack, ack_upto, next_seq)
+                    dropped = False
+                else:
+                    dropped = await self._sql.run(
+                        self._file.db_flush,
+                        plain,
+                        list(status.values()),
+                        next_seq,
+                        reserve,
+                        ack_upto,
+                    )
             except Exception as e:  # disk full, I/O error, or a bug: keep the rows, retry
                 self._flush_failures += 1
                 _log.warning("outbox flush of %d entries failed: %s", len(plain) + len(status), e)
@@ -305,6 +328,7 @@ class Outbox:
                 round_.error = e
             else:
                 self._flushes += 1
+                self._acked_written = max(self._acked_written, ack_upto)
                 self._durable_seq = max(self._durable_seq, next_seq - 1)
                 if reserve > self._reserved_seq:
                     self._reserved_seq, self._reserve_wanted = reserve, False
@@ -335,6 +359,7 @@ class Outbox:
         ``max_bytes`` of payload, but always the first one if there is one. ``unflushed``: then
         entries still on their way to disk too, up to the reserved seq (see the module)."""
         self._check_open()
+        after_seq = max(after_seq, self._acked_seq)  # acked: gone, even if not from the file yet
         if unflushed and self._reserved_seq < self._next_seq:
             self._reserve_wanted = True  # the next flush reserves: later entries go at once
         if not 0 <= self._tail_after <= after_seq:
@@ -388,7 +413,10 @@ class Outbox:
             await news.wait()
 
     async def ack(self, committed_seq: int) -> None:
-        """The cloud committed everything up to ``committed_seq``: delete it."""
+        """The cloud committed everything up to ``committed_seq``: it is deleted from the file
+        with the next flush, or within ``flush_interval_s`` when nothing else is written (no
+        thread hop or transaction of its own). Peeks stop returning it at once. Written late
+        or lost in a crash, an ack only makes the agent send again what the cloud skips."""
         self._check_open()
         if committed_seq >= self._next_seq:
             # only after a lost outbox file: never hand out seqs the cloud will skip
@@ -396,12 +424,16 @@ class Outbox:
             self._tail_after, self._tail = -1, []
             self._next_seq = committed_seq + 1
             # a flush round, even an empty one, records the new next_seq and makes it durable
+            self._skipped_ahead = True
             self._armed = True
             self._pending.set()
             self._urgent.set()
         self._acked_seq = max(self._acked_seq, committed_seq)
         self._tail = [row for row in self._tail if row[0].seq > committed_seq]
-        await self._sql.run(self._file.db_ack, committed_seq, self._next_seq)
+        if self._acked_seq > self._acked_written and not self._armed:
+            self._armed = True
+            self._first_buffered_at = asyncio.get_running_loop().time()
+            self._pending.set()
 
     def statistics(self) -> OutboxStatistics:
         return OutboxStatistics(
@@ -440,6 +472,9 @@ class Outbox:
                 self._flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._flusher
+            if self._acked_seq > self._acked_written and error is None:
+                with contextlib.suppress(StoreError):  # else sent again after the restart
+                    await self._sql.run(self._file.db_ack, self._acked_seq, self._next_seq)
             await self._sql.aclose()
         if error is not None:
             raise error

@@ -112,11 +112,16 @@ class OutboxFile:
         return max(meta.get("next_seq", 1), (self.newest or 0) + 1, reserved + 1), reserved
 
     def db_flush(
-        self, plain: list[PlainRow], status: list[StatusRow], next_seq: int, reserved: int = 0
+        self,
+        plain: list[PlainRow],
+        status: list[StatusRow],
+        next_seq: int,
+        reserved: int = 0,
+        acked: int = 0,
     ) -> bool:
         """Write a batch in ONE transaction, replacing older status rows of the same key and
-        applying the policy when full, with the ``reserved`` seq; True when the policy dropped
-        entries."""
+        applying the policy when full, with the ``reserved`` seq, and deleting what the cloud
+        committed up to ``acked`` (0: nothing); True when the policy dropped entries."""
         entries = self.entries + len(plain) + len(status)
         nbytes = self.bytes + sum(map(itemgetter(3), plain))
         replaced: list[tuple[int]] = []
@@ -130,6 +135,9 @@ class OutboxFile:
         dropped: dict[str, int] = {}
         hints = dict(self._hints)
         with self._sql.transaction() as db:
+            if acked:
+                gone, gone_bytes = self._db_delete_acked(db, acked)
+                entries, nbytes = entries - gone, nbytes - gone_bytes
             db.executemany(_INSERT, plain)
             if status:
                 db.executemany(DELETE_SEQ, replaced)
@@ -149,6 +157,8 @@ class OutboxFile:
             ends = db.execute(_ENDS).fetchone()
         self._hints = hints
         self._committed(entries, nbytes, written, ends)
+        if acked:
+            self._forget_status(acked)
         for seq, topic, key, _text, size in status:
             self._status[(topic, key)] = (seq, size)
         if dropped:
@@ -183,18 +193,27 @@ class OutboxFile:
 
     def _db_ack(self, committed_seq: int, next_seq: int) -> None:
         with self._sql.transaction() as db:
-            row = db.execute(
-                "SELECT count(*), coalesce(sum(bytes), 0) FROM outbox WHERE seq <= ?",
-                (committed_seq,),
-            ).fetchone()
-            gone, gone_bytes = int(row[0]), int(row[1])
-            if gone:
-                db.execute("DELETE FROM outbox WHERE seq <= ?", (committed_seq,))
+            gone, gone_bytes = self._db_delete_acked(db, committed_seq)
             entries, nbytes = self.entries - gone, self.bytes - gone_bytes
             written = self._db_write_meta(db, next_seq, entries, nbytes, {})
             ends = db.execute(_ENDS).fetchone()
         self._committed(entries, nbytes, written, ends)
+        self._forget_status(committed_seq)
+
+    def _db_delete_acked(self, db: Connection, committed_seq: int) -> tuple[int, int]:
+        """Inside the caller's transaction: delete every entry up to ``committed_seq``; how
+        many went, and their bytes."""
+        row = db.execute(
+            "SELECT count(*), coalesce(sum(bytes), 0) FROM outbox WHERE seq <= ?",
+            (committed_seq,),
+        ).fetchone()
+        gone, gone_bytes = int(row[0]), int(row[1])
         if gone:
+            db.execute("DELETE FROM outbox WHERE seq <= ?", (committed_seq,))
+        return gone, gone_bytes
+
+    def _forget_status(self, committed_seq: int) -> None:
+        if any(v[0] <= committed_seq for v in self._status.values()):
             self._status = {k: v for k, v in self._status.items() if v[0] > committed_seq}
 
     def _db_write_meta(
