@@ -67,6 +67,8 @@ __all__ = ["DropReport", "Entry", "Outbox", "OutboxStatistics", "drop_class", "o
 _log = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL_S = 0.005
+ACK_WRITE_DELAY_S = 1.0
+"""How long an ack may wait for a flush to take it along before it is written on its own."""
 DEFAULT_FLUSH_MAX = 5000
 DEFAULT_MAX_ENTRIES = 10_000_000
 DEFAULT_MAX_BYTES = 1 << 30
@@ -137,6 +139,7 @@ class Outbox:
         self._acked_seq = 0  # the cloud committed up to here: a flush leaves such rows out
         self._acked_written = 0  # ... and the file has deleted up to here
         self._skipped_ahead = False  # next_seq jumped (a lost file): the next round fsyncs it
+        self._ack_timer: asyncio.TimerHandle | None = None  # writes acks no flush took along
         self._buffer: list[PlainRow] = []
         self._status_buffer: dict[StatusKey, StatusRow] = {}
         self._armed = False  # a flush is due for what is buffered
@@ -414,9 +417,9 @@ class Outbox:
 
     async def ack(self, committed_seq: int) -> None:
         """The cloud committed everything up to ``committed_seq``: it is deleted from the file
-        with the next flush, or within ``flush_interval_s`` when nothing else is written (no
-        thread hop or transaction of its own). Peeks stop returning it at once. Written late
-        or lost in a crash, an ack only makes the agent send again what the cloud skips."""
+        with the next flush, or after :data:`ACK_WRITE_DELAY_S` when nothing else is written
+        (no thread hop or transaction of its own). Peeks stop returning it at once. Written
+        late or lost in a crash, an ack only makes the agent send again what the cloud skips."""
         self._check_open()
         if committed_seq >= self._next_seq:
             # only after a lost outbox file: never hand out seqs the cloud will skip
@@ -430,10 +433,17 @@ class Outbox:
             self._urgent.set()
         self._acked_seq = max(self._acked_seq, committed_seq)
         self._tail = [row for row in self._tail if row[0].seq > committed_seq]
-        if self._acked_seq > self._acked_written and not self._armed:
+        if self._ack_timer is None and self._acked_seq > self._acked_written:
+            loop = asyncio.get_running_loop()
+            self._ack_timer = loop.call_later(ACK_WRITE_DELAY_S, self._write_acks)
+
+    def _write_acks(self) -> None:
+        """Acks no flush has taken along since: a round of their own."""
+        self._ack_timer = None
+        if self._acked_seq > self._acked_written and not self._closed:
             self._armed = True
-            self._first_buffered_at = asyncio.get_running_loop().time()
             self._pending.set()
+            self._urgent.set()
 
     def statistics(self) -> OutboxStatistics:
         return OutboxStatistics(
@@ -460,6 +470,8 @@ class Outbox:
         if self._closed:
             return
         self._closed = True
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
         self._stored.set()  # wait_peek callers wake up and find the outbox closed
         self._news.set()
         error: StoreError | None = None
