@@ -2,14 +2,15 @@
 
 The watch is opened before the response starts, so a too-old resourceVersion is an ordinary
 410 ``Gone`` answer rather than a broken stream. The response body reads the watch itself
-(no task or queue between them: an event is written in the loop turn the store's
-notification wakes it) and emits a BOOKMARK when the stream has been idle. A client that
-reads slowly holds the stream back, not the store: the change log keeps what it has not read
-yet. The number of concurrent streams is bounded (429 past it).
+(no task or queue between them: an event is written a loop turn after the store's
+notification wakes it, behind the node hub's push) and emits a BOOKMARK when the stream has
+been idle. A client that reads slowly holds the stream back, not the store: the change log
+keeps what it has not read yet. The number of concurrent streams is bounded (429 past it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -70,6 +71,10 @@ async def _stream(
                 yield _line("BOOKMARK", {"metadata": {"resourceVersion": str(last_rv)}})
                 continue
             last_rv = event.resource_version
+            # one loop turn before the write: the commit that woke this watch also woke the
+            # node hub, whose push to the object's node goes first (it is on its way to a
+            # device; a watcher reports). On 2 shared cores each write wakes its reader.
+            await asyncio.sleep(0)
             yield _line(event.type, event.object)
     finally:
         await stack.aclose()

@@ -395,6 +395,9 @@ class Committer:
             for batch in batches:
                 batch.reply(Error(reason=e.reason, message=e.message, parent_id=batch.msg.id))
             return
+        # the acks a loop turn later: the commit woke the API's watch streams, whose events
+        # go first (an ack only lets the node trim its outbox)
+        loop = asyncio.get_running_loop()
         for batch in batches:
             reply = UpstreamAck(committed_seq=committed, parent_id=batch.msg.id)
-            batch.reply(reply)
+            loop.call_soon(batch.reply, reply)
