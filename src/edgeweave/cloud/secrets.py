@@ -119,6 +119,8 @@ class _DecryptingWatch:
         return None if event is None else self._decrypted(event)
 
     def _decrypted(self, event: WatchEvent) -> WatchEvent:
+        if event.kind is not None and event.kind != SECRET_KIND:  # known without decoding
+            return event
         obj = self._codec.decrypt_object(event.object)
         return event if obj is event.object else WatchEvent(event.type, obj, event.resource_version)
 

@@ -18,12 +18,18 @@ from contextlib import AsyncExitStack
 from starlette.responses import Response, StreamingResponse
 
 from edgeweave.cloud.api.deps import ApiDeps
-from edgeweave.cloud.store.base import Watch, WatchFilter
+from edgeweave.cloud.store.base import Watch, WatchEvent, WatchFilter
 from edgeweave.errors import BadRequest, EdgeweaveError, TooManyRequests
 
 
 def _line(event_type: str, obj: object) -> bytes:
     return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+def _event_line(event: WatchEvent) -> bytes:
+    """The event's line around the object's JSON text as the store keeps it (not decoded
+    and encoded again)."""
+    return f'{{"type":"{event.type}","object":{event.text}}}\n'.encode()
 
 
 async def watch_response(
@@ -75,6 +81,6 @@ async def _stream(
             # node hub, whose push to the object's node goes first (it is on its way to a
             # device; a watcher reports). On 2 shared cores each write wakes its reader.
             await asyncio.sleep(0)
-            yield _line(event.type, event.object)
+            yield _event_line(event)
     finally:
         await stack.aclose()

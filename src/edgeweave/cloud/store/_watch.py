@@ -153,9 +153,13 @@ class LogWatch:
                 continue
             if flt.name is not None and name != flt.name:
                 continue
+            event_kind = cast(EventType, event_type)
+            if flt.selector.empty:  # the stored text goes on as it is: decoded if read
+                self._buffer.append(WatchEvent(event_kind, None, rv, text=text, kind=kind))
+                continue
             obj = decode_json(text)
-            if flt.selector.empty or flt.selector.matches(obj.get("metadata", {}).get("labels")):
-                self._buffer.append(WatchEvent(cast(EventType, event_type), obj, rv))
+            if flt.selector.matches(obj.get("metadata", {}).get("labels")):
+                self._buffer.append(WatchEvent(event_kind, obj, rv, text=text, kind=kind))
 
     async def _sleep(self, deadline: float | None) -> bool:
         """Until woken (True), or until the loop's clock reaches ``deadline`` (False)."""

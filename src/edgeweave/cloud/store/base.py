@@ -18,6 +18,7 @@ older than what was compacted raises :class:`~edgeweave.errors.Gone` (the client
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -29,11 +30,59 @@ JSONObject = dict[str, Any]
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
 
-@dataclass(frozen=True)
 class WatchEvent:
-    type: EventType
-    object: JSONObject  # the object after the write (for DELETED: as it was, with the new rv)
-    resource_version: int
+    """One change: its type, the object after the write (for DELETED: as it was, with the new
+    resourceVersion) and that version. A watch over a change log hands the object over as the
+    stored JSON ``text`` and decodes it only when :attr:`object` is read, so a consumer that
+    passes it on (an API watch stream) neither decodes nor encodes it again. ``kind``, when
+    given, is the object's kind, known without decoding it."""
+
+    __slots__ = ("_object", "_text", "kind", "resource_version", "type")
+
+    def __init__(
+        self,
+        type: EventType,
+        object: JSONObject | None = None,
+        resource_version: int = 0,
+        *,
+        text: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        if object is None and text is None:
+            raise ValueError("a watch event needs the object or its JSON text")
+        self.type = type
+        self.resource_version = resource_version
+        self.kind = kind
+        self._object = object
+        self._text = text
+
+    @property
+    def object(self) -> JSONObject:
+        if self._object is None:
+            assert self._text is not None
+            self._object = json.loads(self._text)
+        return self._object
+
+    @property
+    def text(self) -> str:
+        """The object as compact JSON (the stored text when the event carries it)."""
+        if self._text is None:
+            self._text = json.dumps(self._object, separators=(",", ":"), ensure_ascii=False)
+        return self._text
+
+    def __eq__(self, other: Any) -> bool:  # ``object`` here is the property
+        if not isinstance(other, WatchEvent):
+            return NotImplemented
+        return (self.type, self.resource_version, self.object) == (
+            other.type,
+            other.resource_version,
+            other.object,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and the object is mutable
+
+    def __repr__(self) -> str:
+        return f"WatchEvent({self.type!r}, rv={self.resource_version}, {self.text[:80]!r})"
 
 
 @dataclass(frozen=True)
