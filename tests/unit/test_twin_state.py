@@ -421,3 +421,13 @@ def test_membership_get_lists_the_nodes_devices() -> None:
     assert body["event_id"] == "m"
     assert body["devices"][0]["id"] == "default/thermo-1"
     assert body["devices"][0]["description"] == "lobby"
+
+
+def test_declaring_a_property_as_it_is_declared_changes_nothing() -> None:
+    twin = thermostat()
+    prop = twin.properties["target"]
+    same = define_property(twin, "target", prop.type, read_only=prop.read_only)
+    assert same is twin  # no new twin for the same declaration
+    other = define_property(twin, "target", prop.type, read_only=not prop.read_only)
+    assert other is not twin and other.properties["target"].read_only is not prop.read_only
+    assert other.properties["target"].expected == prop.expected  # values kept

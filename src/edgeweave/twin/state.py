@@ -251,7 +251,14 @@ def define_property(
     the type's kind is unchanged, cleared otherwise."""
     values.check_key(key)
     canonical = values.check_type(value_type, key)
-    prop = twin.properties.get(key) or PropertyTwin(type=canonical)
+    prop = twin.properties.get(key)
+    if prop is not None and (prop.type, prop.optional, prop.read_only) == (
+        canonical,
+        optional,
+        read_only,
+    ):
+        return twin  # declared so already (the host declares every property on each change)
+    prop = prop or PropertyTwin(type=canonical)
     if not values.same_kind(prop.type, canonical):
         prop = replace(prop, expected=None, actual=None)
     prop = replace(prop, type=canonical, optional=optional, read_only=read_only)
