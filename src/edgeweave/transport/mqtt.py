@@ -77,16 +77,29 @@ class MqttClient:
         self.received = 0
         self.published = 0
         # publish_nowait writes at once; meanwhile paho's "wants to write" callback (aiomqtt
-        # answers it with a self-pipe wake-up and a writer on the next loop turn) is skipped
+        # answers it with a self-pipe wake-up and a writer on the next loop turn) is skipped,
+        # and so is the "done writing" one that matches it (aiomqtt holds no writer then)
         self._writing_now = False
+        self._writer_held = False  # aiomqtt was asked for a writer and still has it
         paho_client = client._client
-        self._register_write = paho_client.on_socket_register_write
+        register, unregister = (
+            paho_client.on_socket_register_write,
+            paho_client.on_socket_unregister_write,
+        )
 
-        def register_unless_writing_now(c: paho.Client, userdata: Any, sock: Any) -> None:
-            if not self._writing_now and self._register_write is not None:
-                self._register_write(c, userdata, sock)
+        def register_write(c: paho.Client, userdata: Any, sock: Any) -> None:
+            if not self._writing_now and register is not None:
+                self._writer_held = True
+                register(c, userdata, sock)
 
-        paho_client.on_socket_register_write = register_unless_writing_now
+        def unregister_write(c: paho.Client, userdata: Any, sock: Any) -> None:
+            if self._writer_held and unregister is not None:
+                self._writer_held = False
+                unregister(c, userdata, sock)
+
+        self._register_write = register
+        paho_client.on_socket_register_write = register_write
+        paho_client.on_socket_unregister_write = unregister_write
 
     async def subscribe(self, *filters: str, qos: int = 0) -> None:
         try:
@@ -129,7 +142,8 @@ class MqttClient:
             raise BusError(f"publish to {topic} on {self.url} failed: {paho.error_string(rc)}")
         sock = client.socket()
         if client.want_write() and sock is not None and self._register_write is not None:
-            self._register_write(client, client.user_data_get(), sock)  # the socket was full
+            self._writer_held = True  # the socket was full: the rest when it is writable
+            self._register_write(client, client.user_data_get(), sock)
         self.published += 1
 
     def statistics(self) -> dict[str, int]:
