@@ -70,6 +70,9 @@ class Sync:
             self.devices_changed.set()
             self._early += 1
             self._persisted.clear()
+            # one loop turn first: the twin host, woken above, sends the device its delta
+            # before the store's worker thread starts encoding the batch (they share the GIL)
+            await asyncio.sleep(0)
         try:
             await self.store.apply_batch(upserts, deletes)
         finally:
