@@ -449,3 +449,16 @@ def test_the_membership_handler_answers_any_bytes_without_raising(payload: bytes
     handled = handle_membership_get(topic, payload, [DEVICE], 1)
     assert len(handled.publications) == 1
     assert handled.publications[0].topic == "$hw/events/node/edge-1/membership/get/result"
+
+
+def test_the_delta_alone_reads_as_the_full_decode_does() -> None:
+    delta = TwinDelta("e2", 5, {"temperature": TEMP}, {"temperature": "30", "mode": "eco"})
+    payload = payloads.encode(delta)
+    assert payloads.decode_delta_values(payload) == delta.delta
+    error = payloads.encode(ErrorResult("e2", 5, 400, "bad value"))
+    assert payloads.decode_delta_values(error) is None  # the full decode reads error results
+    for bad in (b"not json", b'{"event_id":"e","delta":{"t":1}}', b'{"event_id":"e","delta":[]}'):
+        with pytest.raises(TwinError):
+            payloads.decode(DeviceAction.TWIN_DELTA, bad)
+        with pytest.raises(TwinError):
+            payloads.decode_delta_values(bad)

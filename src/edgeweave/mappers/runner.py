@@ -39,7 +39,7 @@ from edgeweave.mappers.driver import DriverFactory
 from edgeweave.transport.mqtt import MqttMessage, open_mqtt_client, parse_mqtt_url
 from edgeweave.twin import payloads
 from edgeweave.twin.errors import TwinError
-from edgeweave.twin.messages import ErrorResult, TwinDelta, TwinGetResult
+from edgeweave.twin.messages import ErrorResult, TwinGetResult
 from edgeweave.twin.topics import (
     DeviceAction,
     DeviceTopic,
@@ -231,10 +231,13 @@ class MapperRunner:
                 DeviceAction.TWIN_GET_RESULT,
             ):
                 return  # another mapper's device
+            if topic.action is DeviceAction.TWIN_DELTA:  # the delta only: the rest is not used
+                delta = payloads.decode_delta_values(message.payload)
+                if delta is not None:
+                    worker.desire(delta)
+                    return
             decoded = payloads.decode(topic.action, message.payload)
-            if isinstance(decoded, TwinDelta):
-                worker.desire(decoded.delta)
-            elif isinstance(decoded, TwinGetResult):
+            if isinstance(decoded, TwinGetResult):
                 worker.desire(
                     {
                         name: twin.expected.value

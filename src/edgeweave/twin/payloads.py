@@ -243,6 +243,19 @@ def decode(
     return _decode_node(action, fields)
 
 
+def decode_delta_values(
+    payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> dict[str, str] | None:
+    """Only the ``delta`` map of a ``twin/update/delta`` payload, checked as :func:`decode`
+    checks it; its twin map (which a mapper does not need) is neither decoded nor checked.
+    None for an error result (:func:`decode` reads it); a 400 TwinError if bad."""
+    fields = load_object(payload, max_bytes=max_bytes)
+    if fields.has("code"):
+        return None
+    fields.event_id()
+    return _delta(fields.mapping("delta"))
+
+
 def event_id_of(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> str:
     """The request's event_id when it can be read at all, else "" (for error results)."""
     try:
