@@ -1,34 +1,23 @@
 """The durable upstream outbox: status, events, logs and metrics waiting for the cloud to commit.
 
 Everything the agent reports upstream goes through here (docs/design/edge-link.md §5). Each
-entry gets a sequence number when appended; the link sends entries in seq order, the cloud
-commits them and answers ``upstream_ack(committed_seq)``, and :meth:`Outbox.ack` deletes
-everything up to it. Replay after a reconnect or restart is in order and idempotent (the cloud
-skips seqs it committed). A seq is never reused, not even after everything was acked and the
-agent restarted.
+entry gets a seq when appended; the link sends entries in seq order, the cloud commits them
+and answers ``upstream_ack(committed_seq)``, and :meth:`Outbox.ack` deletes everything up to
+it (in the file with the next flush). Replay after a reconnect or restart is in order and
+idempotent (the cloud skips seqs it committed). A seq is never reused, not even after a crash.
 
-Appends are cheap: :meth:`Outbox.append_nowait` encodes the payload, assigns the seq and buffers
-the row in memory; one named background task writes the buffer in ONE transaction every
-``flush_interval_s`` (5 ms) or as soon as ``flush_max`` (5,000) rows wait, whichever comes
-first. A caller that needs the entry on disk now awaits :meth:`Outbox.flush` or
-:meth:`Outbox.wait_durable`. :meth:`Outbox.peek` returns flushed entries; the last flush's
-entries are kept in memory too, so a link that keeps up peeks them without reading back what
-was just written. With ``unflushed=True`` (the link's peeks) it also returns entries still on
-their way to disk, so sending upstream overlaps the fsync instead of waiting for it: what a
-crash takes back was either committed by the cloud already or never acknowledged to anyone,
-and the seq it had is never handed out again, because such entries are only handed out below
-a *reserved* seq, a mark that flushes keep durable ahead of the next seq
-(:data:`RESERVE_BLOCK`) and that a restart continues after. The file is separate from the
-desired-object store so heavy upstream traffic never delays a downstream persist. WAL with
-``synchronous=FULL``: a flushed entry survives power loss; while appends stream in, the fsync
-overlaps the next batch's encoding. An entry the cloud acknowledged before its flush is not
-written at all.
+:meth:`Outbox.append_nowait` encodes the payload, assigns the seq and buffers the row; one
+background task writes the buffer in ONE transaction every ``flush_interval_s`` (5 ms) or as
+soon as ``flush_max`` (5,000) rows wait (``synchronous=FULL``: a flushed entry survives power
+loss). :meth:`Outbox.flush` and :meth:`Outbox.wait_durable` wait for the disk. Peeks return
+flushed entries, the last flush's from memory; the link's (``unflushed=True``) also take
+entries still on their way to disk, below a *reserved* seq that flushes keep durable ahead
+(:data:`RESERVE_BLOCK`). An entry acknowledged before its flush is not written at all. The
+file is separate from the desired-object store, so upstream traffic never delays a persist.
 
-Policy when full (``max_entries`` entries or ``max_bytes`` of payload): ``log`` and ``metric``
-entries are dropped first, then ``event`` entries, then others; ``*.status`` entries are never
-dropped but coalesced per object. The policy, the drop scan and the data types handed out are
-in :mod:`edgeweave.edge.outboxpolicy`; the file, its totals and drop counters (the
-worker-thread half) in :mod:`edgeweave.edge.outboxfile`.
+The policy when full, the data types handed out and the row helpers are in
+:mod:`edgeweave.edge.outboxpolicy`; the file, its totals and drop counters (the worker-thread
+half) in :mod:`edgeweave.edge.outboxfile`.
 
 Must not: import :mod:`edgeweave.cloud`; let a :mod:`sqlite3` exception escape; hand out an
 entry whose seq a restart could hand out again; import :mod:`sqlite3`. All database work runs
@@ -38,20 +27,28 @@ on one dedicated worker thread (:class:`~edgeweave.aio.sqlite.SQLiteThread`).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
-import heapq
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator
-from operator import itemgetter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeweave.aio.sqlite import SQLiteThread
-from edgeweave.edge.outboxfile import SCHEMA, OutboxFile, PlainRow, StatusKey, StatusRow
-from edgeweave.edge.outboxpolicy import DropReport, Entry, OutboxStatistics, drop_class
+from edgeweave.edge.outboxfile import SCHEMA, OutboxFile
+from edgeweave.edge.outboxpolicy import (
+    DropReport,
+    Entry,
+    OutboxStatistics,
+    PlainRow,
+    StatusKey,
+    StatusRow,
+    buffered_entries,
+    drop_class,
+    entries_of,
+    rows_after,
+)
 from edgeweave.errors import (
     BadRequest,
     ConfigError,
@@ -82,14 +79,12 @@ RESERVE_BLOCK = 1 << 20
 was left of the block (a gap the cloud does not mind: it skips seqs up to its committed one)."""
 
 
+@dataclass(slots=True)
 class _Round:
     """One flush: waiters await ``done``; ``error`` is set when the flush failed."""
 
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = asyncio.Event()
-        self.error: BaseException | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None
 
 
 class Outbox:
@@ -304,7 +299,7 @@ class Outbox:
                 reserve = next_seq + RESERVE_BLOCK
             round_, self._round = self._round, _Round()
             self._inflight = (next_seq - 1, round_)
-            self._inflight_rows = _rows(plain, status.values())
+            self._inflight_rows = entries_of(plain, status.values())
             durable_before = self._durable_seq
             try:
                 if acks_only and reserve == self._reserved_seq:  # nothing to make durable
@@ -369,10 +364,12 @@ class Outbox:
             return await self._sql.run(self._file.db_peek, after_seq, max_entries, max_bytes)
         out: list[Entry] = []
         total = 0
-        rows = _after(self._tail, after_seq)
+        rows = rows_after(self._tail, after_seq)
         if unflushed:
             rows = itertools.chain(
-                rows, _after(self._inflight_rows, after_seq), self._buffered(after_seq)
+                rows,
+                rows_after(self._inflight_rows, after_seq),
+                buffered_entries(self._buffer, self._status_buffer, after_seq),
             )
         for entry, size in rows:
             if entry.seq > self._durable_seq and entry.seq > self._reserved_seq:
@@ -382,19 +379,6 @@ class Outbox:
                 break
             out.append(entry)
         return out
-
-    def _buffered(self, after_seq: int) -> Iterator[tuple[Entry, int]]:
-        """The buffered entries after ``after_seq``, in seq order, made as they are taken."""
-        buffer = self._buffer
-        start = bisect.bisect_right(buffer, after_seq, key=itemgetter(0))
-        plain = (
-            (Entry(seq, topic, text), size)
-            for seq, topic, text, size in (buffer[i] for i in range(start, len(buffer)))
-        )
-        if not self._status_buffer:
-            return plain
-        status = _rows([], [row for row in self._status_buffer.values() if row[0] > after_seq])
-        return heapq.merge(plain, status, key=lambda row: row[0].seq)
 
     async def wait_peek(
         self, after_seq: int, *, max_entries: int, max_bytes: int, unflushed: bool = False
@@ -416,10 +400,9 @@ class Outbox:
             await news.wait()
 
     async def ack(self, committed_seq: int) -> None:
-        """The cloud committed everything up to ``committed_seq``: it is deleted from the file
-        with the next flush, or after :data:`ACK_WRITE_DELAY_S` when nothing else is written
-        (no thread hop or transaction of its own). Peeks stop returning it at once. Written
-        late or lost in a crash, an ack only makes the agent send again what the cloud skips."""
+        """The cloud committed everything up to ``committed_seq``: peeks skip it at once, the
+        file deletes it with the next flush (or after :data:`ACK_WRITE_DELAY_S` alone). Lost in
+        a crash, an ack only makes the agent send again what the cloud skips."""
         self._check_open()
         if committed_seq >= self._next_seq:
             # only after a lost outbox file: never hand out seqs the cloud will skip
@@ -490,21 +473,6 @@ class Outbox:
             await self._sql.aclose()
         if error is not None:
             raise error
-
-
-def _after(rows: list[tuple[Entry, int]], after_seq: int) -> Iterator[tuple[Entry, int]]:
-    """The rows (in seq order) with a seq above ``after_seq``, found by bisection."""
-    start = bisect.bisect_right(rows, after_seq, key=lambda row: row[0].seq)
-    return (rows[i] for i in range(start, len(rows)))
-
-
-def _rows(plain: list[PlainRow], status: Iterable[StatusRow]) -> list[tuple[Entry, int]]:
-    """Buffered rows as entries with their sizes, in seq order."""
-    rows = [(Entry(seq, topic, text), size) for seq, topic, text, size in plain]
-    if status:
-        rows += [(Entry(seq, topic, text), size) for seq, topic, _key, text, size in status]
-        rows.sort(key=lambda row: row[0].seq)
-    return rows
 
 
 async def open_outbox(

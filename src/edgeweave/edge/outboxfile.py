@@ -18,11 +18,16 @@ import threading
 from operator import itemgetter
 
 from edgeweave.aio.sqlite import Connection, SQLiteThread
-from edgeweave.edge.outboxpolicy import DELETE_SEQ, DROP_ORDER, DropReport, Entry, drop_oldest
-
-PlainRow = tuple[int, str, str, int]  # seq, topic, payload, bytes
-StatusRow = tuple[int, str, str, str, int]  # seq, topic, key, payload, bytes
-StatusKey = tuple[str, str]  # topic, key
+from edgeweave.edge.outboxpolicy import (
+    DELETE_SEQ,
+    DROP_ORDER,
+    DropReport,
+    Entry,
+    PlainRow,
+    StatusKey,
+    StatusRow,
+    drop_oldest,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -22,8 +22,12 @@ and transaction its caller holds, on the outbox's worker thread), or import :mod
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from edgeweave.aio.sqlite import Connection
@@ -48,6 +52,11 @@ def drop_class(topic: str) -> int:
     return DROP_EVENT if head == "event" else DROP_LAST
 
 
+PlainRow = tuple[int, str, str, int]  # seq, topic, payload, bytes
+StatusRow = tuple[int, str, str, str, int]  # seq, topic, key, payload, bytes
+StatusKey = tuple[str, str]  # topic, key
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One stored entry. ``payload_json`` is the JSON text exactly as stored, so the link can
@@ -67,6 +76,21 @@ class Entry:
     def payload(self) -> Any:
         """The payload decoded (a fresh value on every access)."""
         return json.loads(self.payload_json)
+
+
+def entries_of(plain: list[PlainRow], status: Iterable[StatusRow]) -> list[tuple[Entry, int]]:
+    """Buffered rows as entries with their sizes, in seq order."""
+    rows = [(Entry(seq, topic, text), size) for seq, topic, text, size in plain]
+    if status:
+        rows += [(Entry(seq, topic, text), size) for seq, topic, _key, text, size in status]
+        rows.sort(key=lambda row: row[0].seq)
+    return rows
+
+
+def rows_after(rows: list[tuple[Entry, int]], after_seq: int) -> Iterator[tuple[Entry, int]]:
+    """The rows (in seq order) with a seq above ``after_seq``, found by bisection."""
+    start = bisect.bisect_right(rows, after_seq, key=lambda row: row[0].seq)
+    return (rows[k] for k in range(start, len(rows)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +156,18 @@ def drop_oldest(
                     break
             db.executemany(DELETE_SEQ, victims)
     return entries, nbytes
+
+
+def buffered_entries(
+    buffer: list[PlainRow], status: Mapping[StatusKey, StatusRow], after_seq: int
+) -> Iterator[tuple[Entry, int]]:
+    """The buffered entries after ``after_seq``, in seq order, made as they are taken."""
+    start = bisect.bisect_right(buffer, after_seq, key=itemgetter(0))
+    plain = (
+        (Entry(seq, topic, text), size)
+        for seq, topic, text, size in (buffer[i] for i in range(start, len(buffer)))
+    )
+    if not status:
+        return plain
+    kept = entries_of([], [row for row in status.values() if row[0] > after_seq])
+    return heapq.merge(plain, kept, key=lambda row: row[0].seq)
