@@ -9,9 +9,9 @@ clients cannot drift apart. Close it with ``await client.aclose()`` or ``async w
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from edgeweave.client import requests as rq
 from edgeweave.client._httpx import httpx
@@ -54,17 +54,21 @@ class AsyncClient(AsyncPipelineMethods):
     ) -> None:
         await self.aclose()
 
-    async def _answer(self, request: rq.Request) -> httpx.Response:
-        """The whole answer to ``request``. Built by the httpx client (base URL, headers,
-        timeouts) and sent on its transport directly: the client's send adds layers this
+    async def _exchange(self, http_request: httpx.Request) -> httpx.Response:
+        """``http_request`` (built by the httpx client: base URL, headers, timeouts) sent on
+        its transport directly; the body is not read yet. The client's send adds layers this
         client does not use (auth flows, redirects, a cookie jar) that cost as much CPU as
         the exchange itself."""
         if self._http.is_closed:
             raise RuntimeError("the client is closed")  # as httpx would say
+        answer = await self._transport.handle_async_request(http_request)
+        answer.request = http_request
+        return answer
+
+    async def _answer(self, request: rq.Request) -> httpx.Response:
+        """The whole answer to ``request``."""
         with translated_errors(self.server, request):
-            http_request = build(self._http, request)
-            answer = await self._transport.handle_async_request(http_request)
-            answer.request = http_request
+            answer = await self._exchange(build(self._http, request))
             try:
                 await answer.aread()
             finally:
@@ -160,11 +164,17 @@ class AsyncClient(AsyncPipelineMethods):
         http_request = build(self._http, request)
         http_request.extensions["timeout"] = watch_timeout(self.settings).as_dict()
         with translated_errors(self.server, request):
-            answer = await self._http.send(http_request, stream=True)
+            answer = await self._exchange(http_request)
             try:
                 if answer.status_code != 200:
                     raise self._error(request, answer.status_code, await answer.aread())
-                async for chunk in answer.aiter_bytes():
+                # the body as the transport hands it over, unless something encoded it
+                chunks: AsyncIterable[bytes] = (
+                    answer.aiter_bytes()
+                    if "content-encoding" in answer.headers
+                    else cast(httpx.AsyncByteStream, answer.stream)
+                )
+                async for chunk in chunks:
                     for event in decoder.feed(chunk):
                         yield check_event(event)
                 for event in decoder.close():
