@@ -118,9 +118,12 @@ async def test_a_clean_stop_marks_the_running_run_interrupted(
             run = await Workflows(store, steps, sup).start_run("default", "slow", {})
             name = run["metadata"]["name"]
             async with store.open_watch(0, WatchFilter(kind=RUN, name=name)) as watch:
-                async for event in watch:  # until the step's process runs
+                async for event in watch:  # until the step is running ...
                     if event.object["status"]["steps"]["wait"]["state"] == "running":
                         break
+            async with asyncio.timeout(10):  # ... and its job started (it is recorded after)
+                while not await jobs.list_jobs():
+                    await asyncio.sleep(0.005)  # polling the job store, bounded above
         status = (await store.get(RUN, "default", name))["status"]
         assert status["state"] == "interrupted"
         assert status["steps"]["wait"]["state"] == "killed"
