@@ -76,6 +76,24 @@ async def test_an_ack_is_written_with_the_next_flush_in_one_transaction(
         await box.aclose()
 
 
+async def test_a_status_acked_and_then_replaced_in_one_flush_is_counted_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "o.db"
+    box = await open_outbox(path, flush_interval_s=LONG_S)
+    try:
+        box.append_nowait("app.status", {"phase": "Pending"}, key="a")
+        await box.flush()
+        await box.ack(1)  # not written yet: the next flush deletes it ...
+        box.append_nowait("app.status", {"phase": "Running"}, key="a")  # ... and replaces it
+        box.append_nowait("event", {"n": 1})
+        await box.flush()
+        assert box.statistics().entries == 2
+        assert [seq for seq, *_ in on_file(path, 0)] == [2, 3]
+    finally:
+        await box.aclose()
+
+
 async def test_an_ack_alone_is_written_after_a_while(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -147,8 +147,7 @@ class Outbox:
         self._stored = asyncio.Event()  # replaced after every successful flush
         self._news = asyncio.Event()  # set after a flush, and after an append someone awaits
         self._news_awaited = False
-        # the last flush's entries, for peeks that start at or after the seq before them
-        # (the link's, while it keeps up): they need no read back from the file
+        # the last flush's entries: peeks at or after the seq before them skip the file
         self._tail_after = -1
         self._tail: list[tuple[Entry, int]] = []
         self._appended = 0
@@ -238,15 +237,12 @@ class Outbox:
         return self.append_nowait(topic, payload, key=key)
 
     async def flush(self) -> None:
-        """Return once everything appended before this call is on disk, and every ack so far
-        is applied to the file."""
+        """Return once everything appended so far is on disk and every ack is in the file."""
         self._check_open()
         await self._wait_seq(self._next_seq - 1)
         if self._acked_seq > self._acked_written:  # only acks wait: a round of their own
-            round_ = self._round
-            self._armed = True
-            self._pending.set()
-            self._urgent.set()
+            self._check_flusher()
+            round_ = self._round_now()
             await round_.done.wait()
             if round_.error is not None:
                 raise StoreUnavailable(f"outbox flush failed: {round_.error}") from round_.error
@@ -260,8 +256,7 @@ class Outbox:
 
     async def _wait_seq(self, seq: int) -> None:
         while self._durable_seq < seq:
-            if self._flusher is None or self._flusher.done():
-                raise StoreUnavailable("the outbox flusher is not running")
+            self._check_flusher()
             if self._inflight is not None and seq <= self._inflight[0]:
                 round_ = self._inflight[1]
             else:
@@ -270,6 +265,17 @@ class Outbox:
             await round_.done.wait()
             if round_.error is not None and self._durable_seq < seq:
                 raise StoreUnavailable(f"outbox flush failed: {round_.error}") from round_.error
+
+    def _check_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            raise StoreUnavailable("the outbox flusher is not running")
+
+    def _round_now(self) -> _Round:
+        """Ask the flusher for a round at once, even with nothing buffered; the round."""
+        self._armed = True
+        self._pending.set()
+        self._urgent.set()
+        return self._round
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -341,8 +347,7 @@ class Outbox:
                 round_.done.set()
 
     def _keep_tail(self, after: int, rows: list[tuple[Entry, int]], dropped: bool) -> None:
-        """Remember a flush's entries: the file holds nothing newer than ``after`` but them,
-        unless the full-outbox policy just dropped some (then peeks read the file)."""
+        """Remember a flush's entries, the file's only ones after ``after`` (unless dropped)."""
         if dropped:
             self._tail_after, self._tail = -1, []
             return
@@ -411,9 +416,7 @@ class Outbox:
             self._next_seq = committed_seq + 1
             # a flush round, even an empty one, records the new next_seq and makes it durable
             self._skipped_ahead = True
-            self._armed = True
-            self._pending.set()
-            self._urgent.set()
+            self._round_now()
         self._acked_seq = max(self._acked_seq, committed_seq)
         self._tail = [row for row in self._tail if row[0].seq > committed_seq]
         if self._ack_timer is None and self._acked_seq > self._acked_written:
@@ -424,9 +427,7 @@ class Outbox:
         """Acks no flush has taken along since: a round of their own."""
         self._ack_timer = None
         if self._acked_seq > self._acked_written and not self._closed:
-            self._armed = True
-            self._pending.set()
-            self._urgent.set()
+            self._round_now()
 
     def statistics(self) -> OutboxStatistics:
         return OutboxStatistics(
@@ -486,8 +487,7 @@ async def open_outbox(
     max_buffered: int = DEFAULT_MAX_BUFFERED,
     synchronous_full: bool = True,
 ) -> Outbox:
-    """Open (creating file and schema when needed) the outbox at ``path`` and start its
-    flusher task; :meth:`Outbox.aclose` flushes and stops it."""
+    """Open (creating it when needed) the outbox at ``path`` and start its flusher task."""
     return await Outbox.open(
         path,
         flush_interval_s=flush_interval_s,

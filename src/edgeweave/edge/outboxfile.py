@@ -133,7 +133,7 @@ class OutboxFile:
         for _seq, topic, key, _text, size in status:
             nbytes += size
             old = self._status.get((topic, key))
-            if old is not None:
+            if old is not None and old[0] > acked:  # an acked one goes with the acks below
                 replaced.append((old[0],))
                 entries -= 1
                 nbytes -= old[1]

@@ -211,8 +211,7 @@ def _check_ref(ref: ResourceRef, rv: int) -> None:
         raise InvalidObject(f"{ref}: resourceVersion {rv!r} is not an integer in range")
 
 
-def check_object(ref: ResourceRef, obj: JSONObject) -> None:
-    """InvalidObject unless ``obj`` is a JSON object naming ``ref`` (kind, namespace, name)."""
+def _check_object(ref: ResourceRef, obj: JSONObject) -> None:
     if not isinstance(obj, dict):
         raise InvalidObject(f"{ref}: the object is not a JSON object")
     kind = obj.get("kind")
@@ -221,6 +220,25 @@ def check_object(ref: ResourceRef, obj: JSONObject) -> None:
     namespace = (meta.get("namespace") or "") if isinstance(meta, dict) else None
     if (kind, namespace, name) != (ref.kind, ref.namespace, ref.name):
         raise InvalidObject(f"{ref}: the object says {kind} {namespace}/{name}", field="metadata")
+
+
+def batch_outcome(
+    upserts: Sequence[Upsert], deletes: Sequence[Versioned]
+) -> dict[ResourceRef, tuple[int, JSONObject | None]]:
+    """What a batch leaves of each ref, ``(rv, object)`` (None: deleted): for one ref the
+    operation with the highest rv wins, whatever order the lists have. InvalidObject for a bad
+    ref, rv or object (the store then writes nothing of the batch)."""
+    final: dict[ResourceRef, tuple[int, JSONObject | None]] = {}
+    for v in deletes:
+        _check_ref(v.ref, v.rv)
+        if v.ref not in final or final[v.ref][0] <= v.rv:
+            final[v.ref] = (v.rv, None)
+    for ref, rv, obj in upserts:
+        _check_ref(ref, rv)
+        _check_object(ref, obj)
+        if ref not in final or final[ref][0] <= rv:
+            final[ref] = (rv, obj)
+    return final
 
 
 class EdgeStore:
@@ -275,18 +293,8 @@ class EdgeStore:
         upserts: Sequence[Upsert],
         deletes: Sequence[Versioned],
         meta: Mapping[str, str],
-    ) -> dict[ResourceRef, JSONObject | None]:
-        # for one ref the operation with the highest rv wins, whatever order the lists have
-        final: dict[ResourceRef, tuple[int, JSONObject | None]] = {}
-        for v in deletes:
-            _check_ref(v.ref, v.rv)
-            if v.ref not in final or final[v.ref][0] <= v.rv:
-                final[v.ref] = (v.rv, None)
-        for ref, rv, obj in upserts:
-            _check_ref(ref, rv)
-            check_object(ref, obj)
-            if ref not in final or final[ref][0] <= rv:
-                final[ref] = (rv, obj)
+    ) -> None:
+        final = batch_outcome(upserts, deletes)
         rows: list[tuple[str, str, str, int, str]] = []
         gone: list[tuple[str, str, str]] = []
         for ref, (rv, wanted) in final.items():
@@ -307,7 +315,6 @@ class EdgeStore:
             db.executemany(_DELETE, gone)
             db.executemany(_UPSERT, rows)
             db.executemany(_SET_META, meta.items())
-        return {ref: obj for ref, (_rv, obj) in final.items()}
 
     def _decode(self, ref: ResourceRef, text: str) -> JSONObject:
         obj: JSONObject = json.loads(text)
@@ -387,16 +394,16 @@ class EdgeStore:
         deletes: Sequence[Versioned],
         *,
         meta: Mapping[str, str] | None = None,
-    ) -> dict[ResourceRef, JSONObject | None]:
-        """Persist a batch of upserts ``(ref, rv, object)`` and deletes in ONE transaction;
-        returns each ref's outcome: the object stored, or None when deleted.
+    ) -> None:
+        """Persist a batch of upserts ``(ref, rv, object)`` and deletes in ONE transaction
+        (what it leaves of each ref: :func:`batch_outcome`).
 
         All or nothing: when this raises, nothing of the batch was written. When it returns the
         batch is on disk (fsynced) and the agent may ack it. For one ref appearing more than
         once, the operation with the highest rv wins. ``meta`` entries (e.g. the sync rv) are
         written in the same transaction.
         """
-        return await self._sql.run(self._db_apply, list(upserts), list(deletes), dict(meta or {}))
+        await self._sql.run(self._db_apply, list(upserts), list(deletes), dict(meta or {}))
 
     async def get(self, ref: ResourceRef) -> JSONObject:
         """The stored object (secrets decrypted); :class:`NotFound` when not held."""

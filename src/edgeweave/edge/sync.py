@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from edgeweave.aio.backoff import Backoff
-from edgeweave.edge.store import EdgeStore, check_object
+from edgeweave.edge.store import EdgeStore, batch_outcome
 from edgeweave.errors import InvalidObject
 from edgeweave.protocol import messages as m
 from edgeweave.protocol.refs import ResourceRef, Versioned
@@ -46,8 +46,8 @@ class Sync:
         self.store = store
         self.changed = asyncio.Event()  # set when held workload objects changed
         self.devices_changed = asyncio.Event()  # ... held Device or DeviceModel objects
-        # ... which ones, as persisted (None: deleted): the twin host takes them, and need not
-        # read back from the store what was just written
+        # ... which ones, as their batch leaves them (None: deleted): the twin host takes
+        # them, before they are on disk (see the module)
         self.device_objects: dict[ResourceRef, dict[str, Any] | None] = {}
         self.mesh_changed = asyncio.Event()  # ... when held Services or Endpoints changed
         self.pipelines_changed = asyncio.Event()  # ... held Pipelines or Repos
@@ -64,7 +64,7 @@ class Sync:
     async def persist(self, batch: Sequence[m.Upsert | m.Delete]) -> list[Versioned]:
         upserts = [(u.ref, u.rv, u.object) for u in batch if isinstance(u, m.Upsert)]
         deletes = [Versioned(d.ref, d.rv) for d in batch if isinstance(d, m.Delete)]
-        devices = _devices_of(batch)
+        devices = _devices_of(upserts, deletes)
         if devices:  # to the twin host now, while the transaction is written (see above)
             self.device_objects.update(devices)
             self.devices_changed.set()
@@ -96,22 +96,19 @@ class Sync:
         await self._persisted.wait()
 
 
-def _devices_of(batch: Sequence[m.Upsert | m.Delete]) -> dict[ResourceRef, dict[str, Any] | None]:
-    """The batch's outcome for its Device and DeviceModel objects (None: deleted), by the
-    store's rule: for one ref the operation with the highest rv wins."""
-    final: dict[ResourceRef, tuple[int, dict[str, Any] | None]] = {}
-    for msg in batch:
-        if msg.ref.kind in DEVICE_KINDS and (msg.ref not in final or final[msg.ref][0] <= msg.rv):
-            final[msg.ref] = (msg.rv, msg.object if isinstance(msg, m.Upsert) else None)
-    out: dict[ResourceRef, dict[str, Any] | None] = {}
-    for ref, (_rv, obj) in final.items():
-        if obj is not None:
-            try:
-                check_object(ref, obj)
-            except InvalidObject:  # the store refuses the batch, and says why
-                continue
-        out[ref] = obj
-    return out
+def _devices_of(
+    upserts: Sequence[tuple[ResourceRef, int, dict[str, Any]]], deletes: Sequence[Versioned]
+) -> dict[ResourceRef, dict[str, Any] | None]:
+    """What the batch leaves of its Device and DeviceModel objects (None: deleted), by the
+    store's own rule; nothing when the store will refuse the batch."""
+    try:
+        final = batch_outcome(
+            [u for u in upserts if u[0].kind in DEVICE_KINDS],
+            [d for d in deletes if d.ref.kind in DEVICE_KINDS],
+        )
+    except InvalidObject:  # the store refuses the batch, and says why
+        return {}
+    return {ref: obj for ref, (_rv, obj) in final.items()}
 
 
 async def reconcile_forever(sync: Sync, apply: Apply, backoff: Backoff | None = None) -> None:

@@ -1,7 +1,7 @@
 """The twin host: the node's device twins, kept from Device objects and bus messages.
 
 Inputs: the Device/DeviceModel objects the cloud sent (:meth:`DeviceHost.reconcile`, after
-every change the sync persisted, and at start from the local store — the cloud may be away)
+every change the sync hands over, and at start from the local store — the cloud may be away)
 and the requests mappers and apps publish on the bus (:meth:`DeviceHost.handle`). Each goes
 through the pure engine (:mod:`edgeweave.twin`); the host stores the new twin (write-behind,
 coalesced), publishes the replies, deltas and documents, and hands reported changes to the
@@ -102,7 +102,7 @@ class DeviceHost:
         self.held: dict[ResourceRef, HeldTwin] = {}
         self.infos: dict[ResourceRef, DeviceInfo] = {}
         self.changed = asyncio.Event()  # set by the sync when Device/DeviceModel objects change
-        # ... which ones, as persisted (None: deleted; the sync adds to it)
+        # ... which ones, as their batch leaves them (None: deleted; the sync adds to it)
         self.changed_objects: dict[ResourceRef, JSONObject | None] = {}
         # told the node's devices after a reconcile, with the devices it looked at (None:
         # all); True: the mapper configs changed
@@ -286,37 +286,35 @@ class DeviceHost:
 
     async def run_reconcile(self) -> None:
         """Apply every held Device at start, then the changed ones (coalesced) after each
-        change the sync persisted: ``changed_objects`` holds them as the sync wrote them (the
+        batch the sync hands over: ``changed_objects`` holds them as the batch leaves them (the
         devices of a changed model, and unchanged models, come from elsewhere)."""
-        persisted: dict[ResourceRef, JSONObject | None] | None = None  # None: all of them
+        handed: dict[ResourceRef, JSONObject | None] | None = None  # None: all of them
         while True:
             try:
-                if persisted is None or persisted:  # empty: the sync only said "on disk"
-                    await self.reconcile(persisted)
+                if handed is None or handed:  # empty: the sync only said "on disk"
+                    await self.reconcile(handed)
             except Exception:  # a bad object must not stop the twin host
                 log.exception("applying the node's devices failed")
             await self.changed.wait()
             self.changed.clear()
-            persisted = dict(self.changed_objects)  # the sync's dict: read and clear in place
+            handed = dict(self.changed_objects)  # the sync's dict: read and clear in place
             self.changed_objects.clear()
 
     async def _devices_for(
-        self, persisted: Mapping[ResourceRef, JSONObject | None] | None
+        self, handed: Mapping[ResourceRef, JSONObject | None] | None
     ) -> tuple[list[JSONObject], dict[tuple[str, str], JSONObject], set[ResourceRef]]:
         """The Device objects to look at, the models they need, and the refs looked at
-        (``persisted`` None: all of them).
+        (``handed`` None: all of them).
 
-        An object in ``persisted`` is taken from there; an unchanged model from what the
+        An object in ``handed`` is taken from there; an unchanged model from what the
         devices looked at had before; anything else is read from the store."""
-        if persisted is None:
+        if handed is None:
             devices = await self._objects.list("Device")
             models = await self._objects.list("DeviceModel")
             looked = {device_ref(_ns(d), d["metadata"]["name"]) for d in devices} | set(self.held)
         else:
-            changed_models = {
-                (r.namespace or "default", r.name) for r in persisted if r.kind == MODEL
-            }
-            looked = {r for r in persisted if r.kind == "Device"}
+            changed_models = {(r.namespace or "default", r.name) for r in handed if r.kind == MODEL}
+            looked = {r for r in handed if r.kind == "Device"}
             if changed_models:  # their devices too (a scan of all: models change rarely)
                 looked |= {
                     ref
@@ -331,8 +329,8 @@ class DeviceHost:
             }
 
             async def read(ref: ResourceRef) -> JSONObject | None:
-                if ref in persisted:
-                    return persisted[ref]
+                if ref in handed:
+                    return handed[ref]
                 if ref.kind == MODEL:
                     cached = known.get((ref.namespace or "default", ref.name))
                     if cached is not None:
@@ -352,11 +350,11 @@ class DeviceHost:
             return None
 
     async def reconcile(
-        self, persisted: Mapping[ResourceRef, JSONObject | None] | None = None
+        self, handed: Mapping[ResourceRef, JSONObject | None] | None = None
     ) -> None:
-        """Bring the twins in line with the held Device objects (``persisted``: only these,
-        as just persisted; None: all)."""
-        devices, models, looked = await self._devices_for(persisted)
+        """Bring the twins in line with the held Device objects (``handed``: only these,
+        as the sync handed them over; None: all)."""
+        devices, models, looked = await self._devices_for(handed)
         now = self._now_ms()
         seen: set[ResourceRef] = set()
         added: list[MembershipDevice] = []
@@ -392,8 +390,8 @@ class DeviceHost:
         if removed:
             self._flush_wake.set()
         configs_changed = False
-        if self.on_devices is not None and (touched or persisted is None):
-            configs_changed = self.on_devices(self.infos, None if persisted is None else touched)
+        if self.on_devices is not None and (touched or handed is None):
+            configs_changed = self.on_devices(self.infos, None if handed is None else touched)
         if added or gone or configs_changed:  # mappers reload their config on this
             note = MembershipUpdated(new_event_id(), now, added, gone)
             topic = node_topic(self.node, NodeAction.MEMBERSHIP_UPDATED)
